@@ -1,0 +1,131 @@
+"""runlog's event store: an append-only, hash-chained log of run and sweep events.
+
+Open one with :func:`open_store`; append events to streams with expected-version
+checks; read a stream, the whole log, or subscribe to it.
+"""
+
+from ._chain import GENESIS_HASH as GENESIS_HASH
+from ._chain import chain_hash as chain_hash
+from ._codec import EventCodec as EventCodec
+from ._codec import Upcaster as Upcaster
+from ._codec import default_codec as default_codec
+from ._codec import new_event_id as new_event_id
+from ._errors import ConcurrencyError as ConcurrencyError
+from ._errors import CorruptStore as CorruptStore
+from ._errors import DecodeError as DecodeError
+from ._errors import EventIdConflict as EventIdConflict
+from ._errors import EventTooLarge as EventTooLarge
+from ._errors import FencedWriter as FencedWriter
+from ._errors import IncompatibleSchema as IncompatibleSchema
+from ._errors import InvalidArgument as InvalidArgument
+from ._errors import InvalidEvent as InvalidEvent
+from ._errors import InvalidStreamName as InvalidStreamName
+from ._errors import MalformedEvent as MalformedEvent
+from ._errors import NotARunlogDatabase as NotARunlogDatabase
+from ._errors import RunLogError as RunLogError
+from ._errors import StoreBusy as StoreBusy
+from ._errors import StoreClosed as StoreClosed
+from ._errors import StoreError as StoreError
+from ._errors import StoreUnavailable as StoreUnavailable
+from ._errors import UnknownEventType as UnknownEventType
+from ._errors import UnsupportedStore as UnsupportedStore
+from ._errors import WrongExpectedVersion as WrongExpectedVersion
+from ._events import AgentStarted as AgentStarted
+from ._events import AgentStopped as AgentStopped
+from ._events import ClaimLapsed as ClaimLapsed
+from ._events import Event as Event
+from ._events import FileSaved as FileSaved
+from ._events import Heartbeat as Heartbeat
+from ._events import HeartbeatExpired as HeartbeatExpired
+from ._events import NotesEdited as NotesEdited
+from ._events import PreemptMarked as PreemptMarked
+from ._events import RunClaimed as RunClaimed
+from ._events import RunExited as RunExited
+from ._events import RunInitialized as RunInitialized
+from ._events import RunKilled as RunKilled
+from ._events import RunRevived as RunRevived
+from ._events import RunScheduled as RunScheduled
+from ._events import StepLogged as StepLogged
+from ._events import SweepCancelled as SweepCancelled
+from ._events import SweepCreated as SweepCreated
+from ._events import SweepFinished as SweepFinished
+from ._events import SweepPaused as SweepPaused
+from ._events import SweepResumed as SweepResumed
+from ._events import SweepStopped as SweepStopped
+from ._open import open_store as open_store
+from ._protocol import EventStore as EventStore
+from ._sqlite import SQLiteStore as SQLiteStore
+from ._subscription import Subscription as Subscription
+from ._types import ANY as ANY
+from ._types import EXISTS as EXISTS
+from ._types import NO_STREAM as NO_STREAM
+from ._types import AppendResult as AppendResult
+from ._types import ExpectedVersion as ExpectedVersion
+from ._types import NewEvent as NewEvent
+from ._types import RecordedEvent as RecordedEvent
+from ._types import StoredEvent as StoredEvent
+from ._types import StreamInfo as StreamInfo
+
+__all__ = [
+    "ANY",
+    "EXISTS",
+    "GENESIS_HASH",
+    "NO_STREAM",
+    "AgentStarted",
+    "AgentStopped",
+    "AppendResult",
+    "ClaimLapsed",
+    "ConcurrencyError",
+    "CorruptStore",
+    "DecodeError",
+    "Event",
+    "EventCodec",
+    "EventIdConflict",
+    "EventStore",
+    "EventTooLarge",
+    "ExpectedVersion",
+    "FencedWriter",
+    "FileSaved",
+    "Heartbeat",
+    "HeartbeatExpired",
+    "IncompatibleSchema",
+    "InvalidArgument",
+    "InvalidEvent",
+    "InvalidStreamName",
+    "MalformedEvent",
+    "NewEvent",
+    "NotARunlogDatabase",
+    "NotesEdited",
+    "PreemptMarked",
+    "RecordedEvent",
+    "RunClaimed",
+    "RunExited",
+    "RunInitialized",
+    "RunKilled",
+    "RunLogError",
+    "RunRevived",
+    "RunScheduled",
+    "SQLiteStore",
+    "StepLogged",
+    "StoreBusy",
+    "StoreClosed",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredEvent",
+    "StreamInfo",
+    "Subscription",
+    "SweepCancelled",
+    "SweepCreated",
+    "SweepFinished",
+    "SweepPaused",
+    "SweepResumed",
+    "SweepStopped",
+    "UnknownEventType",
+    "UnsupportedStore",
+    "Upcaster",
+    "WrongExpectedVersion",
+    "chain_hash",
+    "default_codec",
+    "new_event_id",
+    "open_store",
+]

@@ -1,0 +1,253 @@
+"""The event catalogue: every fact runlog records, as frozen, tagged msgspec Structs.
+
+Each type's tag is its name, plus ``.vN`` once its schema version N is above 1, so a
+stored payload says which shape wrote it. Schema evolution follows msgspec's rules:
+new fields get defaults, no field changes type; a rename bumps the version and
+registers an upcaster (see ``EventCodec.register_upcaster``).
+
+Time never appears in a payload unless it is the fact itself (the watchdog's
+observation in ``HeartbeatExpired``); the store stamps ``recorded_at``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import msgspec
+
+__all__ = [
+    "AgentStarted",
+    "AgentStopped",
+    "ClaimLapsed",
+    "Event",
+    "FileSaved",
+    "Heartbeat",
+    "HeartbeatExpired",
+    "NotesEdited",
+    "PreemptMarked",
+    "RunClaimed",
+    "RunExited",
+    "RunInitialized",
+    "RunKilled",
+    "RunRevived",
+    "RunScheduled",
+    "StepLogged",
+    "SweepCancelled",
+    "SweepCreated",
+    "SweepFinished",
+    "SweepPaused",
+    "SweepResumed",
+    "SweepStopped",
+]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, omit_defaults=True, gc=False):
+    """Base of every event type. Subclasses are payloads: data, no behaviour."""
+
+    schema_version: ClassVar[int] = 1
+
+
+# --- run stream: run:{project}/{run_id} -----------------------------------------------
+
+
+class RunInitialized(Event):
+    """A process started (``resumed=False``) or resumed (``resumed=True``) a run.
+
+    Every ``RunInitialized`` opens a new incarnation; fields left ``None`` mean
+    "not given, keep what the run had" (contract §4.1).
+    """
+
+    project: str
+    run_id: str
+    incarnation: int
+    resumed: bool
+    starting_step: int
+    resume: str | None = None
+    config: dict[str, Any] = {}
+    notes: str | None = None
+    name: str | None = None
+    tags: list[str] | None = None
+    group: str | None = None
+    job_type: str | None = None
+    sweep_id: str | None = None
+    host: str = ""
+    pid: int = 0
+
+
+class StepLogged(Event):
+    """One history row: the metrics logged at ``step``."""
+
+    incarnation: int
+    step: int
+    metrics: dict[str, Any]
+
+
+class NotesEdited(Event):
+    """The run's notes were replaced; ``incarnation`` is None for edits from outside a run."""
+
+    notes: str
+    incarnation: int | None = None
+
+
+class PreemptMarked(Event):
+    """``mark_preempting()`` was called: the next non-zero exit or expiry means preempted."""
+
+    incarnation: int
+
+
+class Heartbeat(Event):
+    """The run is alive; written only when nothing else was written for an interval."""
+
+    incarnation: int
+
+
+class RunExited(Event):
+    """The run's process ended with ``exit_code``; ``interrupted`` marks Ctrl-C or a stop."""
+
+    incarnation: int
+    exit_code: int
+    interrupted: bool = False
+
+
+class HeartbeatExpired(Event):
+    """The watchdog saw no event from ``incarnation`` for longer than ``timeout_s``.
+
+    ``last_position`` is the run's last event then; ``observed_at_us`` is the watchdog's
+    clock when it decided, recorded so that the decision replays identically.
+    """
+
+    incarnation: int
+    last_position: int
+    observed_at_us: int
+    timeout_s: float
+
+
+class RunKilled(Event):
+    """The run was stopped on request (sweep cancel, early stop, explicit kill)."""
+
+    reason: str
+    incarnation: int | None = None
+    sweep_id: str | None = None
+
+
+class RunRevived(Event):
+    """A run declared crashed wrote again from its current incarnation (a late writer)."""
+
+    incarnation: int
+
+
+class FileSaved(Event):
+    """A file (a checkpoint) was saved; the bytes live in the content-addressed blob area."""
+
+    incarnation: int
+    name: str
+    digest: str
+    size: int
+
+
+# --- sweep stream: sweep:{sweep_id} -----------------------------------------------------
+
+
+class SweepCreated(Event):
+    """A sweep was created from ``config``; ``seed`` makes its random search replayable."""
+
+    sweep_id: str
+    project: str
+    method: str
+    config: dict[str, Any]
+    seed: int
+    run_cap: int | None = None
+
+
+class SweepPaused(Event):
+    """No new runs are handed out until the sweep is resumed."""
+
+    reason: str | None = None
+
+
+class SweepResumed(Event):
+    """Run creation restarts (from PAUSED, or reopening a FINISHED sweep)."""
+
+    reason: str | None = None
+
+
+class SweepStopped(Event):
+    """No new runs; runs already executing continue to completion."""
+
+    reason: str | None = None
+
+
+class SweepCancelled(Event):
+    """No new runs, executing runs are killed and queued runs become killed."""
+
+    reason: str | None = None
+
+
+class SweepFinished(Event):
+    """The sweep ended by itself: ``reason`` is stopped, exhausted, run_cap or target."""
+
+    reason: str
+
+
+class RunScheduled(Event):
+    """The search proposed a new run with these parameters."""
+
+    run_id: str
+    params: dict[str, Any]
+    index: int | None = None
+
+
+class RunClaimed(Event):
+    """An agent took a run (a new suggestion, or a preempted run from the queue)."""
+
+    run_id: str
+    agent_id: str
+    requeue: bool = False
+    lease_s: float = 300.0
+
+
+class ClaimLapsed(Event):
+    """A claim's lease expired before the run started; the run is offered again."""
+
+    run_id: str
+    claim_position: int
+
+
+class AgentStarted(Event):
+    """An agent registered with the sweep."""
+
+    agent_id: str
+    host: str = ""
+    pid: int = 0
+
+
+class AgentStopped(Event):
+    """An agent left the sweep."""
+
+    agent_id: str
+    reason: str | None = None
+
+
+CATALOGUE: tuple[type[Event], ...] = (
+    RunInitialized,
+    StepLogged,
+    NotesEdited,
+    PreemptMarked,
+    Heartbeat,
+    RunExited,
+    HeartbeatExpired,
+    RunKilled,
+    RunRevived,
+    FileSaved,
+    SweepCreated,
+    SweepPaused,
+    SweepResumed,
+    SweepStopped,
+    SweepCancelled,
+    SweepFinished,
+    RunScheduled,
+    RunClaimed,
+    ClaimLapsed,
+    AgentStarted,
+    AgentStopped,
+)

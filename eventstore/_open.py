@@ -1,0 +1,92 @@
+"""``open_store``: the one entry point from a path or URL to a store."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Generator
+from types import TracebackType
+from typing import Any, Literal
+
+from ._codec import EventCodec, default_codec
+from ._errors import InvalidArgument
+from ._location import parse_location
+from ._sqlite import SQLiteStore
+
+__all__ = ["open_store"]
+
+
+class _OpeningStore:
+    """Awaitable (``store = await open_store(...)``) and an async context manager
+    (``async with open_store(...) as store``) that closes the store on exit."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def __await__(self) -> Generator[Any, None, SQLiteStore]:
+        return self._store._open().__await__()
+
+    async def __aenter__(self) -> SQLiteStore:
+        return await self._store._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._store.aclose()
+
+
+def open_store(
+    target: str | os.PathLike[str],
+    *,
+    create: bool = True,
+    lock_timeout: float = 60.0,
+    max_event_bytes: int = 1 << 20,
+    durability: Literal["normal", "full"] = "normal",
+    poll_interval: float = 0.1,
+    codec: EventCodec | None = None,
+    clock: Callable[[], float] = time.time,
+) -> _OpeningStore:
+    """Open the event store at ``target``.
+
+    Args:
+        target: a file path, ``sqlite:///relative.db``, ``sqlite:////absolute.db``, or
+            ``:memory:`` / ``sqlite://`` for a store that lives as long as the object.
+        create: create the database (and its directory) if it does not exist.
+        lock_timeout: seconds an append waits for other writers before ``StoreBusy``.
+        max_event_bytes: the largest encoded event accepted (``EventTooLarge`` above it).
+        durability: ``"normal"`` survives a crash of the process (SQLite WAL,
+            ``synchronous=NORMAL``); ``"full"`` also survives power loss, at the cost of
+            an fsync per commit.
+        poll_interval: how often an idle subscription looks for appends by other processes.
+        codec: the event types and upcasters to use (the built-in catalogue by default).
+        clock: the wall clock that stamps ``recorded_at``, in seconds since the epoch.
+
+    Raises:
+        NotARunlogDatabase: the file is something else; it is left untouched.
+        IncompatibleSchema: the file was written by a newer runlog; it is left untouched.
+        UnsupportedStore: the URL names a backend this build does not have.
+        StoreUnavailable: the file cannot be opened or created.
+    """
+    location = parse_location(target)
+    if lock_timeout <= 0:
+        raise InvalidArgument(f"lock_timeout must be positive, got {lock_timeout}")
+    if max_event_bytes <= 0:
+        raise InvalidArgument(f"max_event_bytes must be positive, got {max_event_bytes}")
+    if durability not in ("normal", "full"):
+        raise InvalidArgument(f"durability is 'normal' or 'full', not {durability!r}")
+    if poll_interval <= 0:
+        raise InvalidArgument(f"poll_interval must be positive, got {poll_interval}")
+    store = SQLiteStore(
+        location,
+        codec=codec or default_codec,
+        create=create,
+        lock_timeout=lock_timeout,
+        max_event_bytes=max_event_bytes,
+        durability=durability,
+        poll_interval=poll_interval,
+        clock=clock,
+    )
+    return _OpeningStore(store)

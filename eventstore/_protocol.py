@@ -1,0 +1,92 @@
+"""The store protocol: what every backend (SQLite, PostgreSQL, ...) provides.
+
+The conformance suite in ``tests/conformance`` is this protocol's executable
+specification; a backend is done when it passes that suite unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from ._events import Event
+from ._subscription import Subscription
+from ._types import AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StoredEvent, StreamInfo
+
+__all__ = ["EventStore"]
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """An append-only, hash-chained event log with streams and global positions."""
+
+    @property
+    def url(self) -> str:
+        """Where the store lives, as a URL (``sqlite:///...``, ``sqlite://`` for memory)."""
+        ...
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[Event | NewEvent],
+        expected_version: ExpectedVersion = "any",
+    ) -> AppendResult:
+        """Append ``events`` to ``stream`` atomically, after checking ``expected_version``.
+
+        Raises:
+            WrongExpectedVersion: the stream is not at the expected version.
+            EventIdConflict: an event id is already stored with other content.
+            InvalidEvent: an event cannot be stored (not an event type, unserialisable, too large).
+            StoreBusy: other writers held the lock for longer than ``lock_timeout``.
+        """
+        ...
+
+    def read_stream(
+        self, stream: str, from_version: int = 0, *, limit: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """The events of ``stream`` from ``from_version`` on, in version order."""
+        ...
+
+    def read_all(
+        self, from_position: int = 0, *, to_position: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event from ``from_position`` to ``to_position`` (inclusive), in bounded memory."""
+        ...
+
+    def read_stored(
+        self, from_position: int = 0, *, to_position: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        """Like ``read_all`` but undecoded, with each event's stored bytes and hash."""
+        ...
+
+    def subscribe(
+        self, from_position: int = 0, *, poll_interval: float | None = None
+    ) -> Subscription:
+        """Catch up from ``from_position``, then follow new appends from any process."""
+        ...
+
+    async def head(self) -> int:
+        """The position of the last event, 0 when the log is empty."""
+        ...
+
+    async def stream_version(self, stream: str) -> int:
+        """The version of ``stream``'s last event, -1 when it has none."""
+        ...
+
+    async def streams(self, prefix: str = "") -> list[StreamInfo]:
+        """The streams whose names start with ``prefix``, in order of creation."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the store; idempotent."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

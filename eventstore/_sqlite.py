@@ -1,0 +1,696 @@
+"""The SQLite backend: one writer connection, one reader connection, WAL.
+
+Each operation is one function run on its connection's thread (aiosqlite's worker),
+so an append is a single round trip however many statements it takes: ``BEGIN
+IMMEDIATE`` serialises writers across processes, the head is read under that lock
+(which keeps positions gap-free and the hash chain linear), the rows go in as
+multi-row ``INSERT`` statements, and ``COMMIT`` ends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sqlite3
+import struct
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiosqlite
+import anyio
+
+from ._chain import GENESIS_HASH
+from ._codec import EventCodec, event_id_bytes
+from ._errors import (
+    CorruptStore,
+    EventIdConflict,
+    EventTooLarge,
+    InvalidArgument,
+    InvalidStreamName,
+    NotARunlogDatabase,
+    StoreBusy,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
+from ._events import Event
+from ._location import StoreLocation
+from ._sqlite_schema import check_header, ensure_schema
+from ._subscription import Subscription
+from ._types import (
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StoredEvent,
+    StreamInfo,
+)
+
+__all__ = ["SQLiteStore", "translate_sqlite_error"]
+
+_T = TypeVar("_T")
+_MAX_STREAM_NAME = 1024
+_PAGE = 1000
+_CHUNK = 128  # rows per INSERT statement; remainders use power-of-two sizes so statements stay cached
+_COLUMNS = 7
+_INSERT = {
+    size: "INSERT INTO events (position, stream_id, version, event_id, recorded_at, data, hash) VALUES "
+    + ",".join(["(?,?,?,?,?,?,?)"] * size)
+    for size in (128, 64, 32, 16, 8, 4, 2, 1)
+}
+_HEADER = struct.Struct(">qqqH")  # must match _chain.chain_hash
+_BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_UNAVAILABLE = {
+    sqlite3.SQLITE_CANTOPEN: "cannot be opened (check the path and its permissions)",
+    sqlite3.SQLITE_FULL: "is on a full disk; free space and retry",
+    sqlite3.SQLITE_READONLY: "is read-only for this process; check its permissions",
+    sqlite3.SQLITE_IOERR: "had an I/O error; check the disk",
+    sqlite3.SQLITE_PERM: "is not accessible to this process; check its permissions",
+}
+
+
+def translate_sqlite_error(exc: sqlite3.Error, where: str) -> StoreError:
+    """The runlog error for a ``sqlite3`` error raised while using the store at ``where``."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _BUSY:
+        return StoreBusy(
+            f"{where} stayed locked by other writers; nothing was written. Retry, or raise "
+            "lock_timeout when opening the store."
+        )
+    if primary == sqlite3.SQLITE_CORRUPT:
+        return CorruptStore(
+            f"{where} is damaged ({exc}); restore it from a backup or export what still reads."
+        )
+    if primary == sqlite3.SQLITE_NOTADB:
+        return NotARunlogDatabase(f"{where} is not a database file ({exc}); it was left untouched.")
+    if primary in _UNAVAILABLE:
+        return StoreUnavailable(f"{where} {_UNAVAILABLE[primary]} ({exc})")
+    return StoreError(f"{where}: unexpected SQLite error {exc} (code {code})")
+
+
+class SQLiteStore:
+    """The embedded event store on one SQLite file (or in memory).
+
+    Open it with ``eventstore.open_store``; this constructor does no I/O.
+    """
+
+    def __init__(
+        self,
+        location: StoreLocation,
+        *,
+        codec: EventCodec,
+        create: bool,
+        lock_timeout: float,
+        max_event_bytes: int,
+        durability: str,
+        poll_interval: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._location = location
+        self._codec = codec
+        self._create = create
+        self._lock_timeout = lock_timeout
+        self._max_event_bytes = max_event_bytes
+        self._synchronous = {"normal": "NORMAL", "full": "FULL"}[durability]
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._state = "new"
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._names: dict[int, str] = {}
+        self._appended = anyio.Event()
+        self._where = str(location.path) if location.path else "the in-memory store"
+
+    # --- lifetime -----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where the store lives, as a URL."""
+        return self._location.url
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, None for an in-memory store."""
+        return self._location.path
+
+    async def _open(self) -> Self:
+        if self._state != "new":
+            raise StoreError("a store object is opened once; call open_store() again")
+        path = self._location.path
+        if path is not None:
+            exists = await anyio.to_thread.run_sync(check_header, path)
+            if not exists:
+                if not self._create:
+                    raise StoreUnavailable(
+                        f"there is no runlog database at {path}; pass create=True to make one"
+                    )
+                await anyio.to_thread.run_sync(_make_parent, path)
+        target = str(path) if path is not None else ":memory:"
+        try:
+            self._writer = await aiosqlite.connect(target, isolation_level=None)
+            await self._run(self._writer, self._init_writer)
+            if path is not None:
+                self._reader = await aiosqlite.connect(target, isolation_level=None)
+                await self._run(self._reader, self._init_reader)
+            else:
+                # An in-memory database exists only for its one connection.
+                self._reader = self._writer
+        except BaseException:
+            await self._close_connections()
+            raise
+        self._state = "open"
+        return self
+
+    def _init_writer(self, db: sqlite3.Connection) -> None:
+        db.execute(f"PRAGMA busy_timeout = {_busy_ms(self._lock_timeout)}")
+        ensure_schema(db, self._where)
+        if self._location.path is not None:
+            mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {self._synchronous}")
+
+    def _init_reader(self, db: sqlite3.Connection) -> None:
+        db.execute(f"PRAGMA busy_timeout = {int(self._lock_timeout * 1000)}")
+        db.execute("PRAGMA query_only = 1")
+
+    async def aclose(self) -> None:
+        """Close both connections; idempotent. Waits for operations already submitted."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        self._appended.set()
+        with anyio.CancelScope(shield=True):
+            await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        reader, writer = self._reader, self._writer
+        self._reader = self._writer = None
+        if reader is not None and reader is not writer:
+            await reader.close()
+        if writer is not None:
+            await writer.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if self._state == "open":
+            warnings.warn(
+                f"runlog store {self.url} was not closed; use 'async with open_store(...)' "
+                "or 'await store.aclose()'",
+                ResourceWarning,
+                stacklevel=2,
+            )
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.url} {self._state}>"
+
+    async def _run(self, conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any) -> _T:
+        # aiosqlite runs every call on its connection's thread through _execute; an
+        # operation of several statements runs as one call, so it costs one round trip.
+        try:
+            result: _T = await conn._execute(fn, conn._conn, *args)
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, self._where) from exc
+        return result
+
+    def _connection(self, writer: bool) -> aiosqlite.Connection:
+        conn = self._writer if writer else self._reader
+        if self._state != "open" or conn is None:
+            raise StoreClosed(
+                f"the store {self.url} is {'closed' if self._state == 'closed' else 'not open'}; "
+                "open it with 'async with open_store(...)'"
+            )
+        return conn
+
+    # --- writing -----------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[Event | NewEvent],
+        expected_version: ExpectedVersion = "any",
+    ) -> AppendResult:
+        """Append ``events`` to ``stream`` atomically, after checking ``expected_version``.
+
+        Raises:
+            WrongExpectedVersion: the stream is not at the expected version.
+            EventIdConflict: an event id is already stored with other content, or only
+                part of a retried batch is stored.
+            InvalidEvent: an event cannot be stored (not an event type, unserialisable,
+                larger than ``max_event_bytes``).
+            InvalidStreamName: ``stream`` is not a valid stream name.
+            StoreBusy: other writers held the lock for longer than ``lock_timeout``.
+        """
+        _check_stream(stream)
+        expected = _check_expected(expected_version)
+        conn = self._connection(writer=True)
+        ids, datas = self._encode(events)
+        result = await self._run(conn, self._append_tx, stream, ids, datas, expected)
+        if result.positions and not result.deduplicated:
+            self._appended.set()
+            self._appended = anyio.Event()
+        return result
+
+    def _encode(self, events: Sequence[Event | NewEvent]) -> tuple[list[bytes], list[bytes]]:
+        if isinstance(events, (Event, NewEvent)) or not isinstance(events, Sequence):
+            raise InvalidArgument("append takes a sequence of events, e.g. [event]")
+        codec, limit = self._codec, self._max_event_bytes
+        datas: list[bytes] = []
+        given: list[bytes | None] = []
+        for index, item in enumerate(events):
+            if isinstance(item, NewEvent):
+                event, event_id = item.event, item.event_id.bytes
+            else:
+                event, event_id = item, None
+            codec.check(event, index)
+            data = codec.encode(event)
+            if len(data) > limit:
+                raise EventTooLarge(
+                    f"event #{index} ({type(event).__name__}) is {len(data)} bytes encoded, over the "
+                    f"store's limit of {limit}; save large data as a file, or open the store with "
+                    "a larger max_event_bytes"
+                )
+            datas.append(data)
+            given.append(event_id)
+        fresh = iter(event_id_bytes(sum(1 for g in given if g is None)))
+        ids = [g if g is not None else next(fresh) for g in given]
+        if len(set(ids)) != len(ids):
+            raise InvalidArgument("the same event id appears twice in one append")
+        return ids, datas
+
+    def _append_tx(
+        self,
+        db: sqlite3.Connection,
+        stream: str,
+        ids: list[bytes],
+        datas: list[bytes],
+        expected: int | str,
+    ) -> AppendResult:
+        self._begin_immediate(db)
+        try:
+            row = db.execute(
+                "SELECT stream_id, version FROM streams WHERE name = ?", (stream,)
+            ).fetchone()
+            stream_id, current = (row[0], row[1]) if row else (None, -1)
+            if not _satisfies(expected, current):
+                stored = self._find_stored(db, stream, ids, datas)
+                if stored is not None:
+                    return stored
+                raise WrongExpectedVersion(stream, expected, current)
+            if not datas:
+                return AppendResult(stream, (), current)
+            head = db.execute(
+                "SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1"
+            ).fetchone()
+            last, last_time, previous = head if head else (0, 0, GENESIS_HASH)
+            # recorded_at never decreases along positions, even if clocks step back,
+            # so "as of time t" is always a prefix of the log.
+            now = max(int(self._clock() * 1_000_000), last_time)
+            count = len(datas)
+            if stream_id is None:
+                stream_id = db.execute(
+                    "INSERT INTO streams (name, version, first_position, last_position) "
+                    "VALUES (?, ?, ?, ?)",
+                    (stream, count - 1, last + 1, last + count),
+                ).lastrowid
+            else:
+                db.execute(
+                    "UPDATE streams SET version = ?, last_position = ? WHERE stream_id = ?",
+                    (current + count, last + count, stream_id),
+                )
+            rows = _chain_rows(stream, stream_id, last, current, now, previous, ids, datas)
+            _insert(db, rows, count)
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            # Only a stored event id can collide here (positions and versions are
+            # decided under the write lock): this is a retry of an earlier append.
+            db.execute("ROLLBACK")
+            db.execute("BEGIN")
+            try:
+                stored = self._find_stored(db, stream, ids, datas)
+            finally:
+                db.execute("ROLLBACK")
+            if stored is None:
+                raise CorruptStore(
+                    f"{self._where}: the streams table disagrees with the events table about "
+                    f"{stream!r}; restore the file from a backup"
+                ) from None
+            return stored
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        return AppendResult(stream, tuple(range(last + 1, last + count + 1)), current + count)
+
+    def _begin_immediate(self, db: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + self._lock_timeout
+        delay = 0.001
+        while True:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF not in _BUSY or time.monotonic() >= deadline:
+                    raise
+            # SQLite's own busy handler already waited; jitter keeps waiting
+            # processes from retrying in lockstep.
+            time.sleep(delay * random.random())
+            delay = min(delay * 2, 0.05)
+
+    def _find_stored(
+        self, db: sqlite3.Connection, stream: str, ids: list[bytes], datas: list[bytes]
+    ) -> AppendResult | None:
+        """The original result if every event of the batch is already stored, else None."""
+        if not ids:
+            return None
+        found: dict[bytes, tuple[int, int, str, bytes]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for event_id, position, version, name, data in db.execute(
+                "SELECT e.event_id, e.position, e.version, s.name, e.data FROM events e "
+                f"JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id IN ({marks})",
+                chunk,
+            ):
+                found[event_id] = (position, version, name, data)
+        if not found:
+            return None
+        if len(found) < len(ids):
+            sample = next(iter(found))
+            raise EventIdConflict(
+                f"{len(found)} of the {len(ids)} events in this append are already stored (event "
+                f"id {_show_id(sample)} at position {found[sample][0]}) and the rest are not. An "
+                "append is all-or-nothing, so a retry resends exactly the same batch; give new "
+                "events fresh ids."
+            )
+        for event_id, data in zip(ids, datas, strict=True):
+            position, _, name, stored = found[event_id]
+            if name != stream:
+                raise EventIdConflict(
+                    f"event id {_show_id(event_id)} is already stored in stream {name!r} at "
+                    f"position {position}, not in {stream!r}; give the new event a fresh id"
+                )
+            if stored != data:
+                raise EventIdConflict(
+                    f"event id {_show_id(event_id)} is already stored at position {position} with "
+                    "different content; give the new event a fresh id (new_event_id())"
+                )
+        return AppendResult(
+            stream,
+            tuple(found[event_id][0] for event_id in ids),
+            max(found[event_id][1] for event_id in ids),
+            deduplicated=True,
+        )
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def head(self) -> int:
+        """The position of the last event, 0 when the log is empty."""
+        return await self._run(self._connection(writer=False), _head)
+
+    async def stream_version(self, stream: str) -> int:
+        """The version of ``stream``'s last event, -1 when it has none."""
+        _check_stream(stream)
+        return await self._run(self._connection(writer=False), _stream_version, stream)
+
+    async def streams(self, prefix: str = "") -> list[StreamInfo]:
+        """The streams whose names start with ``prefix``, in order of creation."""
+        return await self._run(self._connection(writer=False), _streams, prefix)
+
+    async def read_stream(
+        self, stream: str, from_version: int = 0, *, limit: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """The events of ``stream`` from ``from_version`` on, in version order.
+
+        A stream that does not exist yields nothing.
+        """
+        _check_stream(stream)
+        if from_version < 0:
+            raise InvalidArgument(f"from_version must be >= 0, got {from_version}")
+        if limit is not None and limit < 0:
+            raise InvalidArgument(f"limit must be >= 0, got {limit}")
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            page = await self._run(
+                self._connection(writer=False), self._stream_page, stream, from_version, size
+            )
+            for event in page:
+                yield event
+            if len(page) < size:
+                return
+            from_version = page[-1].version + 1
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def read_all(
+        self, from_position: int = 0, *, to_position: int | None = None
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event from ``from_position`` to ``to_position`` (inclusive), page by page."""
+        position, last = _check_range(from_position, to_position)
+        while True:
+            page = await self._run(
+                self._connection(writer=False), self._page, position, _PAGE, last
+            )
+            for event in page:
+                yield event
+            if len(page) < _PAGE:
+                return
+            position = page[-1].position + 1
+
+    async def read_stored(
+        self, from_position: int = 0, *, to_position: int | None = None
+    ) -> AsyncIterator[StoredEvent]:
+        """Like ``read_all`` but undecoded, with each event's stored bytes and hash."""
+        position, last = _check_range(from_position, to_position)
+        while True:
+            page = await self._run(
+                self._connection(writer=False), self._stored_page, position, _PAGE, last
+            )
+            for event in page:
+                yield event
+            if len(page) < _PAGE:
+                return
+            position = page[-1].position + 1
+
+    def subscribe(
+        self, from_position: int = 0, *, poll_interval: float | None = None
+    ) -> Subscription:
+        """Catch up from ``from_position``, then follow new appends from any process.
+
+        Appends through this store object wake the subscription at once; appends by
+        other processes are seen within ``poll_interval`` seconds.
+        """
+        self._connection(writer=False)
+        return Subscription(self, from_position, poll_interval or self._poll_interval)
+
+    async def _read_page(self, from_position: int, limit: int) -> list[RecordedEvent]:
+        return await self._run(
+            self._connection(writer=False), self._page, from_position, limit, None
+        )
+
+    async def _wait_for_append(self, timeout: float) -> None:
+        if self._state != "open":
+            return
+        with anyio.move_on_after(timeout):
+            await self._appended.wait()
+
+    def _name(self, db: sqlite3.Connection, stream_id: int) -> str:
+        name = self._names.get(stream_id)
+        if name is None:
+            row = db.execute("SELECT name FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
+            if row is None:
+                raise CorruptStore(
+                    f"{self._where}: events refer to stream id {stream_id}, which is missing"
+                )
+            name = self._names[stream_id] = row[0]
+        return name
+
+    def _page(
+        self, db: sqlite3.Connection, position: int, limit: int, last: int | None
+    ) -> list[RecordedEvent]:
+        rows = db.execute(
+            "SELECT position, stream_id, version, event_id, recorded_at, data FROM events "
+            "WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
+            (position, last if last is not None else _MAX_POSITION, limit),
+        ).fetchall()
+        names = self._names
+        fast = self._codec._decoder.decode
+        decode = self._codec.decode
+        out: list[RecordedEvent] = []
+        append = out.append
+        for position, stream_id, version, event_id, recorded_at, data in rows:
+            name = names.get(stream_id) or self._name(db, stream_id)
+            try:
+                event = fast(data)
+            except Exception:
+                event = decode(data, position)
+            append(RecordedEvent(position, name, version, event_id, recorded_at, event))
+        return out
+
+    def _stream_page(
+        self, db: sqlite3.Connection, stream: str, from_version: int, limit: int
+    ) -> list[RecordedEvent]:
+        row = db.execute("SELECT stream_id FROM streams WHERE name = ?", (stream,)).fetchone()
+        if row is None:
+            return []
+        rows = db.execute(
+            "SELECT position, version, event_id, recorded_at, data FROM events "
+            "WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?",
+            (row[0], from_version, limit),
+        ).fetchall()
+        decode = self._codec.decode
+        return [
+            RecordedEvent(position, stream, version, event_id, recorded_at, decode(data, position))
+            for position, version, event_id, recorded_at, data in rows
+        ]
+
+    def _stored_page(
+        self, db: sqlite3.Connection, position: int, limit: int, last: int | None
+    ) -> list[StoredEvent]:
+        rows = db.execute(
+            "SELECT position, stream_id, version, event_id, recorded_at, data, hash FROM events "
+            "WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
+            (position, last if last is not None else _MAX_POSITION, limit),
+        ).fetchall()
+        return [
+            StoredEvent(p, self._name(db, s), v, e, r, d, h) for p, s, v, e, r, d, h in rows
+        ]
+
+
+_MAX_POSITION = (1 << 63) - 1
+
+
+def _busy_ms(lock_timeout: float) -> int:
+    # Short, so that _begin_immediate's jittered retries share the lock fairly and
+    # its deadline (lock_timeout) is what the caller waits at most.
+    return max(1, min(int(lock_timeout * 1000), 50))
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the directory for {path}: {exc}") from exc
+
+
+def _chain_rows(
+    stream: str,
+    stream_id: int,
+    last: int,
+    current: int,
+    now: int,
+    previous: bytes,
+    ids: list[bytes],
+    datas: list[bytes],
+) -> list[object]:
+    # chain_hash() inlined: this loop is the append hot path.
+    name = stream.encode()
+    pack, blake2b, join = _HEADER.pack, hashlib.blake2b, b"".join
+    rows: list[object] = []
+    extend = rows.extend
+    position, version = last, current
+    for event_id, data in zip(ids, datas, strict=True):
+        position += 1
+        version += 1
+        previous = blake2b(
+            join((previous, pack(position, version, now, len(name)), event_id, name, data)),
+            digest_size=32,
+        ).digest()
+        extend((position, stream_id, version, event_id, now, data, previous))
+    return rows
+
+
+def _insert(db: sqlite3.Connection, rows: list[object], count: int) -> None:
+    start = 0
+    while count:
+        size = _CHUNK if count >= _CHUNK else 1 << (count.bit_length() - 1)
+        end = start + size * _COLUMNS
+        db.execute(_INSERT[size], rows[start:end])
+        start = end
+        count -= size
+
+
+def _head(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT max(position) FROM events").fetchone()
+    return int(row[0] or 0)
+
+
+def _stream_version(db: sqlite3.Connection, stream: str) -> int:
+    row = db.execute("SELECT version FROM streams WHERE name = ?", (stream,)).fetchone()
+    return int(row[0]) if row else -1
+
+
+def _streams(db: sqlite3.Connection, prefix: str) -> list[StreamInfo]:
+    # Range scan on the UNIQUE(name) index; LIKE would need escaping and case rules.
+    upper = prefix + "\U0010ffff"
+    rows = db.execute(
+        "SELECT name, version, first_position, last_position FROM streams "
+        "WHERE name >= ? AND name < ? ORDER BY first_position",
+        (prefix, upper),
+    ).fetchall()
+    return [StreamInfo(name, version, first, last) for name, version, first, last in rows]
+
+
+def _check_stream(stream: object) -> None:
+    if not isinstance(stream, str):
+        raise InvalidStreamName(f"a stream name is a string, not {type(stream).__name__}")
+    if not stream or len(stream) > _MAX_STREAM_NAME or "\x00" in stream:
+        raise InvalidStreamName(
+            f"stream names are 1 to {_MAX_STREAM_NAME} characters without NUL; got {stream!r:.80}"
+        )
+
+
+def _check_expected(expected: object) -> int | str:
+    if isinstance(expected, bool) or not isinstance(expected, (int, str)):
+        raise InvalidArgument(
+            f"expected_version is 'any', 'no_stream', 'exists' or a version number, not {expected!r}"
+        )
+    if isinstance(expected, str):
+        if expected not in ("any", "no_stream", "exists"):
+            raise InvalidArgument(
+                f"expected_version {expected!r} is unknown; use 'any', 'no_stream', 'exists' or "
+                "a version number"
+            )
+        return expected
+    if expected < -1:
+        raise InvalidArgument(f"expected_version must be >= -1, got {expected}")
+    return expected
+
+
+def _satisfies(expected: int | str, current: int) -> bool:
+    if expected == "any":
+        return True
+    if expected == "no_stream":
+        return current == -1
+    if expected == "exists":
+        return current >= 0
+    return expected == current
+
+
+def _check_range(from_position: int, to_position: int | None) -> tuple[int, int | None]:
+    if from_position < 0:
+        raise InvalidArgument(f"from_position must be >= 0, got {from_position}")
+    if to_position is not None and to_position < 0:
+        raise InvalidArgument(f"to_position must be >= 0, got {to_position}")
+    return max(from_position, 1), to_position
+
+
+def _show_id(event_id: bytes) -> str:
+    return str(uuid.UUID(bytes=event_id))
