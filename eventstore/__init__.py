@@ -68,9 +68,6 @@ from ._types import StreamInfo as StreamInfo
 
 __all__ = [
     "ANY",
-    "EXISTS",
-    "GENESIS_HASH",
-    "NO_STREAM",
     "AgentStarted",
     "AgentStopped",
     "AppendResult",
@@ -78,6 +75,7 @@ __all__ = [
     "ConcurrencyError",
     "CorruptStore",
     "DecodeError",
+    "EXISTS",
     "Event",
     "EventCodec",
     "EventIdConflict",
@@ -86,6 +84,7 @@ __all__ = [
     "ExpectedVersion",
     "FencedWriter",
     "FileSaved",
+    "GENESIS_HASH",
     "Heartbeat",
     "HeartbeatExpired",
     "IncompatibleSchema",
@@ -93,6 +92,7 @@ __all__ = [
     "InvalidEvent",
     "InvalidStreamName",
     "MalformedEvent",
+    "NO_STREAM",
     "NewEvent",
     "NotARunlogDatabase",
     "NotesEdited",

@@ -84,9 +84,11 @@ class EventCodec:
             tag = cls.__struct_config__.tag
             parts = _tag_parts(tag) if isinstance(tag, str) else None
             if parts is None or parts[1] != cls.schema_version:
+                name = parts[0] if parts else cls.__name__
+                wanted = name if cls.schema_version == 1 else f"{name}.v{cls.schema_version}"
                 raise InvalidArgument(
-                    f"{cls.__name__}: tag {tag!r} must be its name, with '.v{cls.schema_version}' "
-                    f"when schema_version is above 1"
+                    f"{cls.__name__} has schema_version {cls.schema_version}, so its tag must be "
+                    f"{wanted!r}, not {tag!r}"
                 )
             if parts[0] in self._current:
                 raise InvalidArgument(f"two event types share the name {parts[0]!r}")
@@ -97,7 +99,9 @@ class EventCodec:
         self._encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
         self._known = frozenset(self.types)
 
-    def register_upcaster(self, type_name: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
+    def register_upcaster(
+        self, type_name: str, from_version: int
+    ) -> Callable[[Upcaster], Upcaster]:
         """Register a function that turns a ``type_name`` payload of ``from_version`` into the next.
 
         The function receives the payload as a plain dict (its ``"type"`` key holds the old
@@ -142,13 +146,17 @@ class EventCodec:
         except msgspec.ValidationError as exc:
             return self._upcast(data, position, exc)
         except msgspec.DecodeError as exc:
-            raise MalformedEvent(f"payload is not valid msgpack ({exc})", position=position) from exc
+            raise MalformedEvent(
+                f"payload is not valid msgpack ({exc})", position=position
+            ) from exc
 
     def _upcast(self, data: bytes, position: int | None, error: msgspec.ValidationError) -> Event:
         try:
             raw = msgspec.msgpack.decode(data)
         except msgspec.DecodeError as exc:  # pragma: no cover - the typed decode parsed it
-            raise MalformedEvent(f"payload is not valid msgpack ({exc})", position=position) from exc
+            raise MalformedEvent(
+                f"payload is not valid msgpack ({exc})", position=position
+            ) from exc
         tag = raw.get("type") if isinstance(raw, dict) else None
         parts = _tag_parts(tag) if isinstance(tag, str) else None
         if parts is None:
@@ -162,7 +170,9 @@ class EventCodec:
                 position=position,
             )
         if version == cls.schema_version:
-            raise MalformedEvent(f"{tag} payload does not match its schema: {error}", position=position)
+            raise MalformedEvent(
+                f"{tag} payload does not match its schema: {error}", position=position
+            )
         if version > cls.schema_version:
             raise UnknownEventType(
                 f"{name} schema version {version} was written by a newer runlog; this one reads "

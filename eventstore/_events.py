@@ -50,7 +50,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, omit_defaults=T
 # --- run stream: run:{project}/{run_id} -----------------------------------------------
 
 
-class RunInitialized(Event):
+class RunInitialized(Event, frozen=True):
     """A process started (``resumed=False``) or resumed (``resumed=True``) a run.
 
     Every ``RunInitialized`` opens a new incarnation; fields left ``None`` mean
@@ -74,7 +74,7 @@ class RunInitialized(Event):
     pid: int = 0
 
 
-class StepLogged(Event):
+class StepLogged(Event, frozen=True):
     """One history row: the metrics logged at ``step``."""
 
     incarnation: int
@@ -82,26 +82,26 @@ class StepLogged(Event):
     metrics: dict[str, Any]
 
 
-class NotesEdited(Event):
+class NotesEdited(Event, frozen=True):
     """The run's notes were replaced; ``incarnation`` is None for edits from outside a run."""
 
     notes: str
     incarnation: int | None = None
 
 
-class PreemptMarked(Event):
+class PreemptMarked(Event, frozen=True):
     """``mark_preempting()`` was called: the next non-zero exit or expiry means preempted."""
 
     incarnation: int
 
 
-class Heartbeat(Event):
+class Heartbeat(Event, frozen=True):
     """The run is alive; written only when nothing else was written for an interval."""
 
     incarnation: int
 
 
-class RunExited(Event):
+class RunExited(Event, frozen=True):
     """The run's process ended with ``exit_code``; ``interrupted`` marks Ctrl-C or a stop."""
 
     incarnation: int
@@ -109,7 +109,7 @@ class RunExited(Event):
     interrupted: bool = False
 
 
-class HeartbeatExpired(Event):
+class HeartbeatExpired(Event, frozen=True):
     """The watchdog saw no event from ``incarnation`` for longer than ``timeout_s``.
 
     ``last_position`` is the run's last event then; ``observed_at_us`` is the watchdog's
@@ -122,7 +122,7 @@ class HeartbeatExpired(Event):
     timeout_s: float
 
 
-class RunKilled(Event):
+class RunKilled(Event, frozen=True):
     """The run was stopped on request (sweep cancel, early stop, explicit kill)."""
 
     reason: str
@@ -130,13 +130,13 @@ class RunKilled(Event):
     sweep_id: str | None = None
 
 
-class RunRevived(Event):
+class RunRevived(Event, frozen=True):
     """A run declared crashed wrote again from its current incarnation (a late writer)."""
 
     incarnation: int
 
 
-class FileSaved(Event):
+class FileSaved(Event, frozen=True):
     """A file (a checkpoint) was saved; the bytes live in the content-addressed blob area."""
 
     incarnation: int
@@ -148,7 +148,7 @@ class FileSaved(Event):
 # --- sweep stream: sweep:{sweep_id} -----------------------------------------------------
 
 
-class SweepCreated(Event):
+class SweepCreated(Event, frozen=True):
     """A sweep was created from ``config``; ``seed`` makes its random search replayable."""
 
     sweep_id: str
@@ -159,37 +159,37 @@ class SweepCreated(Event):
     run_cap: int | None = None
 
 
-class SweepPaused(Event):
+class SweepPaused(Event, frozen=True):
     """No new runs are handed out until the sweep is resumed."""
 
     reason: str | None = None
 
 
-class SweepResumed(Event):
+class SweepResumed(Event, frozen=True):
     """Run creation restarts (from PAUSED, or reopening a FINISHED sweep)."""
 
     reason: str | None = None
 
 
-class SweepStopped(Event):
+class SweepStopped(Event, frozen=True):
     """No new runs; runs already executing continue to completion."""
 
     reason: str | None = None
 
 
-class SweepCancelled(Event):
+class SweepCancelled(Event, frozen=True):
     """No new runs, executing runs are killed and queued runs become killed."""
 
     reason: str | None = None
 
 
-class SweepFinished(Event):
+class SweepFinished(Event, frozen=True):
     """The sweep ended by itself: ``reason`` is stopped, exhausted, run_cap or target."""
 
     reason: str
 
 
-class RunScheduled(Event):
+class RunScheduled(Event, frozen=True):
     """The search proposed a new run with these parameters."""
 
     run_id: str
@@ -197,7 +197,7 @@ class RunScheduled(Event):
     index: int | None = None
 
 
-class RunClaimed(Event):
+class RunClaimed(Event, frozen=True):
     """An agent took a run (a new suggestion, or a preempted run from the queue)."""
 
     run_id: str
@@ -206,14 +206,14 @@ class RunClaimed(Event):
     lease_s: float = 300.0
 
 
-class ClaimLapsed(Event):
+class ClaimLapsed(Event, frozen=True):
     """A claim's lease expired before the run started; the run is offered again."""
 
     run_id: str
     claim_position: int
 
 
-class AgentStarted(Event):
+class AgentStarted(Event, frozen=True):
     """An agent registered with the sweep."""
 
     agent_id: str
@@ -221,7 +221,7 @@ class AgentStarted(Event):
     pid: int = 0
 
 
-class AgentStopped(Event):
+class AgentStopped(Event, frozen=True):
     """An agent left the sweep."""
 
     agent_id: str

@@ -16,10 +16,10 @@ import struct
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 import aiosqlite
 import anyio
@@ -57,7 +57,9 @@ __all__ = ["SQLiteStore", "translate_sqlite_error"]
 _T = TypeVar("_T")
 _MAX_STREAM_NAME = 1024
 _PAGE = 1000
-_CHUNK = 128  # rows per INSERT statement; remainders use power-of-two sizes so statements stay cached
+_CHUNK = (
+    128  # rows per INSERT statement; remainders use power-of-two sizes so statements stay cached
+)
 _COLUMNS = 7
 _INSERT = {
     size: "INSERT INTO events (position, stream_id, version, event_id, recorded_at, data, hash) VALUES "
@@ -225,7 +227,8 @@ class SQLiteStore:
         # aiosqlite runs every call on its connection's thread through _execute; an
         # operation of several statements runs as one call, so it costs one round trip.
         try:
-            result: _T = await conn._execute(fn, conn._conn, *args)
+            execute = cast(Callable[..., Awaitable[_T]], conn._execute)
+            result = await execute(fn, conn._conn, *args)
         except sqlite3.Error as exc:
             raise translate_sqlite_error(exc, self._where) from exc
         return result
@@ -325,11 +328,13 @@ class SQLiteStore:
             now = max(int(self._clock() * 1_000_000), last_time)
             count = len(datas)
             if stream_id is None:
-                stream_id = db.execute(
+                cursor = db.execute(
                     "INSERT INTO streams (name, version, first_position, last_position) "
                     "VALUES (?, ?, ?, ?)",
                     (stream, count - 1, last + 1, last + count),
-                ).lastrowid
+                )
+                assert cursor.lastrowid is not None
+                stream_id = cursor.lastrowid
             else:
                 db.execute(
                     "UPDATE streams SET version = ?, last_position = ? WHERE stream_id = ?",
@@ -505,16 +510,18 @@ class SQLiteStore:
             self._connection(writer=False), self._page, from_position, limit, None
         )
 
-    async def _wait_for_append(self, timeout: float) -> None:
+    async def _wait_for_append(self, patience: float) -> None:
         if self._state != "open":
             return
-        with anyio.move_on_after(timeout):
+        with anyio.move_on_after(patience):
             await self._appended.wait()
 
     def _name(self, db: sqlite3.Connection, stream_id: int) -> str:
         name = self._names.get(stream_id)
         if name is None:
-            row = db.execute("SELECT name FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
+            row = db.execute(
+                "SELECT name FROM streams WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
             if row is None:
                 raise CorruptStore(
                     f"{self._where}: events refer to stream id {stream_id}, which is missing"
@@ -569,9 +576,7 @@ class SQLiteStore:
             "WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
             (position, last if last is not None else _MAX_POSITION, limit),
         ).fetchall()
-        return [
-            StoredEvent(p, self._name(db, s), v, e, r, d, h) for p, s, v, e, r, d, h in rows
-        ]
+        return [StoredEvent(p, self._name(db, s), v, e, r, d, h) for p, s, v, e, r, d, h in rows]
 
 
 _MAX_POSITION = (1 << 63) - 1

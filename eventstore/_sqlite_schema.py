@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ._errors import IncompatibleSchema, NotARunlogDatabase
+from ._errors import IncompatibleSchema, NotARunlogDatabase, StoreUnavailable
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "check_header", "ensure_schema"]
 
@@ -59,6 +59,10 @@ def check_header(path: Path) -> bool:
             header = file.read(100)
     except FileNotFoundError:
         return False
+    except IsADirectoryError:
+        raise StoreUnavailable(f"{path} is a directory; name a database file inside it") from None
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot read {path}: {exc}") from exc
     if not header:
         return False
     if not header.startswith(_MAGIC):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -69,7 +69,7 @@ class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     @property
     def recorded_at(self) -> datetime:
         """``recorded_at_us`` as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.recorded_at_us / 1_000_000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.recorded_at_us / 1_000_000, tz=UTC)
 
     @property
     def type(self) -> str:

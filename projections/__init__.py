@@ -1,3 +1,6 @@
-"""Projections: pure folds from runlog events to run and sweep state (arriving with the projections issue)."""
+"""Projections: pure folds from runlog events to run and sweep state.
+
+They arrive with the projections issue; the package exists so the layout is fixed.
+"""
 
 __all__: list[str] = []

@@ -1,0 +1,209 @@
+"""Batched append throughput of the runlog event store, against raw ``sqlite3``.
+
+What it measures
+    ``await store.append("run:bench/r1", batch)`` with batches of 1000 ``StepLogged``
+    events (4 float metrics each) into one stream of a fresh SQLite file store (WAL,
+    ``synchronous=NORMAL``). The timed part covers everything ``append`` does: type
+    checks, msgpack encoding, event ids, the hash chain, the SQL and the commit.
+
+Baselines, measured in the same run on fresh files in the same directory
+    raw sqlite3
+        stdlib ``sqlite3``, WAL, ``synchronous=NORMAL``, table
+        ``raw(id INTEGER PRIMARY KEY, data BLOB NOT NULL)``: one transaction per 1000
+        rows, inserted with ``executemany``. The rows are the same msgpack bytes the
+        store writes, encoded *before* timing. This is the headline ratio (store/raw).
+    raw sqlite3, same schema
+        (secondary) the very rows the store wrote (position, stream_id, version, 16-byte
+        event id, recorded_at, data, 32-byte hash), read back from the store's file
+        before timing and inserted with ``executemany`` into a table with the store's
+        columns and its two unique indexes, 1000 rows per transaction. The gap between
+        this and the store is the store's own Python overhead (encoding, ids, hashing,
+        the head/stream look-ups and the ``streams`` update); the gap between this and
+        "raw sqlite3" is the price of the wider rows and the indexes.
+
+In every case the event objects are built before timing, one batch at a time, so that
+building them is not measured and a million events are never in memory at once; only
+the append/insert+commit of each batch is timed (``time.perf_counter``). Closing the
+connections (the final WAL checkpoint) is not timed, for any side.
+
+Run ``python benchmarks/bench_append.py`` (1,000,000 events) or ``--events 5000`` for
+a smoke run. The last line of output is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from time import perf_counter
+
+from eventstore import StepLogged, default_codec, open_store
+
+STREAM = "run:bench/r1"
+
+STORE_SCHEMA = (
+    """CREATE TABLE events (
+        position    INTEGER PRIMARY KEY,
+        stream_id   INTEGER NOT NULL,
+        version     INTEGER NOT NULL,
+        event_id    BLOB NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        data        BLOB NOT NULL,
+        hash        BLOB NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX events_by_stream ON events (stream_id, version)",
+    "CREATE UNIQUE INDEX events_by_id ON events (event_id)",
+)
+STORE_COLUMNS = "position, stream_id, version, event_id, recorded_at, data, hash"
+
+
+def metrics(step: int) -> dict[str, float]:
+    """Four float metrics that vary with ``step``, like a training loop logs."""
+    return {
+        "loss": 2.0 / (1.0 + step * 1e-4) + (step % 97) * 1e-3,
+        "acc": 1.0 - 1.0 / (2.0 + step * 1e-4),
+        "lr": 3e-4 * 0.5 ** (step // 100_000),
+        "grad_norm": 0.5 + (step * 7919 % 1000) / 1000.0,
+    }
+
+
+def batches(events: int, batch: int) -> Iterator[list[StepLogged]]:
+    """The events ``0 .. events-1`` as lists of at most ``batch``, built lazily."""
+    for start in range(0, events, batch):
+        stop = min(start + batch, events)
+        yield [StepLogged(incarnation=1, step=i, metrics=metrics(i)) for i in range(start, stop)]
+
+
+def connect_raw(path: Path) -> sqlite3.Connection:
+    """A stdlib connection with the store's pragmas: WAL, ``synchronous=NORMAL``."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+async def store_rate(path: Path, events: int, batch: int) -> float:
+    """Events/s of ``store.append`` in batches of ``batch``."""
+    elapsed = 0.0
+    async with open_store(path) as store:
+        for chunk in batches(events, batch):
+            start = perf_counter()
+            await store.append(STREAM, chunk)
+            elapsed += perf_counter() - start
+    return events / elapsed
+
+
+def raw_rate(path: Path, events: int, batch: int) -> tuple[float, float]:
+    """Events/s of raw ``executemany`` into ``raw(id, data)``, and the mean payload size."""
+    encode = default_codec.encode
+    conn = connect_raw(path)
+    try:
+        conn.execute("CREATE TABLE raw (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        elapsed = 0.0
+        total_bytes = 0
+        for chunk in batches(events, batch):
+            rows = [(encode(event),) for event in chunk]
+            total_bytes += sum(len(row[0]) for row in rows)
+            start = perf_counter()
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO raw (data) VALUES (?)", rows)
+            conn.execute("COMMIT")
+            elapsed += perf_counter() - start
+    finally:
+        conn.close()
+    return events / elapsed, total_bytes / events
+
+
+def same_schema_rate(store_path: Path, path: Path, batch: int) -> tuple[float, int]:
+    """Events/s of raw ``executemany`` of the store's own rows into the store's schema."""
+    source = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
+    conn = connect_raw(path)
+    try:
+        for statement in STORE_SCHEMA:
+            conn.execute(statement)
+        insert = f"INSERT INTO events ({STORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        cursor = source.execute(f"SELECT {STORE_COLUMNS} FROM events ORDER BY position")
+        elapsed = 0.0
+        count = 0
+        while rows := cursor.fetchmany(batch):
+            start = perf_counter()
+            conn.execute("BEGIN")
+            conn.executemany(insert, rows)
+            conn.execute("COMMIT")
+            elapsed += perf_counter() - start
+            count += len(rows)
+    finally:
+        conn.close()
+        source.close()
+    return count / elapsed, count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to append")
+    parser.add_argument("--batch", type=int, default=1000, help="events per append/transaction")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where to make the temporary working directory (default: the system temp dir); "
+        "put it on the disk you care about, not on a tmpfs",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database files")
+    args = parser.parse_args()
+    if args.events < 1 or args.batch < 1:
+        parser.error("--events and --batch must be positive")
+
+    workdir = Path(tempfile.mkdtemp(prefix="runlog-bench-append-", dir=args.dir))
+    try:
+        run(args.events, args.batch, workdir)
+    finally:
+        if args.keep:
+            print(f"kept the database files in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(events: int, batch: int, workdir: Path) -> None:
+    print(
+        f"append: {events:,} StepLogged events (4 metrics) in batches of {batch:,}, "
+        f"one stream, SQLite {sqlite3.sqlite_version}, WAL, synchronous=NORMAL"
+    )
+    raw, event_bytes = raw_rate(workdir / "raw.db", events, batch)
+    print(f"  raw sqlite3 (raw(id, data), executemany)   {raw:>12,.0f} events/s")
+    store = asyncio.run(store_rate(workdir / "store.db", events, batch))
+    print(f"  runlog store.append                        {store:>12,.0f} events/s")
+    same, copied = same_schema_rate(workdir / "store.db", workdir / "same_schema.db", batch)
+    if copied != events:
+        raise SystemExit(f"the store holds {copied} events, expected {events}")
+    print(f"  raw sqlite3, same schema (store's rows)    {same:>12,.0f} events/s")
+    print(f"  payload: {event_bytes:.1f} bytes per event on average (msgpack)")
+    print(f"  ratio store/raw sqlite3:               {store / raw:.3f}")
+    print(f"  ratio store/raw sqlite3, same schema:  {store / same:.3f}")
+    print(
+        json.dumps(
+            {
+                "bench": "append",
+                "events": events,
+                "batch": batch,
+                "event_bytes": round(event_bytes, 1),
+                "store_events_per_s": round(store),
+                "raw_events_per_s": round(raw),
+                "ratio": round(store / raw, 3),
+                "raw_same_schema_events_per_s": round(same),
+                "ratio_same_schema": round(store / same, 3),
+                "sqlite": sqlite3.sqlite_version,
+                "python": sys.version.split()[0],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

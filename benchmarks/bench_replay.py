@@ -1,0 +1,311 @@
+"""Replay speed and memory of ``store.read_all``, against raw ``sqlite3`` + msgspec.
+
+What it measures
+    A log of ``N`` events is written first with the store (1000 streams
+    ``run:bench/r{k}``, batches of 1000 per ``append``, round-robin over the streams;
+    each stream opens with ``RunInitialized``, every 500th step adds a ``FileSaved``,
+    the rest is ``StepLogged`` with 4 metrics). Then a *fresh* Python process reads the
+    whole log with ``async for rec in store.read_all()`` (the store decodes every
+    event into its ``msgspec`` Struct) and reports events/s and its peak RSS, so the
+    memory figure reflects the replay alone, not the writing. On Linux the process first
+    resets its peak to its current RSS (``clear_refs``), so start-up transients do not
+    count either, reads the peak from ``VmHWM`` (see ``peak_rss_mb`` for why not
+    ``ru_maxrss``), and also reports the RSS at the start: peak minus start is what the
+    replay itself added on top of the interpreter and its imports.
+
+Baseline, measured in the same run over the same file, also in a fresh process
+    stdlib ``sqlite3``: ``SELECT data FROM events ORDER BY position``, iterating the
+    cursor, and ``default_codec._decoder.decode(data)`` per row: the same typed msgspec
+    decode the store uses. Ratio = store events/s / raw events/s.
+
+Before the two replays the database file is read once, untimed, so that both find it in
+the OS page cache. Only the read loop is timed (``time.perf_counter``); imports and
+opening the database are not. The writing phase builds one batch at a time, never the
+whole log.
+
+Run ``python benchmarks/bench_replay.py`` (1,000,000 events) or ``--events 5000`` for a
+smoke run. ``--replay-only PATH [--impl store|raw]`` runs just one replay of an existing
+store (this is what the fresh processes run). The last line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from eventstore import Event, FileSaved, RunInitialized, StepLogged, default_codec, open_store
+
+CHECKPOINT_EVERY = 500
+
+
+def metrics(step: int) -> dict[str, float]:
+    """Four float metrics that vary with ``step``, like a training loop logs."""
+    return {
+        "loss": 2.0 / (1.0 + step * 1e-4) + (step % 97) * 1e-3,
+        "acc": 1.0 - 1.0 / (2.0 + step * 1e-4),
+        "lr": 3e-4 * 0.5 ** (step // 100_000),
+        "grad_norm": 0.5 + (step * 7919 % 1000) / 1000.0,
+    }
+
+
+def run_events(run: int, first: int, count: int) -> list[Event]:
+    """Events ``first .. first+count-1`` of the stream of run ``run``."""
+    out: list[Event] = []
+    for index in range(first, first + count):
+        if index == 0:
+            out.append(
+                RunInitialized(
+                    project="bench",
+                    run_id=f"r{run}",
+                    incarnation=1,
+                    resumed=False,
+                    starting_step=0,
+                    config={"lr": 3e-4, "batch_size": 64, "model": "resnet18", "seed": run},
+                    host="bench-host",
+                    pid=4242,
+                )
+            )
+        elif index % CHECKPOINT_EVERY == 0:
+            out.append(
+                FileSaved(
+                    incarnation=1,
+                    name=f"checkpoint-{index}.pt",
+                    digest=f"{run:016x}{index:048x}",
+                    size=44_000_000 + index,
+                )
+            )
+        else:
+            out.append(StepLogged(incarnation=1, step=index, metrics=metrics(index)))
+    return out
+
+
+async def write_log(path: Path, events: int, streams: int, batch: int) -> float:
+    """Append ``events`` events round-robin over ``streams`` streams; return events/s."""
+    written = [0] * streams
+    elapsed = 0.0
+    async with open_store(path) as store:
+        for number, start in enumerate(range(0, events, batch)):
+            run = number % streams
+            count = min(batch, events - start)
+            chunk = run_events(run, written[run], count)
+            written[run] += count
+            began = perf_counter()
+            await store.append(f"run:bench/r{run}", chunk)
+            elapsed += perf_counter() - began
+    return events / elapsed
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size, in MB.
+
+    On Linux this is ``VmHWM`` from ``/proc/self/status``, the peak of this process's own
+    memory. ``ru_maxrss`` is not used there because ``exec`` folds the peak of the memory
+    it replaces into it: a child started by ``subprocess`` from a 500 MB parent would
+    report a 500 MB peak (the fork, or with vfork the parent itself, held it), whatever
+    the child did. Elsewhere ``ru_maxrss`` is the best there is.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6  # kB
+    except (OSError, IndexError, ValueError):
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+
+
+def current_rss_mb() -> float | None:
+    """This process's resident set size now, in MB (Linux only, else None)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * resource.getpagesize() / 1e6
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak RSS to the current RSS, so start-up transients do not count.
+
+    Linux only (``echo 5 > /proc/self/clear_refs``); returns False where unsupported.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+async def replay_store(path: Path) -> tuple[int, float]:
+    """Count the events of ``read_all``; return the count and the seconds it took."""
+    count = 0
+    async with open_store(path, create=False) as store:
+        start = perf_counter()
+        async for _rec in store.read_all(from_position=0):
+            count += 1
+        elapsed = perf_counter() - start
+    return count, elapsed
+
+
+def replay_raw(path: Path) -> tuple[int, float]:
+    """Select and decode every payload with stdlib sqlite3; return count and seconds."""
+    decode = default_codec._decoder.decode
+    count = 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        start = perf_counter()
+        for (data,) in conn.execute("SELECT data FROM events ORDER BY position"):
+            decode(data)
+            count += 1
+        elapsed = perf_counter() - start
+    finally:
+        conn.close()
+    return count, elapsed
+
+
+def replay_only(path: Path, impl: str) -> dict[str, Any]:
+    """One replay in this process, as a dict of figures (printed as the JSON line)."""
+    reset = reset_peak_rss()
+    before = current_rss_mb()
+    if impl == "store":
+        count, elapsed = asyncio.run(replay_store(path))
+    else:
+        count, elapsed = replay_raw(path)
+    return {
+        "bench": "replay-only",
+        "impl": impl,
+        "events": count,
+        "seconds": round(elapsed, 3),
+        "events_per_s": round(count / elapsed),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_reset_at_start": reset,
+        "rss_at_start_mb": None if before is None else round(before, 1),
+    }
+
+
+def replay_in_fresh_process(path: Path, impl: str) -> dict[str, Any]:
+    """Run ``--replay-only`` in a new interpreter and return its JSON figures."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--replay-only", str(path), "--impl", impl],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def warm_page_cache(path: Path) -> None:
+    with path.open("rb") as file:
+        while file.read(1 << 20):
+            pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to write and replay")
+    parser.add_argument("--streams", type=int, default=1000, help="streams to spread them over")
+    parser.add_argument("--batch", type=int, default=1000, help="events per append")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where to make the temporary working directory (default: the system temp dir); "
+        "put it on the disk you care about, not on a tmpfs",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database file")
+    parser.add_argument(
+        "--replay-only",
+        type=Path,
+        metavar="PATH",
+        help="only replay the existing store at PATH in this process and print its figures",
+    )
+    parser.add_argument(
+        "--impl",
+        choices=("store", "raw"),
+        default="store",
+        help="with --replay-only: replay through the store or through raw sqlite3",
+    )
+    args = parser.parse_args()
+
+    if args.replay_only is not None:
+        print(json.dumps(replay_only(args.replay_only, args.impl)))
+        return
+    if min(args.events, args.streams, args.batch) < 1:
+        parser.error("--events, --streams and --batch must be positive")
+
+    workdir = Path(tempfile.mkdtemp(prefix="runlog-bench-replay-", dir=args.dir))
+    try:
+        run(args.events, args.streams, args.batch, workdir)
+    finally:
+        if args.keep:
+            print(f"kept the database file in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(events: int, streams: int, batch: int, workdir: Path) -> None:
+    path = workdir / "store.db"
+    print(
+        f"replay: {events:,} events over up to {streams:,} streams, written in batches of "
+        f"{batch:,}, SQLite {sqlite3.sqlite_version}"
+    )
+    write_rate = asyncio.run(write_log(path, events, streams, batch))
+    size_mb = path.stat().st_size / 1e6
+    print(f"  wrote the log: {write_rate:,.0f} events/s (append only), file {size_mb:,.1f} MB")
+
+    warm_page_cache(path)
+    raw = replay_in_fresh_process(path, "raw")
+    store = replay_in_fresh_process(path, "store")
+    for figures in (raw, store):
+        if figures["events"] != events:
+            raise SystemExit(
+                f"{figures['impl']} replay read {figures['events']} events, not {events}"
+            )
+
+    print(
+        f"  {'(each in a fresh process)':44}{'events/s':>12}{'peak RSS MB':>13}{'at start MB':>13}"
+    )
+    for label, figures in (
+        ("raw sqlite3 SELECT data + msgspec decode", raw),
+        ("runlog store.read_all", store),
+    ):
+        print(
+            f"  {label:44}{figures['events_per_s']:>12,}{figures['peak_rss_mb']:>13.1f}"
+            f"{figures['rss_at_start_mb'] or float('nan'):>13.1f}"
+        )
+    ratio = store["events_per_s"] / raw["events_per_s"]
+    print(f"  ratio store/raw: {ratio:.3f}")
+    print(
+        json.dumps(
+            {
+                "bench": "replay",
+                "events": events,
+                "streams": min(streams, -(-events // batch)),
+                "file_mb": round(size_mb, 1),
+                "write_events_per_s": round(write_rate),
+                "store_events_per_s": store["events_per_s"],
+                "store_peak_rss_mb": store["peak_rss_mb"],
+                "store_rss_at_start_mb": store["rss_at_start_mb"],
+                "raw_events_per_s": raw["events_per_s"],
+                "raw_peak_rss_mb": raw["peak_rss_mb"],
+                "raw_rss_at_start_mb": raw["rss_at_start_mb"],
+                "ratio": round(ratio, 3),
+                "sqlite": sqlite3.sqlite_version,
+                "python": sys.version.split()[0],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Store backends the conformance suite runs against, and a factory to open them.
+
+A backend plugs in by adding one entry to ``BACKENDS``: a function from a pytest
+``tmp_path`` to the target that ``open_store`` takes. ``persistent`` backends also run
+the tests that close and reopen a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eventstore import EventStore, open_store
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    target: Callable[[Path], str]
+    persistent: bool
+
+
+BACKENDS = [
+    Backend("sqlite-file", lambda tmp: str(tmp / "store.db"), persistent=True),
+    Backend("sqlite-memory", lambda tmp: ":memory:", persistent=False),
+]
+
+
+class StoreFactory:
+    """Opens stores of one backend at one place; ``open()`` again reaches the same log."""
+
+    def __init__(self, backend: Backend, tmp_path: Path) -> None:
+        self.backend = backend
+        self.target = backend.target(tmp_path)
+
+    @asynccontextmanager
+    async def open(self, **options: Any) -> AsyncIterator[EventStore]:
+        async with open_store(self.target, **options) as store:
+            yield store

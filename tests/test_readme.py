@@ -1,0 +1,64 @@
+"""The README is a contract: its examples run as written and CI runs its test command."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+README = (ROOT / "README.md").read_text()
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+SHELL_BLOCKS = re.findall(r"```sh\n(.*?)```", README, re.S)
+
+
+def test_the_readme_opens_with_the_two_commands() -> None:
+    main_job, tests = (block.strip() for block in SHELL_BLOCKS[:2])
+    assert main_job.endswith("runlog demo")
+    assert tests.endswith("python -m pytest")
+
+
+def test_ci_runs_the_readme_test_command_exactly() -> None:
+    tests_command = SHELL_BLOCKS[1].strip()
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert tests_command in ci_lines
+    assert SHELL_BLOCKS[0].strip() in ci_lines
+
+
+@pytest.mark.parametrize(
+    "code", PYTHON_BLOCKS, ids=[f"example-{i}" for i in range(len(PYTHON_BLOCKS))]
+)
+def test_readme_example_runs_as_written(code: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_demo_tells_the_resume_story(tmp_path: Path) -> None:
+    runlog = Path(sys.executable).with_name("runlog")
+    env = {k: v for k, v in os.environ.items() if k != "RUNLOG_STORE"}
+    done = subprocess.run(
+        [str(runlog), "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "incarnation 2 continues at step 60" in done.stdout
+    assert "deduplicated: True" in done.stdout
+    assert "hash chain verified over all 105 events" in done.stdout
+    assert (tmp_path / "runlog" / "runlog.db").exists()
+
+
+def test_the_demo_refuses_a_foreign_file_with_one_line(tmp_path: Path) -> None:
+    runlog = Path(sys.executable).with_name("runlog")
+    (tmp_path / "notes.txt").write_text("not a database\n" * 10)
+    done = subprocess.run(
+        [str(runlog), "demo", "--store", "notes.txt"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: ")
+    assert "not a runlog database" in done.stderr
+    assert "Traceback" not in done.stderr
