@@ -67,6 +67,11 @@ _INSERT = {
     for size in (128, 64, 32, 16, 8, 4, 2, 1)
 }
 _HEADER = struct.Struct(">qqqH")  # must match _chain.chain_hash
+_STATE = (
+    "SELECT s.stream_id, s.version, h.position, h.recorded_at, h.hash FROM (SELECT 1) "
+    "LEFT JOIN streams s ON s.name = ? "
+    "LEFT JOIN (SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1) h"
+)
 _BUSY = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _UNAVAILABLE = {
     sqlite3.SQLITE_CANTOPEN: "cannot be opened (check the path and its permissions)",
@@ -275,25 +280,31 @@ class SQLiteStore:
         if isinstance(events, (Event, NewEvent)) or not isinstance(events, Sequence):
             raise InvalidArgument("append takes a sequence of events, e.g. [event]")
         codec, limit = self._codec, self._max_event_bytes
+        known, encode = codec._known, codec._encoder.encode
         datas: list[bytes] = []
-        given: list[bytes | None] = []
+        given: dict[int, bytes] = {}  # index -> caller's event id, for NewEvent items
         for index, item in enumerate(events):
-            if isinstance(item, NewEvent):
-                event, event_id = item.event, item.event_id.bytes
-            else:
-                event, event_id = item, None
-            codec.check(event, index)
-            data = codec.encode(event)
+            event: object = item
+            if type(item) is NewEvent:
+                event = item.event
+                given[index] = item.event_id.bytes
+            if type(event) not in known:
+                codec.check(event, index)
+            try:
+                data = encode(event)
+            except Exception:
+                data = codec.encode(event)  # type: ignore[arg-type]  # raises InvalidEvent
             if len(data) > limit:
                 raise EventTooLarge(
-                    f"event #{index} ({type(event).__name__}) is {len(data)} bytes encoded, over the "
-                    f"store's limit of {limit}; save large data as a file, or open the store with "
-                    "a larger max_event_bytes"
+                    f"event #{index} ({type(event).__name__}) is {len(data)} bytes encoded, over "
+                    f"the store's limit of {limit}; save large data as a file, or open the store "
+                    "with a larger max_event_bytes"
                 )
             datas.append(data)
-            given.append(event_id)
-        fresh = iter(event_id_bytes(sum(1 for g in given if g is None)))
-        ids = [g if g is not None else next(fresh) for g in given]
+        if not given:
+            return event_id_bytes(len(datas)), datas
+        fresh = iter(event_id_bytes(len(datas) - len(given)))
+        ids = [given[i] if i in given else next(fresh) for i in range(len(datas))]
         if len(set(ids)) != len(ids):
             raise InvalidArgument("the same event id appears twice in one append")
         return ids, datas
@@ -308,10 +319,10 @@ class SQLiteStore:
     ) -> AppendResult:
         self._begin_immediate(db)
         try:
-            row = db.execute(
-                "SELECT stream_id, version FROM streams WHERE name = ?", (stream,)
-            ).fetchone()
-            stream_id, current = (row[0], row[1]) if row else (None, -1)
+            # One statement for the stream's state and the log's head, read under the lock.
+            stream_id, current, last, last_time, previous = db.execute(_STATE, (stream,)).fetchone()
+            if current is None:
+                current = -1
             if not _satisfies(expected, current):
                 stored = self._find_stored(db, stream, ids, datas)
                 if stored is not None:
@@ -319,10 +330,8 @@ class SQLiteStore:
                 raise WrongExpectedVersion(stream, expected, current)
             if not datas:
                 return AppendResult(stream, (), current)
-            head = db.execute(
-                "SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1"
-            ).fetchone()
-            last, last_time, previous = head if head else (0, 0, GENESIS_HASH)
+            if last is None:
+                last, last_time, previous = 0, 0, GENESIS_HASH
             # recorded_at never decreases along positions, even if clocks step back,
             # so "as of time t" is always a prefix of the log.
             now = max(int(self._clock() * 1_000_000), last_time)
@@ -532,23 +541,42 @@ class SQLiteStore:
     def _page(
         self, db: sqlite3.Connection, position: int, limit: int, last: int | None
     ) -> list[RecordedEvent]:
-        rows = db.execute(
-            "SELECT position, stream_id, version, event_id, recorded_at, data FROM events "
-            "WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
-            (position, last if last is not None else _MAX_POSITION, limit),
-        ).fetchall()
+        # Positions are gap-free, so rows in [position, position + limit) are those
+        # positions in order, and the column need not be fetched (a replay reads
+        # millions). A short page is checked against max(position) in the same
+        # snapshot, so a damaged log raises instead of being mislabelled.
+        end = position + limit if last is None else min(position + limit, last + 1)
+        db.execute("BEGIN")
+        try:
+            rows = db.execute(
+                "SELECT stream_id, version, recorded_at, data FROM events "
+                "WHERE position >= ? AND position < ? ORDER BY position",
+                (position, end),
+            ).fetchall()
+            if len(rows) < end - position:
+                found = db.execute(
+                    "SELECT count(*), max(position) FROM events WHERE position >= ? AND position < ?",
+                    (position, end),
+                ).fetchone()
+                if found[0] and found[1] != position + found[0] - 1:
+                    raise CorruptStore(
+                        f"{self._where}: the log has a gap between positions {position} and "
+                        f"{found[1]}; events were deleted outside runlog. Restore from a backup."
+                    )
+        finally:
+            db.execute("COMMIT")
         names = self._names
         fast = self._codec._decoder.decode
-        decode = self._codec.decode
         out: list[RecordedEvent] = []
         append = out.append
-        for position, stream_id, version, event_id, recorded_at, data in rows:
+        for stream_id, version, recorded_at, data in rows:
             name = names.get(stream_id) or self._name(db, stream_id)
             try:
                 event = fast(data)
             except Exception:
-                event = decode(data, position)
-            append(RecordedEvent(position, name, version, event_id, recorded_at, event))
+                event = self._codec.decode(data, position)
+            append(RecordedEvent(position, name, version, recorded_at, event))
+            position += 1
         return out
 
     def _stream_page(
@@ -558,14 +586,14 @@ class SQLiteStore:
         if row is None:
             return []
         rows = db.execute(
-            "SELECT position, version, event_id, recorded_at, data FROM events "
+            "SELECT position, version, recorded_at, data FROM events "
             "WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?",
             (row[0], from_version, limit),
         ).fetchall()
         decode = self._codec.decode
         return [
-            RecordedEvent(position, stream, version, event_id, recorded_at, decode(data, position))
-            for position, version, event_id, recorded_at, data in rows
+            RecordedEvent(position, stream, version, recorded_at, decode(data, position))
+            for position, version, recorded_at, data in rows
         ]
 
     def _stored_page(

@@ -48,23 +48,21 @@ class NewEvent(msgspec.Struct, frozen=True):
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
-    """An event as stored: where it sits in the log, when it was recorded, and what it says."""
+    """An event as read back: where it sits in the log, when it was recorded, what it says.
+
+    Replays read millions of these, so it carries only what folds need; the event's id
+    and hash are in ``StoredEvent`` (``read_stored``).
+    """
 
     position: int
     """Global position: 1, 2, 3, ... gap-free in commit order."""
     stream: str
     version: int
     """Version within the stream: 0, 1, 2, ..."""
-    event_id_bytes: bytes
     recorded_at_us: int
     """When the store committed it, in microseconds since the Unix epoch (UTC).
     Never decreases along positions."""
     event: Event
-
-    @property
-    def event_id(self) -> uuid.UUID:
-        """The event's id."""
-        return uuid.UUID(bytes=self.event_id_bytes)
 
     @property
     def recorded_at(self) -> datetime:
@@ -89,6 +87,16 @@ class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     """The msgpack payload, the bytes the hash covers."""
     hash: bytes
     """BLAKE2b-256 over the previous event's hash and this event (see ``chain_hash``)."""
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        """The event's id."""
+        return uuid.UUID(bytes=self.event_id_bytes)
+
+    @property
+    def recorded_at(self) -> datetime:
+        """``recorded_at_us`` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.recorded_at_us / 1_000_000, tz=UTC)
 
 
 class AppendResult(msgspec.Struct, frozen=True):

@@ -80,5 +80,5 @@ async def test_bare_events_get_fresh_ids_each_time(store: EventStore) -> None:
     second = await store.append("run:p/a", batch)
     assert not second.deduplicated
     assert await store.head() == 4
-    ids = [r.event_id async for r in store.read_all()]
+    ids = [s.event_id async for s in store.read_stored()]
     assert len(set(ids)) == 4

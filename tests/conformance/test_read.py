@@ -72,8 +72,9 @@ async def test_recorded_events_carry_their_envelope(store: EventStore) -> None:
     init = RunInitialized(project="p", run_id="a", incarnation=1, resumed=False, starting_step=0)
     await store.append("run:p/a", [NewEvent(init, event_id)])
     [record] = [r async for r in store.read_all()]
+    [stored] = [s async for s in store.read_stored()]
     assert record.event == init
-    assert record.event_id == event_id
+    assert stored.event_id == event_id
     assert record.type == "RunInitialized"
     assert record.recorded_at.tzinfo is not None
     assert (record.position, record.stream, record.version) == (1, "run:p/a", 0)
