@@ -18,14 +18,24 @@ Baseline, measured in the same run over the same file, also in a fresh process
     cursor, and ``default_codec._decoder.decode(data)`` per row: the same typed msgspec
     decode the store uses. Ratio = store events/s / raw events/s.
 
-Before the two replays the database file is read once, untimed, so that both find it in
-the OS page cache. Only the read loop is timed (``time.perf_counter``); imports and
+Before the replays the database file is read once, untimed, so that all of them find it
+in the OS page cache. Only the read loop is timed (``time.perf_counter``); imports and
 opening the database are not. The writing phase builds one batch at a time, never the
 whole log.
 
-Run ``python benchmarks/bench_replay.py`` (1,000,000 events) or ``--events 5000`` for a
-smoke run. ``--replay-only PATH [--impl store|raw]`` runs just one replay of an existing
-store (this is what the fresh processes run). The last line of output is one JSON object.
+Repeats: best of N, interleaved
+    The log is written once; then the two fresh-process replays run ``--repeat N`` times
+    (default 3), interleaved: raw, store, raw, store, ... (each replay a new process).
+    For each side the script reports the best (highest events/s) and the median of its
+    N runs; ``ratio`` is best/best, because on a noisy machine interference only ever
+    slows a run down. Peak RSS is the maximum over each side's runs (the worst case),
+    reported with the RSS at the start of that same run. Every sample is in the JSON
+    line as well (``raw_samples``, ``store_samples``, ``*_peak_rss_mb_samples``).
+
+Run ``python benchmarks/bench_replay.py`` (1,000,000 events, 3 rounds) or
+``--events 5000`` for a smoke run. ``--replay-only PATH [--impl store|raw]`` runs just
+one replay of an existing store (this is what the fresh processes run). The last line
+of output is one JSON object.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import json
 import resource
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,6 +227,12 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000, help="streams to spread them over")
     parser.add_argument("--batch", type=int, default=1000, help="events per append")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of (raw replay, store replay), interleaved; best and median reported",
+    )
+    parser.add_argument(
         "--dir",
         type=Path,
         default=None,
@@ -240,12 +257,12 @@ def main() -> None:
     if args.replay_only is not None:
         print(json.dumps(replay_only(args.replay_only, args.impl)))
         return
-    if min(args.events, args.streams, args.batch) < 1:
-        parser.error("--events, --streams and --batch must be positive")
+    if min(args.events, args.streams, args.batch, args.repeat) < 1:
+        parser.error("--events, --streams, --batch and --repeat must be positive")
 
     workdir = Path(tempfile.mkdtemp(prefix="runlog-bench-replay-", dir=args.dir))
     try:
-        run(args.events, args.streams, args.batch, workdir)
+        run(args.events, args.streams, args.batch, args.repeat, workdir)
     finally:
         if args.keep:
             print(f"kept the database file in {workdir}", file=sys.stderr)
@@ -253,53 +270,92 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(events: int, streams: int, batch: int, workdir: Path) -> None:
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Best and median events/s of N replays, and the run with the highest peak RSS."""
+    rates = [figures["events_per_s"] for figures in runs]
+    worst = max(runs, key=lambda figures: figures["peak_rss_mb"])
+    return {
+        "events_per_s": max(rates),
+        "events_per_s_median": round(statistics.median(rates)),
+        "peak_rss_mb": worst["peak_rss_mb"],
+        "rss_at_start_mb": worst["rss_at_start_mb"],
+        "samples": rates,
+        "peak_rss_mb_samples": [figures["peak_rss_mb"] for figures in runs],
+    }
+
+
+def run(events: int, streams: int, batch: int, repeat: int, workdir: Path) -> None:
     path = workdir / "store.db"
     print(
         f"replay: {events:,} events over up to {streams:,} streams, written in batches of "
-        f"{batch:,}, SQLite {sqlite3.sqlite_version}"
+        f"{batch:,}, SQLite {sqlite3.sqlite_version}; best of {repeat}, interleaved "
+        f"(raw, store, raw, ...), each replay in a fresh process"
     )
     write_rate = asyncio.run(write_log(path, events, streams, batch))
     size_mb = path.stat().st_size / 1e6
     print(f"  wrote the log: {write_rate:,.0f} events/s (append only), file {size_mb:,.1f} MB")
 
     warm_page_cache(path)
-    raw = replay_in_fresh_process(path, "raw")
-    store = replay_in_fresh_process(path, "store")
-    for figures in (raw, store):
-        if figures["events"] != events:
-            raise SystemExit(
-                f"{figures['impl']} replay read {figures['events']} events, not {events}"
-            )
+    raw_runs: list[dict[str, Any]] = []
+    store_runs: list[dict[str, Any]] = []
+    for round_number in range(1, repeat + 1):
+        raw_runs.append(replay_in_fresh_process(path, "raw"))
+        store_runs.append(replay_in_fresh_process(path, "store"))
+        for figures in (raw_runs[-1], store_runs[-1]):
+            if figures["events"] != events:
+                raise SystemExit(
+                    f"{figures['impl']} replay read {figures['events']} events, not {events}"
+                )
+        print(
+            f"  round {round_number}/{repeat}: raw {raw_runs[-1]['events_per_s']:,}, "
+            f"store {store_runs[-1]['events_per_s']:,} events/s; peak RSS raw "
+            f"{raw_runs[-1]['peak_rss_mb']:.1f}, store {store_runs[-1]['peak_rss_mb']:.1f} MB"
+        )
+    raw = combine(raw_runs)
+    store = combine(store_runs)
 
     print(
-        f"  {'(each in a fresh process)':44}{'events/s':>12}{'peak RSS MB':>13}{'at start MB':>13}"
+        f"  {'(each in a fresh process)':42}{'best ev/s':>11}{'median ev/s':>13}"
+        f"{'max peak MB':>13}{'at start MB':>13}"
     )
     for label, figures in (
         ("raw sqlite3 SELECT data + msgspec decode", raw),
         ("runlog store.read_all", store),
     ):
         print(
-            f"  {label:44}{figures['events_per_s']:>12,}{figures['peak_rss_mb']:>13.1f}"
-            f"{figures['rss_at_start_mb'] or float('nan'):>13.1f}"
+            f"  {label:42}{figures['events_per_s']:>11,}{figures['events_per_s_median']:>13,}"
+            f"{figures['peak_rss_mb']:>13.1f}{figures['rss_at_start_mb'] or float('nan'):>13.1f}"
         )
     ratio = store["events_per_s"] / raw["events_per_s"]
-    print(f"  ratio store/raw: {ratio:.3f}")
+    ratio_of_medians = store["events_per_s_median"] / raw["events_per_s_median"]
+    print(
+        f"  ratio store/raw (best of {repeat}, interleaved): {ratio:.3f}"
+        f"  (of the medians: {ratio_of_medians:.3f})"
+    )
     print(
         json.dumps(
             {
                 "bench": "replay",
                 "events": events,
                 "streams": min(streams, -(-events // batch)),
+                "repeat": repeat,
+                "aggregate": f"best of {repeat}, interleaved; peak RSS max of {repeat}",
                 "file_mb": round(size_mb, 1),
                 "write_events_per_s": round(write_rate),
                 "store_events_per_s": store["events_per_s"],
+                "store_events_per_s_median": store["events_per_s_median"],
                 "store_peak_rss_mb": store["peak_rss_mb"],
                 "store_rss_at_start_mb": store["rss_at_start_mb"],
                 "raw_events_per_s": raw["events_per_s"],
+                "raw_events_per_s_median": raw["events_per_s_median"],
                 "raw_peak_rss_mb": raw["peak_rss_mb"],
                 "raw_rss_at_start_mb": raw["rss_at_start_mb"],
                 "ratio": round(ratio, 3),
+                "ratio_of_medians": round(ratio_of_medians, 3),
+                "store_samples": store["samples"],
+                "raw_samples": raw["samples"],
+                "store_peak_rss_mb_samples": store["peak_rss_mb_samples"],
+                "raw_peak_rss_mb_samples": raw["peak_rss_mb_samples"],
                 "sqlite": sqlite3.sqlite_version,
                 "python": sys.version.split()[0],
             }
