@@ -60,6 +60,14 @@ class EventStore(Protocol):
         """Like ``read_all`` but undecoded, with each event's stored bytes and hash."""
         ...
 
+    async def read_positions(self, positions: Sequence[int]) -> list[RecordedEvent]:
+        """The events at ``positions``, in the order given."""
+        ...
+
+    async def position_at(self, recorded_at_us: int) -> int:
+        """The last position recorded at or before ``recorded_at_us`` (0 if none)."""
+        ...
+
     def subscribe(
         self, from_position: int = 0, *, poll_interval: float | None = None
     ) -> Subscription:

@@ -52,7 +52,7 @@ from ._types import (
     StreamInfo,
 )
 
-__all__ = ["SQLiteStore", "translate_sqlite_error"]
+__all__ = ["SQLiteStore", "begin_immediate", "run_on_thread", "translate_sqlite_error"]
 
 _T = TypeVar("_T")
 _MAX_STREAM_NAME = 1024
@@ -100,6 +100,38 @@ def translate_sqlite_error(exc: sqlite3.Error, where: str) -> StoreError:
     if primary in _UNAVAILABLE:
         return StoreUnavailable(f"{where} {_UNAVAILABLE[primary]} ({exc})")
     return StoreError(f"{where}: unexpected SQLite error {exc} (code {code})")
+
+
+async def run_on_thread(
+    conn: aiosqlite.Connection, where: str, fn: Callable[..., _T], *args: Any
+) -> _T:
+    """Run ``fn(sqlite3_connection, *args)`` on ``conn``'s thread, translating errors.
+
+    aiosqlite runs every call on its connection's thread through ``_execute``; an
+    operation of several statements runs as one call, so it costs one round trip.
+    """
+    try:
+        execute = cast(Callable[..., Awaitable[_T]], conn._execute)
+        return await execute(fn, conn._conn, *args)
+    except sqlite3.Error as exc:
+        raise translate_sqlite_error(exc, where) from exc
+
+
+def begin_immediate(db: sqlite3.Connection, lock_timeout: float) -> None:
+    """``BEGIN IMMEDIATE``, retried with jitter until ``lock_timeout`` seconds have passed."""
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.001
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in _BUSY or time.monotonic() >= deadline:
+                raise
+        # SQLite's own busy handler already waited; jitter keeps waiting processes
+        # from retrying in lockstep.
+        time.sleep(delay * random.random())
+        delay = min(delay * 2, 0.05)
 
 
 class SQLiteStore:
@@ -229,14 +261,7 @@ class SQLiteStore:
         return f"<SQLiteStore {self.url} {self._state}>"
 
     async def _run(self, conn: aiosqlite.Connection, fn: Callable[..., _T], *args: Any) -> _T:
-        # aiosqlite runs every call on its connection's thread through _execute; an
-        # operation of several statements runs as one call, so it costs one round trip.
-        try:
-            execute = cast(Callable[..., Awaitable[_T]], conn._execute)
-            result = await execute(fn, conn._conn, *args)
-        except sqlite3.Error as exc:
-            raise translate_sqlite_error(exc, self._where) from exc
-        return result
+        return await run_on_thread(conn, self._where, fn, *args)
 
     def _connection(self, writer: bool) -> aiosqlite.Connection:
         conn = self._writer if writer else self._reader
@@ -317,7 +342,7 @@ class SQLiteStore:
         datas: list[bytes],
         expected: int | str,
     ) -> AppendResult:
-        self._begin_immediate(db)
+        begin_immediate(db, self._lock_timeout)
         try:
             # One statement for the stream's state and the log's head, read under the lock.
             stream_id, current, last, last_time, previous = db.execute(_STATE, (stream,)).fetchone()
@@ -371,21 +396,6 @@ class SQLiteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
         return AppendResult(stream, tuple(range(last + 1, last + count + 1)), current + count)
-
-    def _begin_immediate(self, db: sqlite3.Connection) -> None:
-        deadline = time.monotonic() + self._lock_timeout
-        delay = 0.001
-        while True:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in _BUSY or time.monotonic() >= deadline:
-                    raise
-            # SQLite's own busy handler already waited; jitter keeps waiting
-            # processes from retrying in lockstep.
-            time.sleep(delay * random.random())
-            delay = min(delay * 2, 0.05)
 
     def _find_stored(
         self, db: sqlite3.Connection, stream: str, ids: list[bytes], datas: list[bytes]
@@ -503,6 +513,25 @@ class SQLiteStore:
                 return
             position = page[-1].position + 1
 
+    async def read_positions(self, positions: Sequence[int]) -> list[RecordedEvent]:
+        """The events at ``positions``, in the order given; a missing position raises.
+
+        Raises:
+            InvalidArgument: a position is below 1 or beyond the head.
+        """
+        wanted = list(positions)
+        if any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in wanted):
+            raise InvalidArgument("positions are integers >= 1")
+        return await self._run(self._connection(writer=False), self._at_positions, wanted)
+
+    async def position_at(self, recorded_at_us: int) -> int:
+        """The last position recorded at or before ``recorded_at_us`` (0 if none was).
+
+        ``recorded_at`` never decreases along positions, so this is where the log stood
+        at that time.
+        """
+        return await self._run(self._connection(writer=False), _position_at, recorded_at_us)
+
     def subscribe(
         self, from_position: int = 0, *, poll_interval: float | None = None
     ) -> Subscription:
@@ -596,6 +625,29 @@ class SQLiteStore:
             for position, version, recorded_at, data in rows
         ]
 
+    def _at_positions(self, db: sqlite3.Connection, wanted: list[int]) -> list[RecordedEvent]:
+        found: dict[int, RecordedEvent] = {}
+        decode = self._codec.decode
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for position, stream_id, version, recorded_at, data in db.execute(
+                "SELECT position, stream_id, version, recorded_at, data FROM events "
+                f"WHERE position IN ({marks})",
+                chunk,
+            ):
+                found[position] = RecordedEvent(
+                    position,
+                    self._name(db, stream_id),
+                    version,
+                    recorded_at,
+                    decode(data, position),
+                )
+        missing = [p for p in wanted if p not in found]
+        if missing:
+            raise InvalidArgument(f"no event at position {missing[0]}; the head is {_head(db)}")
+        return [found[p] for p in wanted]
+
     def _stored_page(
         self, db: sqlite3.Connection, position: int, limit: int, last: int | None
     ) -> list[StoredEvent]:
@@ -611,7 +663,7 @@ _MAX_POSITION = (1 << 63) - 1
 
 
 def _busy_ms(lock_timeout: float) -> int:
-    # Short, so that _begin_immediate's jittered retries share the lock fairly and
+    # Short, so that begin_immediate's jittered retries share the lock fairly and
     # its deadline (lock_timeout) is what the caller waits at most.
     return max(1, min(int(lock_timeout * 1000), 50))
 
@@ -663,6 +715,20 @@ def _insert(db: sqlite3.Connection, rows: list[object], count: int) -> None:
 def _head(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT max(position) FROM events").fetchone()
     return int(row[0] or 0)
+
+
+def _position_at(db: sqlite3.Connection, recorded_at_us: int) -> int:
+    # Binary search on the primary key: recorded_at is monotonic along positions,
+    # so this costs ~log2(n) row look-ups and needs no index on time.
+    low, high = 0, _head(db)
+    while low < high:
+        middle = (low + high + 1) // 2
+        row = db.execute("SELECT recorded_at FROM events WHERE position = ?", (middle,)).fetchone()
+        if row is not None and row[0] <= recorded_at_us:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _stream_version(db: sqlite3.Connection, stream: str) -> int:

@@ -1,6 +1,35 @@
-"""Projections: pure folds from runlog events to run and sweep state.
+"""Projections: run and sweep state folded from the runlog event log.
 
-They arrive with the projections issue; the package exists so the layout is fixed.
+``Model`` is the fold (pure: events in, states out). ``open_projector(store)`` keeps a
+read model of it current with the log and answers queries: runs, sweeps with their
+queues, metric histories, state as of a past position or time, and a check that the
+read model equals a replay from position 0.
 """
 
-__all__: list[str] = []
+from ._fold import Model as Model
+from ._fold import RunKey as RunKey
+from ._projector import ProjectionCheck as ProjectionCheck
+from ._projector import Projector as Projector
+from ._projector import open_projector as open_projector
+from ._state import AgentInfo as AgentInfo
+from ._state import FileRef as FileRef
+from ._state import HistoryPoint as HistoryPoint
+from ._state import RunState as RunState
+from ._state import RunStatus as RunStatus
+from ._state import SweepState as SweepState
+from ._state import SweepStatus as SweepStatus
+
+__all__ = [
+    "AgentInfo",
+    "FileRef",
+    "HistoryPoint",
+    "Model",
+    "ProjectionCheck",
+    "Projector",
+    "RunKey",
+    "RunState",
+    "RunStatus",
+    "SweepState",
+    "SweepStatus",
+    "open_projector",
+]

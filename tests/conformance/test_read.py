@@ -149,3 +149,38 @@ async def test_closing_twice_is_harmless(factory: StoreFactory) -> None:
     async with factory.open() as store:
         await store.aclose()
     await store.aclose()
+
+
+async def test_read_positions_returns_events_in_the_order_asked(store: EventStore) -> None:
+    await store.append("run:p/a", steps(0, 3))
+    await store.append("run:p/b", steps(0, 3))
+    records = await store.read_positions([5, 1, 3])
+    assert [(r.position, r.stream, r.version) for r in records] == [
+        (5, "run:p/b", 1),
+        (1, "run:p/a", 0),
+        (3, "run:p/a", 2),
+    ]
+
+
+@pytest.mark.parametrize("positions", [[0], [4], [-1]])
+async def test_read_positions_refuses_positions_outside_the_log(
+    store: EventStore, positions: list[int]
+) -> None:
+    await store.append("run:p/a", steps(0, 3))
+    with pytest.raises(InvalidArgument):
+        await store.read_positions(positions)
+
+
+async def test_position_at_finds_where_the_log_stood_at_a_time(factory: StoreFactory) -> None:
+    times = iter([100.0, 200.0, 200.0, 300.0])
+    async with factory.open(clock=lambda: next(times)) as store:
+        for start in range(4):
+            await store.append("run:p/a", steps(start, 2))
+        assert await store.position_at(99_000_000) == 0
+        assert await store.position_at(100_000_000) == 2
+        assert await store.position_at(250_000_000) == 6
+        assert await store.position_at(10**18) == 8
+
+
+async def test_position_at_of_an_empty_log_is_zero(store: EventStore) -> None:
+    assert await store.position_at(10**18) == 0

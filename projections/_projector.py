@@ -1,0 +1,386 @@
+"""The projector: keeps a read model current with the log and answers queries from it."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import msgspec
+
+from eventstore import (
+    EventStore,
+    InvalidArgument,
+    RecordedEvent,
+    RunLogError,
+    SQLiteStore,
+    StepLogged,
+)
+
+from ._fold import Model, RunKey
+from ._readmodel import MemoryReadModel, ReadModel
+from ._sqlite import SQLiteReadModel
+from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
+
+__all__ = ["ProjectionCheck", "Projector", "open_projector"]
+
+
+class ProjectionCheck(msgspec.Struct, frozen=True):
+    """The result of comparing the read model with a replay of the log from position 0."""
+
+    position: int
+    """The log position both sides reflect."""
+    runs: int
+    sweeps: int
+    history_rows: int
+    differences: list[str]
+    """One line per disagreement; empty when the read model is exactly the replay."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the read model equals the replay."""
+        return not self.differences
+
+
+class Projector:
+    """Run and sweep state of one store, current with its log.
+
+    Every query first folds in whatever was appended since the last one (by this
+    process or any other), so it sees every append that returned before it was asked.
+    With a SQLite file store the read model is kept in the same file, with the position
+    it reflects, so opening a large store does not replay it; with an in-memory store
+    it lives in memory.
+
+    Use ``async with open_projector(store) as projector``.
+    """
+
+    def __init__(self, store: EventStore, *, chunk: int = 10_000) -> None:
+        if chunk < 1:
+            raise InvalidArgument(f"chunk must be >= 1, got {chunk}")
+        self._store = store
+        self._chunk = chunk
+        self._read_model: ReadModel | None = None
+        self._lock = anyio.Lock()
+        self._position = 0
+
+    async def _open(self) -> Self:
+        path = self._store.path if isinstance(self._store, SQLiteStore) else None
+        if path is not None:
+            self._read_model = await SQLiteReadModel(path).open()
+            self._position = await self._read_model.checkpoint()
+        else:
+            self._read_model = MemoryReadModel()
+        return self
+
+    async def aclose(self) -> None:
+        """Close the read model (not the store); idempotent."""
+        read_model, self._read_model = self._read_model, None
+        if read_model is not None:
+            with anyio.CancelScope(shield=True):
+                await read_model.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def _model(self) -> ReadModel:
+        if self._read_model is None:
+            raise RunLogError("the projector is closed; open it with open_projector(store)")
+        return self._read_model
+
+    @property
+    def position(self) -> int:
+        """The log position the read model reflected after the last catch-up."""
+        return self._position
+
+    # --- keeping current ----------------------------------------------------------------
+
+    async def catch_up(self) -> int:
+        """Fold in everything appended so far; return the position now reflected."""
+        async with self._lock:
+            read_model = self._model
+            head = await self._store.head()
+            position = await read_model.checkpoint()
+            while position < head:
+                records = [
+                    r
+                    async for r in self._store.read_all(
+                        position + 1, to_position=min(head, position + self._chunk)
+                    )
+                ]
+                position = await read_model.apply(records)
+            self._position = position
+            return position
+
+    async def rebuild(self) -> int:
+        """Throw the read model away and fold the whole log again; return the position."""
+        async with self._lock:
+            await self._model.reset()
+            self._position = 0
+        return await self.catch_up()
+
+    async def check(self) -> ProjectionCheck:
+        """Compare the read model with a replay of the log from position 0.
+
+        The replay runs in memory and leaves the read model untouched; use
+        ``rebuild()`` to replace a read model that disagrees.
+        """
+        position = await self.catch_up()
+        replay = MemoryReadModel()
+        batch: list[RecordedEvent] = []
+        async for record in self._store.read_all(0, to_position=position):
+            batch.append(record)
+            if len(batch) >= self._chunk:
+                replay.apply_now(batch)
+                batch = []
+        replay.apply_now(batch)
+        differences: list[str] = []
+        runs = await _compare(
+            "run", self._model.all_runs(), replay.all_runs(), _run_key, differences
+        )
+        sweeps = await _compare(
+            "sweep", self._model.all_sweeps(), replay.all_sweeps(), _sweep_key, differences
+        )
+        stored_history = await _digest_history(self._model)
+        replayed_history = await _digest_history(replay)
+        for key in sorted(set(stored_history) | set(replayed_history)):
+            if stored_history.get(key) != replayed_history.get(key):
+                differences.append(f"history of run {key[0]}/{key[1]} differs from the replay")
+        rows = sum(count for count, _ in replayed_history.values())
+        return ProjectionCheck(position, runs, sweeps, rows, differences)
+
+    # --- queries ------------------------------------------------------------------------
+
+    async def run(self, project: str, run_id: str) -> RunState | None:
+        """The current state of a run, or None if the log never mentions it."""
+        await self.catch_up()
+        return await self._model.run((project, run_id))
+
+    async def runs(
+        self, project: str | None = None, status: RunStatus | str | None = None
+    ) -> list[RunState]:
+        """Runs, optionally of one project and in one status, oldest first."""
+        await self.catch_up()
+        return await self._model.runs(project, _run_status(status))
+
+    async def sweep(self, sweep_id: str) -> SweepState | None:
+        """The current state of a sweep (with its queue), or None."""
+        await self.catch_up()
+        return await self._model.sweep(sweep_id)
+
+    async def sweeps(
+        self, project: str | None = None, status: SweepStatus | str | None = None
+    ) -> list[SweepState]:
+        """Sweeps, optionally of one project and in one status, oldest first."""
+        await self.catch_up()
+        return await self._model.sweeps(project, _sweep_status(status))
+
+    async def history(
+        self,
+        project: str,
+        run_id: str,
+        *,
+        keys: Sequence[str] | None = None,
+        start: int | None = None,
+        stop: int | None = None,
+        points: int | None = None,
+    ) -> list[HistoryPoint]:
+        """A run's metric history: every logged step in ``[start, stop)``, or at most
+        ``points`` of them spread evenly over that range (keeping the first and last).
+
+        ``keys`` keeps only those metrics (a step that logged none of them is left out).
+        """
+        if points is not None and points < 1:
+            raise InvalidArgument(f"points must be >= 1, got {points}")
+        await self.catch_up()
+        rows = await self._model.history((project, run_id), start, stop, points)
+        wanted = set(keys) if keys is not None else None
+        out: list[HistoryPoint] = []
+        for begin in range(0, len(rows), 1000):
+            chunk = rows[begin : begin + 1000]
+            records = await self._store.read_positions([position for _, position in chunk])
+            for (step, position), record in zip(chunk, records, strict=True):
+                event = record.event
+                assert isinstance(event, StepLogged)
+                metrics = event.metrics
+                if wanted is not None:
+                    metrics = {k: v for k, v in metrics.items() if k in wanted}
+                    if not metrics:
+                        continue
+                out.append(HistoryPoint(step, position, record.recorded_at_us, metrics))
+        return out
+
+    # --- time travel --------------------------------------------------------------------
+
+    async def run_as_of(
+        self,
+        project: str,
+        run_id: str,
+        *,
+        position: int | None = None,
+        recorded_at_us: int | None = None,
+    ) -> RunState | None:
+        """A run's state as it was at a past position, or at a past time (microseconds)."""
+        until = await self._as_of(position, recorded_at_us)
+        current = await self.run(project, run_id)
+        streams = [f"run:{project}/{run_id}"]
+        if current is not None and current.sweep_id is not None:
+            streams.append(f"sweep:{current.sweep_id}")
+        model = await self._fold_streams(streams, until)
+        return model.runs.get((project, run_id))
+
+    async def sweep_as_of(
+        self, sweep_id: str, *, position: int | None = None, recorded_at_us: int | None = None
+    ) -> SweepState | None:
+        """A sweep's state (queue included) as it was at a past position or time."""
+        until = await self._as_of(position, recorded_at_us)
+        await self.catch_up()
+        members = await self._model.runs_of_sweep(sweep_id)
+        streams = [f"sweep:{sweep_id}"] + [f"run:{r.project}/{r.run_id}" for r in members]
+        model = await self._fold_streams(streams, until)
+        return model.sweeps.get(sweep_id)
+
+    async def _as_of(self, position: int | None, recorded_at_us: int | None) -> int:
+        if (position is None) == (recorded_at_us is None):
+            raise InvalidArgument("pass exactly one of position= and recorded_at_us=")
+        if position is not None:
+            if position < 0:
+                raise InvalidArgument(f"position must be >= 0, got {position}")
+            return position
+        assert recorded_at_us is not None
+        return await self._store.position_at(recorded_at_us)
+
+    async def _fold_streams(self, streams: list[str], until: int) -> Model:
+        model = Model()
+        async for record in _merge([self._read_until(stream, until) for stream in streams]):
+            model.apply(record)
+        return model
+
+    async def _read_until(self, stream: str, until: int) -> AsyncIterator[RecordedEvent]:
+        async for record in self._store.read_stream(stream):
+            if record.position > until:
+                return
+            yield record
+
+
+class _OpeningProjector:
+    def __init__(self, projector: Projector) -> None:
+        self._projector = projector
+
+    def __await__(self) -> Any:
+        return self._projector._open().__await__()
+
+    async def __aenter__(self) -> Projector:
+        return await self._projector._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._projector.aclose()
+
+
+def open_projector(store: EventStore, *, chunk: int = 10_000) -> _OpeningProjector:
+    """Open the projector of ``store``: ``async with open_projector(store) as projector``.
+
+    Args:
+        store: an open event store.
+        chunk: how many events one catch-up transaction folds (bounds how long it holds
+            the database's write lock).
+    """
+    return _OpeningProjector(Projector(store, chunk=chunk))
+
+
+async def _merge(sources: list[AsyncIterator[RecordedEvent]]) -> AsyncIterator[RecordedEvent]:
+    """Events of several streams in position order."""
+    heads: list[tuple[int, int, RecordedEvent]] = []
+    for index, source in enumerate(sources):
+        first = await anext(source, None)
+        if first is not None:
+            heads.append((first.position, index, first))
+    heapq.heapify(heads)
+    while heads:
+        _, index, record = heads[0]
+        yield record
+        following = await anext(sources[index], None)
+        if following is None:
+            heapq.heappop(heads)
+        else:
+            heapq.heapreplace(heads, (following.position, index, following))
+
+
+def _run_key(state: RunState) -> RunKey:
+    return (state.project, state.run_id)
+
+
+def _sweep_key(state: SweepState) -> tuple[str]:
+    return (state.sweep_id,)
+
+
+async def _compare(
+    kind: str,
+    stored: AsyncIterator[Any],
+    replayed: AsyncIterator[Any],
+    key: Any,
+    differences: list[str],
+) -> int:
+    left = {key(state): state async for state in stored}
+    right = {key(state): state async for state in replayed}
+    for name in sorted(set(left) | set(right)):
+        shown = "/".join(name)
+        if name not in right:
+            differences.append(f"{kind} {shown} is in the read model but not in the replay")
+        elif name not in left:
+            differences.append(f"{kind} {shown} is in the replay but not in the read model")
+        elif left[name] != right[name]:
+            fields = [
+                field
+                for field in left[name].__struct_fields__
+                if getattr(left[name], field) != getattr(right[name], field)
+            ]
+            differences.append(f"{kind} {shown} differs from the replay in {', '.join(fields)}")
+    return len(right)
+
+
+async def _digest_history(read_model: ReadModel) -> dict[RunKey, tuple[int, bytes]]:
+    digests: dict[RunKey, tuple[int, Any]] = {}
+    async for project, run_id, step, position in read_model.all_history():
+        entry = digests.get((project, run_id))
+        if entry is None:
+            entry = digests[(project, run_id)] = (0, hashlib.blake2b(digest_size=16))
+        entry[1].update(step.to_bytes(8, "big", signed=True) + position.to_bytes(8, "big"))
+        digests[(project, run_id)] = (entry[0] + 1, entry[1])
+    return {key: (count, hashed.digest()) for key, (count, hashed) in digests.items()}
+
+
+def _run_status(status: RunStatus | str | None) -> RunStatus | None:
+    if status is None or isinstance(status, RunStatus):
+        return status
+    try:
+        return RunStatus(status)
+    except ValueError:
+        known = ", ".join(s.value for s in RunStatus)
+        raise InvalidArgument(f"unknown run status {status!r}; use one of {known}") from None
+
+
+def _sweep_status(status: SweepStatus | str | None) -> SweepStatus | None:
+    if status is None or isinstance(status, SweepStatus):
+        return status
+    try:
+        return SweepStatus(status.upper())
+    except ValueError:
+        known = ", ".join(s.value for s in SweepStatus)
+        raise InvalidArgument(f"unknown sweep status {status!r}; use one of {known}") from None

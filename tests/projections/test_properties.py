@@ -1,0 +1,174 @@
+"""Property-based: any event sequence folds to the same state on every path."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventstore import (
+    AgentStarted,
+    ClaimLapsed,
+    Event,
+    Heartbeat,
+    HeartbeatExpired,
+    NotesEdited,
+    PreemptMarked,
+    RunClaimed,
+    RunExited,
+    RunInitialized,
+    RunKilled,
+    RunRevived,
+    RunScheduled,
+    StepLogged,
+    SweepCancelled,
+    SweepCreated,
+    SweepFinished,
+    SweepPaused,
+    SweepResumed,
+    SweepStopped,
+    open_store,
+)
+from projections import Model, RunStatus, open_projector
+
+from .._backends import Backend
+
+RUNS = ["a", "b", "c"]
+incarnations = st.integers(1, 3)
+
+run_events: st.SearchStrategy[Event] = st.one_of(
+    st.builds(
+        RunInitialized,
+        project=st.just("p"),
+        run_id=st.just("x"),  # the fold takes the id from the stream
+        incarnation=incarnations,
+        resumed=st.booleans(),
+        starting_step=st.integers(0, 5),
+        sweep_id=st.sampled_from([None, "s"]),
+        tags=st.sampled_from([None, [], ["t"]]),
+        notes=st.sampled_from([None, "n"]),
+        config=st.sampled_from([{}, {"lr": 0.1}, {"lr": 0.2, "opt": {"m": 1}}]),
+    ),
+    st.builds(
+        StepLogged,
+        incarnation=incarnations,
+        step=st.integers(0, 12),
+        metrics=st.sampled_from([{"loss": 1.0}, {"acc": 0.5}]),
+    ),
+    st.builds(PreemptMarked, incarnation=incarnations),
+    st.builds(Heartbeat, incarnation=incarnations),
+    st.builds(
+        RunExited,
+        incarnation=incarnations,
+        exit_code=st.sampled_from([0, 1, 130, 143, 254, 255]),
+        interrupted=st.booleans(),
+    ),
+    st.builds(
+        HeartbeatExpired,
+        incarnation=incarnations,
+        last_position=st.just(0),
+        observed_at_us=st.just(0),
+        timeout_s=st.just(300.0),
+    ),
+    st.builds(RunKilled, reason=st.just("r"), incarnation=st.one_of(st.none(), incarnations)),
+    st.builds(RunRevived, incarnation=incarnations),
+    st.builds(NotesEdited, notes=st.just("e"), incarnation=st.one_of(st.none(), incarnations)),
+)
+sweep_events: st.SearchStrategy[Event] = st.one_of(
+    st.builds(
+        SweepCreated,
+        sweep_id=st.just("s"),
+        project=st.just("p"),
+        method=st.just("grid"),
+        config=st.just({}),
+        seed=st.just(1),
+    ),
+    st.builds(RunScheduled, run_id=st.sampled_from(RUNS), params=st.just({"lr": 0.1})),
+    st.builds(
+        RunClaimed,
+        run_id=st.sampled_from(RUNS),
+        agent_id=st.sampled_from(["g1", "g2"]),
+        requeue=st.booleans(),
+    ),
+    st.builds(ClaimLapsed, run_id=st.sampled_from(RUNS), claim_position=st.integers(1, 40)),
+    st.builds(AgentStarted, agent_id=st.just("g1")),
+    st.sampled_from(
+        [
+            SweepPaused(),
+            SweepResumed(),
+            SweepStopped(),
+            SweepCancelled(),
+            SweepFinished(reason="exhausted"),
+        ]
+    ),
+)
+entries = st.one_of(
+    st.tuples(st.sampled_from([f"run:p/{r}" for r in RUNS]), run_events),
+    st.tuples(st.just("sweep:s"), sweep_events),
+)
+# Each inner list is one append; None marks a query (a catch-up) between appends.
+scripts = st.lists(st.one_of(st.none(), st.lists(entries, min_size=1, max_size=4)), max_size=30)
+
+PROPERTY = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+async def play(
+    target: str, script: list[list[tuple[str, Event]] | None], chunk: int, restart_at: int | None
+) -> None:
+    store = await open_store(target)
+    projector = await open_projector(store, chunk=chunk)
+    try:
+        for index, step in enumerate(script):
+            if index == restart_at and target != ":memory:":
+                await projector.aclose()
+                await store.aclose()
+                store = await open_store(target)
+                projector = await open_projector(store, chunk=chunk)
+            if step is None:
+                await projector.catch_up()
+                await check_queue_invariants(projector)
+                continue
+            for stream, event in step:
+                await store.append(stream, [event])
+        check = await projector.check()
+        assert check.ok, check.differences
+        model = Model()
+        model.apply_all([r async for r in store.read_all()])
+        assert {(r.project, r.run_id): r for r in await projector.runs()} == model.runs
+        assert {s.sweep_id: s for s in await projector.sweeps()} == model.sweeps
+        await check_queue_invariants(projector)
+        await projector.rebuild()
+        assert {(r.project, r.run_id): r for r in await projector.runs()} == model.runs
+    finally:
+        await projector.aclose()
+        await store.aclose()
+
+
+async def check_queue_invariants(projector) -> None:  # type: ignore[no-untyped-def]
+    for sweep in await projector.sweeps():
+        assert len(sweep.queue) == len(set(sweep.queue)), "a run is queued twice"
+        for run_id in sweep.queue:
+            run = await projector.run(sweep.project, run_id)
+            assert run is not None
+            assert run.status is RunStatus.PREEMPTED, f"{run_id} is queued while {run.status}"
+            assert run.claimed_by is None, f"{run_id} is queued while claimed"
+            assert run_id not in sweep.claims
+        counted = sum(sweep.counts.values())
+        members = [r for r in await projector.runs() if r.sweep_id == sweep.sweep_id]
+        assert counted == len(members)
+        for status in RunStatus:
+            assert sweep.counts.get(status.value, 0) == sum(r.status is status for r in members)
+
+
+@PROPERTY
+@given(script=scripts, chunk=st.integers(1, 8), restart_at=st.one_of(st.none(), st.integers(0, 29)))
+def test_every_path_folds_to_the_same_state(
+    backend: Backend, script, chunk: int, restart_at: int | None
+) -> None:  # type: ignore[no-untyped-def]
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(play(backend.target(Path(tmp)), script, chunk, restart_at))
