@@ -27,6 +27,7 @@ from eventstore import (
     chain_hash,
     open_store,
 )
+from projections import open_projector
 
 __all__ = ["DEFAULT_STORE", "run_demo"]
 
@@ -101,8 +102,17 @@ async def run_demo(target: str | os.PathLike[str], say: Callable[[str], None] = 
         say("")
         say(f"replay of {stream}:")
         await _print_timeline(store, stream, say)
-        checked = await _check_chain(store)
+        async with open_projector(store) as projector:
+            state = await projector.run("demo", run_id)
+            assert state is not None
+            check = await projector.check()
         say("")
+        say(
+            f"state folded from the log: {state.status}, incarnation {state.incarnation}, "
+            f"{state.resumes} resume, last step {state.last_step}, loss {state.summary['loss']}"
+        )
+        say(f"read model equals a replay from position 0: {check.ok}")
+        checked = await _check_chain(store)
         say(f"hash chain verified over all {checked} events in the store")
     return run_id
 

@@ -65,9 +65,16 @@ def parse_stream(stream: str) -> tuple[str, str] | None:
     return None
 
 
-def _run_key(rest: str) -> RunKey | None:
+def _target(stream: str) -> tuple[bool, Any] | None:
+    """(True, run key) for a run stream, (False, sweep id) for a sweep stream, else None."""
+    parsed = parse_stream(stream)
+    if parsed is None:
+        return None
+    kind, rest = parsed
+    if kind == "sweep":
+        return (False, rest)
     project, slash, run_id = rest.rpartition("/")
-    return (project, run_id) if slash and project and run_id else None
+    return (True, (project, run_id)) if slash and project and run_id else None
 
 
 class Model:
@@ -93,7 +100,8 @@ class Model:
         self.history: list[HistoryRow] = []
         self._load_run = load_run
         self._load_sweep = load_sweep
-        self._handlers: dict[type[Event], Callable[[Any, RecordedEvent, str], None]] = {
+        self._targets: dict[str, tuple[bool, Any] | None] = {}  # stream -> (is_run, key)
+        self._run_handlers: dict[type[Event], Callable[[Any, RecordedEvent, RunKey], None]] = {
             RunInitialized: self._initialized,
             StepLogged: self._step,
             NotesEdited: self._notes,
@@ -104,6 +112,8 @@ class Model:
             RunKilled: self._killed,
             RunRevived: self._revived,
             FileSaved: self._file_saved,
+        }
+        self._sweep_handlers: dict[type[Event], Callable[[Any, RecordedEvent, str], None]] = {
             SweepCreated: self._sweep_created,
             SweepPaused: self._sweep_paused,
             SweepResumed: self._sweep_resumed,
@@ -122,12 +132,17 @@ class Model:
     def apply(self, record: RecordedEvent) -> None:
         """Fold one event; events must come in position order."""
         self.position = record.position
-        parsed = parse_stream(record.stream)
-        if parsed is None:
+        stream = record.stream
+        try:
+            target = self._targets[stream]
+        except KeyError:
+            target = self._targets[stream] = _target(stream)
+        if target is None:
             return
-        handler = self._handlers.get(type(record.event))
+        is_run, key = target
+        handler = (self._run_handlers if is_run else self._sweep_handlers).get(type(record.event))
         if handler is not None:
-            handler(record.event, record, parsed[1])
+            handler(record.event, record, key)
 
     def apply_all(self, records: Iterable[RecordedEvent]) -> None:
         """Fold events in position order."""
@@ -196,11 +211,10 @@ class Model:
         self._touch_sweep(sweep, record)
 
     def _current(
-        self, rest: str, incarnation: int | None, record: RecordedEvent
+        self, key: RunKey, incarnation: int | None, record: RecordedEvent
     ) -> RunState | None:
         """The run an event of ``incarnation`` may change, or None if it must be ignored."""
-        key = _run_key(rest)
-        state = self.run(key) if key else None
+        state = self.run(key)
         if state is None or not state.started:
             return None
         if incarnation is not None and incarnation != state.incarnation:
@@ -218,10 +232,7 @@ class Model:
 
     # --- run stream ---------------------------------------------------------------------
 
-    def _initialized(self, event: RunInitialized, record: RecordedEvent, rest: str) -> None:
-        key = _run_key(rest)
-        if key is None:
-            return
+    def _initialized(self, event: RunInitialized, record: RecordedEvent, key: RunKey) -> None:
         state = self.run(key)
         if state is None:
             state = self.runs[key] = RunState(
@@ -273,8 +284,8 @@ class Model:
             return sweep
         return self.sweep(state.sweep_id) if state.sweep_id is not None else None
 
-    def _step(self, event: StepLogged, record: RecordedEvent, rest: str) -> None:
-        state = self._current(rest, event.incarnation, record)
+    def _step(self, event: StepLogged, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
         if state is None:
             return
         if event.step < state.next_step:
@@ -287,15 +298,15 @@ class Model:
             self.history.append((state.project, state.run_id, event.step, record.position))
         self._touch_run(state, record)
 
-    def _notes(self, event: NotesEdited, record: RecordedEvent, rest: str) -> None:
-        state = self._current(rest, event.incarnation, record)
+    def _notes(self, event: NotesEdited, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
         if state is None:
             return
         state.notes = event.notes
         self._touch_run(state, record)
 
-    def _preempt_marked(self, event: PreemptMarked, record: RecordedEvent, rest: str) -> None:
-        state = self._current(rest, event.incarnation, record)
+    def _preempt_marked(self, event: PreemptMarked, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
         if state is None:
             return
         if state.status in _LIVE:
@@ -303,15 +314,15 @@ class Model:
             self._set_status(state, RunStatus.PREEMPTING, record)
         self._touch_run(state, record)
 
-    def _heartbeat(self, event: Heartbeat, record: RecordedEvent, rest: str) -> None:
-        state = self._current(rest, event.incarnation, record)
+    def _heartbeat(self, event: Heartbeat, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
         if state is None:
             return
         state.last_heartbeat_us = record.recorded_at_us
         self._touch_run(state, record)
 
-    def _exited(self, event: RunExited, record: RecordedEvent, rest: str) -> None:
-        state = self._current(rest, event.incarnation, record)
+    def _exited(self, event: RunExited, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
         if state is None:
             return
         if state.status in _LIVE:
@@ -320,9 +331,8 @@ class Model:
             self._set_status(state, _exit_status(state.status, event), record)
         self._touch_run(state, record)
 
-    def _expired(self, event: HeartbeatExpired, record: RecordedEvent, rest: str) -> None:
-        key = _run_key(rest)
-        state = self.run(key) if key else None
+    def _expired(self, event: HeartbeatExpired, record: RecordedEvent, key: RunKey) -> None:
+        state = self.run(key)
         if state is None or not state.started or event.incarnation != state.incarnation:
             return  # a stale decision about an incarnation that is already gone
         if state.status is RunStatus.RUNNING:
@@ -331,9 +341,8 @@ class Model:
             self._set_status(state, RunStatus.PREEMPTED, record)
         self._touch_run(state, record)
 
-    def _killed(self, event: RunKilled, record: RecordedEvent, rest: str) -> None:
-        key = _run_key(rest)
-        state = self.run(key) if key else None
+    def _killed(self, event: RunKilled, record: RecordedEvent, key: RunKey) -> None:
+        state = self.run(key)
         if state is None:
             return
         if event.incarnation is not None and event.incarnation < state.incarnation:
@@ -346,13 +355,13 @@ class Model:
             self._set_status(state, RunStatus.KILLED, record)
         self._touch_run(state, record)
 
-    def _revived(self, event: RunRevived, record: RecordedEvent, rest: str) -> None:
-        state = self._current(rest, event.incarnation, record)  # revives a crashed run
+    def _revived(self, event: RunRevived, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)  # revives a crashed run
         if state is not None:
             self._touch_run(state, record)
 
-    def _file_saved(self, event: FileSaved, record: RecordedEvent, rest: str) -> None:
-        state = self._current(rest, event.incarnation, record)
+    def _file_saved(self, event: FileSaved, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
         if state is None:
             return
         state.files[event.name] = FileRef(event.digest, event.size, record.position)
@@ -360,11 +369,11 @@ class Model:
 
     # --- sweep stream -------------------------------------------------------------------
 
-    def _sweep_created(self, event: SweepCreated, record: RecordedEvent, rest: str) -> None:
-        if self.sweep(rest) is not None:
+    def _sweep_created(self, event: SweepCreated, record: RecordedEvent, sweep_id: str) -> None:
+        if self.sweep(sweep_id) is not None:
             return  # a sweep is created once
-        state = self.sweeps[rest] = SweepState(
-            sweep_id=rest,
+        state = self.sweeps[sweep_id] = SweepState(
+            sweep_id=sweep_id,
             project=event.project,
             method=event.method,
             config=event.config,
@@ -375,36 +384,36 @@ class Model:
         self._touch_sweep(state, record)
 
     def _sweep_command(
-        self, rest: str, record: RecordedEvent, allowed: tuple[SweepStatus, ...]
+        self, sweep_id: str, record: RecordedEvent, allowed: tuple[SweepStatus, ...]
     ) -> SweepState | None:
-        state = self.sweep(rest)
+        state = self.sweep(sweep_id)
         if state is None or state.status not in allowed:
             return None  # the command layer refuses these; a fold ignores them
         self._touch_sweep(state, record)
         return state
 
-    def _sweep_paused(self, event: SweepPaused, record: RecordedEvent, rest: str) -> None:
-        state = self._sweep_command(rest, record, (SweepStatus.RUNNING, SweepStatus.PAUSED))
+    def _sweep_paused(self, event: SweepPaused, record: RecordedEvent, sweep_id: str) -> None:
+        state = self._sweep_command(sweep_id, record, (SweepStatus.RUNNING, SweepStatus.PAUSED))
         if state is not None:
             state.status = SweepStatus.PAUSED
 
-    def _sweep_resumed(self, event: SweepResumed, record: RecordedEvent, rest: str) -> None:
-        state = self._sweep_command(rest, record, (SweepStatus.PAUSED, SweepStatus.FINISHED))
+    def _sweep_resumed(self, event: SweepResumed, record: RecordedEvent, sweep_id: str) -> None:
+        state = self._sweep_command(sweep_id, record, (SweepStatus.PAUSED, SweepStatus.FINISHED))
         if state is not None:
             state.status = SweepStatus.RUNNING
             state.finish_reason = None
 
-    def _sweep_stopped(self, event: SweepStopped, record: RecordedEvent, rest: str) -> None:
+    def _sweep_stopped(self, event: SweepStopped, record: RecordedEvent, sweep_id: str) -> None:
         state = self._sweep_command(
-            rest, record, (SweepStatus.RUNNING, SweepStatus.PAUSED, SweepStatus.PENDING)
+            sweep_id, record, (SweepStatus.RUNNING, SweepStatus.PAUSED, SweepStatus.PENDING)
         )
         if state is not None:
             state.status = SweepStatus.FINISHED
             state.finish_reason = "stopped"
 
-    def _sweep_cancelled(self, event: SweepCancelled, record: RecordedEvent, rest: str) -> None:
+    def _sweep_cancelled(self, event: SweepCancelled, record: RecordedEvent, sweep_id: str) -> None:
         state = self._sweep_command(
-            rest, record, (SweepStatus.RUNNING, SweepStatus.PAUSED, SweepStatus.PENDING)
+            sweep_id, record, (SweepStatus.RUNNING, SweepStatus.PAUSED, SweepStatus.PENDING)
         )
         if state is None:
             return
@@ -418,16 +427,16 @@ class Model:
                 self._touch_run(run, record)
         state.reoffer = []
 
-    def _sweep_finished(self, event: SweepFinished, record: RecordedEvent, rest: str) -> None:
+    def _sweep_finished(self, event: SweepFinished, record: RecordedEvent, sweep_id: str) -> None:
         state = self._sweep_command(
-            rest, record, (SweepStatus.RUNNING, SweepStatus.PAUSED, SweepStatus.PENDING)
+            sweep_id, record, (SweepStatus.RUNNING, SweepStatus.PAUSED, SweepStatus.PENDING)
         )
         if state is not None:
             state.status = SweepStatus.FINISHED
             state.finish_reason = event.reason
 
-    def _run_scheduled(self, event: RunScheduled, record: RecordedEvent, rest: str) -> None:
-        sweep = self.sweep(rest)
+    def _run_scheduled(self, event: RunScheduled, record: RecordedEvent, sweep_id: str) -> None:
+        sweep = self.sweep(sweep_id)
         if sweep is None:
             return
         key = (sweep.project, event.run_id)
@@ -445,8 +454,8 @@ class Model:
         self._touch_run(run, record)
         self._touch_sweep(sweep, record)
 
-    def _run_claimed(self, event: RunClaimed, record: RecordedEvent, rest: str) -> None:
-        sweep = self.sweep(rest)
+    def _run_claimed(self, event: RunClaimed, record: RecordedEvent, sweep_id: str) -> None:
+        sweep = self.sweep(sweep_id)
         run = self.run((sweep.project, event.run_id)) if sweep else None
         if sweep is None or run is None or run.sweep_id != sweep.sweep_id:
             return
@@ -467,8 +476,8 @@ class Model:
         self._touch_run(run, record)
         self._touch_sweep(sweep, record)
 
-    def _claim_lapsed(self, event: ClaimLapsed, record: RecordedEvent, rest: str) -> None:
-        sweep = self.sweep(rest)
+    def _claim_lapsed(self, event: ClaimLapsed, record: RecordedEvent, sweep_id: str) -> None:
+        sweep = self.sweep(sweep_id)
         run = self.run((sweep.project, event.run_id)) if sweep else None
         if (
             sweep is None
@@ -487,8 +496,8 @@ class Model:
         self._touch_run(run, record)
         self._touch_sweep(sweep, record)
 
-    def _agent_started(self, event: AgentStarted, record: RecordedEvent, rest: str) -> None:
-        sweep = self.sweep(rest)
+    def _agent_started(self, event: AgentStarted, record: RecordedEvent, sweep_id: str) -> None:
+        sweep = self.sweep(sweep_id)
         if sweep is None:
             return
         sweep.agents[event.agent_id] = AgentInfo(event.host, event.pid, record.recorded_at_us)
@@ -496,8 +505,8 @@ class Model:
             sweep.status = SweepStatus.RUNNING
         self._touch_sweep(sweep, record)
 
-    def _agent_stopped(self, event: AgentStopped, record: RecordedEvent, rest: str) -> None:
-        sweep = self.sweep(rest)
+    def _agent_stopped(self, event: AgentStopped, record: RecordedEvent, sweep_id: str) -> None:
+        sweep = self.sweep(sweep_id)
         if sweep is None or sweep.agents.pop(event.agent_id, None) is None:
             return
         self._touch_sweep(sweep, record)

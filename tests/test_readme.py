@@ -49,6 +49,10 @@ def test_the_demo_tells_the_resume_story(tmp_path: Path) -> None:
     assert "incarnation 2 continues at step 60" in done.stdout
     assert "deduplicated: True" in done.stdout
     assert "hash chain verified over all 105 events" in done.stdout
+    assert (
+        "state folded from the log: finished, incarnation 2, 1 resume, last step 99" in done.stdout
+    )
+    assert "read model equals a replay from position 0: True" in done.stdout
     assert (tmp_path / "runlog" / "runlog.db").exists()
 
 

@@ -325,3 +325,17 @@ def test_a_run_outside_a_sweep_can_be_preempted_but_is_never_queued() -> None:
     model = to_status(Log().run("a", init()), "preempted").fold()
     assert model.runs[("p", "a")].status is RunStatus.PREEMPTED
     assert model.sweeps == {}
+
+
+def test_events_on_the_wrong_kind_of_stream_are_ignored() -> None:
+    log = Log().sweep("s", sweep_created("s")).add("sweep:s", init("a"), Heartbeat(incarnation=1))
+    log.run("a", init(), sweep_created("t"))
+    model = log.fold()
+    assert set(model.sweeps) == {"s"}
+    assert set(model.runs) == {("p", "a")}
+    assert model.runs[("p", "a")].status is RunStatus.RUNNING
+
+
+def test_streams_that_are_neither_runs_nor_sweeps_are_ignored() -> None:
+    model = Log().add("audit", init("a")).add("run:no-slash", init("b")).fold()
+    assert (model.runs, model.sweeps) == ({}, {})
