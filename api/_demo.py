@@ -24,7 +24,6 @@ from eventstore import (
     RunExited,
     RunInitialized,
     StepLogged,
-    chain_hash,
     open_store,
 )
 from projections import open_projector
@@ -157,15 +156,7 @@ async def _print_timeline(store: EventStore, stream: str, say: Callable[[str], N
 async def _check_chain(store: EventStore) -> int:
     previous, count = GENESIS_HASH, 0
     async for stored in store.read_stored():
-        expected = chain_hash(
-            previous,
-            stored.position,
-            stored.version,
-            stored.recorded_at_us,
-            stored.event_id_bytes,
-            stored.stream.encode(),
-            stored.data,
-        )
+        expected = stored.expected_hash(previous)
         if stored.hash != expected:
             raise SystemExit(f"hash chain broken at position {stored.position}")
         previous, count = stored.hash, count + 1

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ._codec import EventCodec, default_codec
 from ._errors import InvalidArgument
 from ._location import parse_location
 from ._sqlite import SQLiteStore
 
-__all__ = ["open_store"]
+__all__ = ["Opening", "open_store"]
 
 
-class _OpeningStore:
-    """Awaitable (``store = await open_store(...)``) and an async context manager
-    (``async with open_store(...) as store``) that closes the store on exit."""
+class _Closeable(Protocol):
+    async def aclose(self) -> None: ...
 
-    def __init__(self, store: SQLiteStore) -> None:
-        self._store = store
 
-    def __await__(self) -> Generator[Any, None, SQLiteStore]:
-        return self._store._open().__await__()
+_R = TypeVar("_R", bound=_Closeable)
 
-    async def __aenter__(self) -> SQLiteStore:
-        return await self._store._open()
+
+class Opening(Generic[_R]):
+    """An opening resource: ``await`` it for the resource, or use it as ``async with``,
+    which closes the resource on exit."""
+
+    def __init__(self, open_: Callable[[], Awaitable[_R]]) -> None:
+        self._open = open_
+        self._resource: _R | None = None
+
+    def __await__(self) -> Generator[Any, None, _R]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> _R:
+        self._resource = await self._open()
+        return self._resource
 
     async def __aexit__(
         self,
@@ -35,7 +44,8 @@ class _OpeningStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._store.aclose()
+        if self._resource is not None:
+            await self._resource.aclose()
 
 
 def open_store(
@@ -48,7 +58,7 @@ def open_store(
     poll_interval: float = 0.1,
     codec: EventCodec | None = None,
     clock: Callable[[], float] = time.time,
-) -> _OpeningStore:
+) -> Opening[SQLiteStore]:
     """Open the event store at ``target``.
 
     Args:
@@ -89,4 +99,4 @@ def open_store(
         poll_interval=poll_interval,
         clock=clock,
     )
-    return _OpeningStore(store)
+    return Opening(store._open)

@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from ._chain import chain_hash
 from ._codec import new_event_id
 from ._events import Event
 
@@ -97,6 +98,18 @@ class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     def recorded_at(self) -> datetime:
         """``recorded_at_us`` as an aware UTC datetime."""
         return datetime.fromtimestamp(self.recorded_at_us / 1_000_000, tz=UTC)
+
+    def expected_hash(self, previous: bytes) -> bytes:
+        """The hash this event must have if ``previous`` is the hash of the event before it."""
+        return chain_hash(
+            previous,
+            self.position,
+            self.version,
+            self.recorded_at_us,
+            self.event_id_bytes,
+            self.stream.encode(),
+            self.data,
+        )
 
 
 class AppendResult(msgspec.Struct, frozen=True):

@@ -14,6 +14,7 @@ import msgspec
 from eventstore import (
     EventStore,
     InvalidArgument,
+    Opening,
     RecordedEvent,
     RunLogError,
     SQLiteStore,
@@ -274,26 +275,7 @@ class Projector:
             yield record
 
 
-class _OpeningProjector:
-    def __init__(self, projector: Projector) -> None:
-        self._projector = projector
-
-    def __await__(self) -> Any:
-        return self._projector._open().__await__()
-
-    async def __aenter__(self) -> Projector:
-        return await self._projector._open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._projector.aclose()
-
-
-def open_projector(store: EventStore, *, chunk: int = 10_000) -> _OpeningProjector:
+def open_projector(store: EventStore, *, chunk: int = 10_000) -> Opening[Projector]:
     """Open the projector of ``store``: ``async with open_projector(store) as projector``.
 
     Args:
@@ -301,7 +283,7 @@ def open_projector(store: EventStore, *, chunk: int = 10_000) -> _OpeningProject
         chunk: how many events one catch-up transaction folds (bounds how long it holds
             the database's write lock).
     """
-    return _OpeningProjector(Projector(store, chunk=chunk))
+    return Opening(Projector(store, chunk=chunk)._open)
 
 
 async def _merge(sources: list[AsyncIterator[RecordedEvent]]) -> AsyncIterator[RecordedEvent]:
