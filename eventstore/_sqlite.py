@@ -209,7 +209,7 @@ class SQLiteStore:
 
     def _init_writer(self, db: sqlite3.Connection) -> None:
         db.execute(f"PRAGMA busy_timeout = {_busy_ms(self._lock_timeout)}")
-        ensure_schema(db, self._where)
+        ensure_schema(db, self._where, lambda c: begin_immediate(c, self._lock_timeout))
         if self._location.path is not None:
             mode = db.execute("PRAGMA journal_mode").fetchone()[0]
             if str(mode).lower() != "wal":

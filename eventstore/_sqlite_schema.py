@@ -9,6 +9,7 @@ refused without SQLite ever touching it.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from ._errors import IncompatibleSchema, NotARunlogDatabase, StoreUnavailable
@@ -90,9 +91,19 @@ def _check_version(path: Path | str, version: int) -> None:
         )
 
 
-def ensure_schema(db: sqlite3.Connection, where: str) -> None:
-    """Create the schema in an empty database, or check an existing one; runs in a transaction."""
-    db.execute("BEGIN IMMEDIATE")
+def ensure_schema(
+    db: sqlite3.Connection, where: str, begin_immediate: Callable[[sqlite3.Connection], None]
+) -> None:
+    """Check an existing database's schema, or create it in an empty one.
+
+    Checking needs no write lock, so opening a store never waits for other writers;
+    creating takes the lock through ``begin_immediate`` and checks again under it.
+    """
+    application_id = db.execute("PRAGMA application_id").fetchone()[0]
+    if application_id == APPLICATION_ID:
+        _check_version(where, db.execute("PRAGMA user_version").fetchone()[0])
+        return
+    begin_immediate(db)
     try:
         application_id = db.execute("PRAGMA application_id").fetchone()[0]
         version = db.execute("PRAGMA user_version").fetchone()[0]

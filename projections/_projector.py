@@ -200,7 +200,11 @@ class Projector:
         """A run's metric history: every logged step in ``[start, stop)``, or at most
         ``points`` of them spread evenly over that range (keeping the first and last).
 
-        ``keys`` keeps only those metrics (a step that logged none of them is left out).
+        Sampling is even in step values, as a chart's x axis is: for each of ``points``
+        evenly spaced target steps it takes the first logged step at or after it, so a
+        long gap between steps yields fewer points than asked for rather than crowding
+        them on one side. ``keys`` keeps only those metrics (a step that logged none of
+        them is left out).
         """
         if points is not None and points < 1:
             raise InvalidArgument(f"points must be >= 1, got {points}")

@@ -93,6 +93,12 @@ class SQLiteReadModel:
     def _init(self, db: sqlite3.Connection) -> None:
         db.execute(f"PRAGMA busy_timeout = {max(1, min(int(self._lock_timeout * 1000), 50))}")
         db.execute("PRAGMA synchronous = NORMAL")
+        try:  # the common case, an existing read model, needs no write lock
+            row = db.execute("SELECT value FROM rm_meta WHERE key = 'schema'").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if row is not None and row[0] == SCHEMA_VERSION:
+            return
         begin_immediate(db, self._lock_timeout)
         try:
             for statement in _SCHEMA:
@@ -297,13 +303,18 @@ def _history(
                 f"SELECT step, position FROM rm_history WHERE {where} ORDER BY step", args
             )
         ]
-    count, first, last = db.execute(
-        f"SELECT count(*), min(step), max(step) FROM rm_history WHERE {where}", args
-    ).fetchone()
-    if not count or points <= 0:
+    if points <= 0:
         return []
-    if count <= points:
-        return _history(db, key, start, stop, None)
+    # At most points + 1 rows are looked at to decide whether to sample at all, so the
+    # cost does not grow with the run's length.
+    few = db.execute(
+        f"SELECT step, position FROM rm_history WHERE {where} ORDER BY step LIMIT ?",
+        (*args, points + 1),
+    ).fetchall()
+    if len(few) <= points:
+        return [(step, position) for step, position in few]
+    first = few[0][0]
+    last = db.execute(f"SELECT max(step) FROM rm_history WHERE {where}", args).fetchone()[0]
     # Seek to evenly spaced target steps on the (project, run_id, step) key: a few
     # hundred index look-ups, however long the history.
     out: list[tuple[int, int]] = []

@@ -262,3 +262,20 @@ def test_sqlite_errors_map_to_runlog_errors(
     translated = translate_sqlite_error(real_error(action, tmp_path), "the test store")
     assert type(translated) is expected
     assert "the test store" in str(translated)
+
+
+async def test_an_existing_store_opens_and_reads_while_a_writer_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.db"
+    async with open_store(path) as store:
+        await store.append("run:p/a", one_step())
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with anyio.fail_after(5):
+            async with open_store(path, lock_timeout=30) as store:
+                assert [r.version async for r in store.read_all()] == [0]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()

@@ -238,3 +238,33 @@ async def test_state_as_of_a_past_time(factory: StoreFactory) -> None:
         assert then.status is RunStatus.RUNNING
         with pytest.raises(InvalidArgument, match="exactly one"):
             await projector.run_as_of("p", "a")
+
+
+async def test_queries_need_no_write_lock_when_the_read_model_is_current(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    async with open_store(path) as store, open_projector(store) as projector:
+        await start_run(store, steps=5)
+        await projector.catch_up()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # a writer holds the lock throughout
+    try:
+        with anyio.fail_after(5):
+            async with (
+                open_store(path, lock_timeout=30) as store,
+                open_projector(store) as projector,
+            ):
+                state = await projector.run("p", "a")
+                assert state is not None
+                assert state.last_step == 4
+                assert [p.step for p in await projector.history("p", "a", points=2)] == [0, 4]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+async def test_sampling_is_even_in_step_values_across_a_gap(store: EventStore) -> None:
+    async with open_projector(store) as projector:
+        await start_run(store, steps=10)
+        await store.append("run:p/a", [StepLogged(incarnation=1, step=1000, metrics={"loss": 0.0})])
+        steps = [p.step for p in await projector.history("p", "a", points=3)]
+        assert steps == [0, 1000]  # targets 0, 500, 1000: nothing was logged between 9 and 1000
