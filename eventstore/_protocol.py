@@ -6,6 +6,7 @@ specification; a backend is done when it passes that suite unchanged.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
@@ -58,6 +59,18 @@ class EventStore(Protocol):
         self, from_position: int = 0, *, to_position: int | None = None
     ) -> AsyncIterator[StoredEvent]:
         """Like ``read_all`` but undecoded, with each event's stored bytes and hash."""
+        ...
+
+    async def stream_info(self, stream: str) -> StreamInfo | None:
+        """The stream's version and positions, None if it holds no event."""
+        ...
+
+    async def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """Store a file's bytes once by content; return its digest and size."""
+        ...
+
+    async def get_file(self, digest: str, path: str | os.PathLike[str]) -> int:
+        """Write the stored file with ``digest`` to ``path``; return its size."""
         ...
 
     async def read_positions(self, positions: Sequence[int]) -> list[RecordedEvent]:

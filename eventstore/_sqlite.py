@@ -10,6 +10,7 @@ multi-row ``INSERT`` statements, and ``COMMIT`` ends it.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import sqlite3
 import struct
@@ -312,7 +313,12 @@ class SQLiteStore:
             event: object = item
             if type(item) is NewEvent:
                 event = item.event
-                given[index] = item.event_id.bytes
+                event_id = item.event_id
+                if isinstance(event_id, uuid.UUID):
+                    event_id = event_id.bytes
+                elif not isinstance(event_id, bytes) or len(event_id) != 16:
+                    raise InvalidArgument(f"event #{index}: an event id is a UUID or 16 bytes")
+                given[index] = event_id
             if type(event) not in known:
                 codec.check(event, index)
             try:
@@ -512,6 +518,56 @@ class SQLiteStore:
             if len(page) < _PAGE:
                 return
             position = page[-1].position + 1
+
+    async def stream_info(self, stream: str) -> StreamInfo | None:
+        """The stream's version and positions, None if it holds no event."""
+        _check_stream(stream)
+        return await self._run(self._connection(writer=False), _stream_info, stream)
+
+    async def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """Store a file's bytes once by content; return its digest and size.
+
+        The file is read twice (to hash, then to store), a chunk at a time, so its size
+        is not limited by memory. Storing content already stored writes nothing.
+        """
+        source = Path(path)
+        digest, size = await anyio.to_thread.run_sync(_hash_file, source)
+        await self._run(self._connection(writer=True), self._put_file, source, digest, size)
+        return digest, size
+
+    async def get_file(self, digest: str, path: str | os.PathLike[str]) -> int:
+        """Write the stored file with ``digest`` to ``path`` (atomically); return its size.
+
+        Raises:
+            InvalidArgument: nothing is stored under ``digest``.
+        """
+        target = Path(path)
+        return await self._run(
+            self._connection(writer=False), _get_file, digest, target, self._where
+        )
+
+    def _put_file(self, db: sqlite3.Connection, source: Path, digest: str, size: int) -> None:
+        if db.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone():
+            return
+        begin_immediate(db, self._lock_timeout)
+        try:
+            if db.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone() is None:
+                hasher = hashlib.blake2b(digest_size=32)
+                seq = 0
+                with source.open("rb") as file:
+                    while chunk := file.read(_BLOB_CHUNK):
+                        hasher.update(chunk)
+                        db.execute("INSERT INTO blob_chunks VALUES (?, ?, ?)", (digest, seq, chunk))
+                        seq += 1
+                if _BLOB_PREFIX + hasher.hexdigest() != digest:
+                    raise InvalidArgument(
+                        f"{source} changed while it was being saved; save it again"
+                    )
+                db.execute("INSERT INTO blobs VALUES (?, ?, ?)", (digest, size, seq))
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
 
     async def read_positions(self, positions: Sequence[int]) -> list[RecordedEvent]:
         """The events at ``positions``, in the order given; a missing position raises.
@@ -729,6 +785,53 @@ def _position_at(db: sqlite3.Connection, recorded_at_us: int) -> int:
         else:
             high = middle - 1
     return low
+
+
+_BLOB_CHUNK = 1 << 20
+_BLOB_PREFIX = "blake2b-256:"
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    hasher = hashlib.blake2b(digest_size=32)
+    size = 0
+    try:
+        with path.open("rb") as file:
+            while chunk := file.read(_BLOB_CHUNK):
+                hasher.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc}") from exc
+    return _BLOB_PREFIX + hasher.hexdigest(), size
+
+
+def _get_file(db: sqlite3.Connection, digest: str, target: Path, where: str) -> int:
+    row = db.execute("SELECT size, chunks FROM blobs WHERE digest = ?", (digest,)).fetchone()
+    if row is None:
+        raise InvalidArgument(f"no file with digest {digest} is stored in {where}")
+    size, chunks = row
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.runlog-partial")
+    hasher = hashlib.blake2b(digest_size=32)
+    with partial.open("wb") as file:
+        for seq in range(chunks):
+            (data,) = db.execute(
+                "SELECT data FROM blob_chunks WHERE digest = ? AND seq = ?", (digest, seq)
+            ).fetchone()
+            hasher.update(data)
+            file.write(data)
+    if _BLOB_PREFIX + hasher.hexdigest() != digest:
+        partial.unlink()
+        raise CorruptStore(f"{where}: the stored file {digest} does not match its digest")
+    os.replace(partial, target)
+    return int(size)
+
+
+def _stream_info(db: sqlite3.Connection, stream: str) -> StreamInfo | None:
+    row = db.execute(
+        "SELECT name, version, first_position, last_position FROM streams WHERE name = ?",
+        (stream,),
+    ).fetchone()
+    return StreamInfo(*row) if row else None
 
 
 def _stream_version(db: sqlite3.Connection, stream: str) -> int:

@@ -45,6 +45,19 @@ _SCHEMA_V1 = (
     """CREATE TRIGGER events_are_append_only_on_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'runlog events are append-only'); END""",
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    # Files saved by runs, content-addressed; chunked so a large checkpoint never has
+    # to be in memory at once.
+    """CREATE TABLE blobs (
+        digest TEXT PRIMARY KEY,
+        size   INTEGER NOT NULL,
+        chunks INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE blob_chunks (
+        digest TEXT NOT NULL,
+        seq    INTEGER NOT NULL,
+        data   BLOB NOT NULL,
+        PRIMARY KEY (digest, seq)
+    ) WITHOUT ROWID""",
 )
 
 

@@ -45,7 +45,8 @@ class NewEvent(msgspec.Struct, frozen=True):
     """
 
     event: Event
-    event_id: uuid.UUID = msgspec.field(default_factory=new_event_id)
+    event_id: uuid.UUID | bytes = msgspec.field(default_factory=new_event_id)
+    """A UUID, or its 16 bytes (cheaper to make in bulk)."""
 
 
 class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
