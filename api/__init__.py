@@ -8,6 +8,7 @@ run; ``run.log``, ``run.mark_preempting``, ``run.save``/``run.restore``,
 
 from eventstore import FencedWriter as FencedWriter
 
+from . import sync as sync
 from ._errors import ActiveRunError as ActiveRunError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import InvalidRunId as InvalidRunId
@@ -37,4 +38,5 @@ __all__ = [
     "generate_id",
     "handle_preemption",
     "init",
+    "sync",
 ]

@@ -375,7 +375,7 @@ class Run:
     # --- the writer ---------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        while not self._closing:
+        while not self._closing and self._error is None:
             with anyio.move_on_after(self._flush_interval):
                 await self._wake.wait()
             self._wake.clear()
@@ -437,7 +437,6 @@ class Run:
                     "longer write to it. Stop this process; the new one continues the run."
                 )
                 self._error = error
-                self._finished = True
                 raise error
             if isinstance(event, HeartbeatExpired) and event.incarnation == self._incarnation:
                 revive = True

@@ -1,0 +1,25 @@
+"""Fixtures for the library: a clean environment and a directory per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+VARIABLES = ["RUN_ID", "RESUME", "PROJECT", "STORE", "DIR", "SWEEP_ID", "SWEEP_PARAM_PATH"]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in VARIABLES:
+        monkeypatch.delenv(f"RUNLOG_{name}", raising=False)
+        monkeypatch.delenv(f"WANDB_{name}", raising=False)
+    return
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory: the default root of the auto-resume file and the store."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
