@@ -9,14 +9,30 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from ._run import Run
 
 __all__ = ["handle_preemption"]
 
+_T = TypeVar("_T")
+
 log = logging.getLogger("runlog")
 
 Checkpoint = Callable[[], Awaitable[None] | None]
+
+
+async def _to_the_end(awaitable: Awaitable[_T]) -> _T:
+    """Await ``awaitable`` to completion even if this task is cancelled meanwhile (as
+    ``asyncio.run`` does to every task when the main one ends): the run's last events
+    must be written before the process exits."""
+    inner = asyncio.ensure_future(awaitable)
+    while True:
+        try:
+            return await asyncio.shield(inner)
+        except asyncio.CancelledError:
+            if inner.done():
+                return inner.result()
 
 
 def handle_preemption(
@@ -52,13 +68,14 @@ def handle_preemption(
 
 async def _preempt(run: Run, signum: signal.Signals, checkpoint: Checkpoint | None) -> None:
     code = 128 + signum
+    run._park()
     try:
-        await run.mark_preempting()
+        await _to_the_end(run.mark_preempting())
         if checkpoint is not None:
             result = checkpoint()
             if inspect.isawaitable(result):
-                await result
-        await run.finish(code)
+                await _to_the_end(result)
+        await _to_the_end(run.finish(code))
     except BaseException:
         log.exception("runlog: handling %s failed; exiting with %d anyway", signum.name, code)
     finally:

@@ -128,6 +128,7 @@ class Run:
         self._pending: dict[str, Any] | None = None
         self._dropped = 0
         self._marked = False
+        self._parked = False  # set by the preemption handler: the training loop waits
         self._killed = False
         self._finished = False
         self._error: BaseException | None = None
@@ -230,6 +231,8 @@ class Run:
             RunFinishedError: the run was finished.
             FencedWriter: a newer incarnation of the run took over.
         """
+        if self._parked:
+            await _forever()
         size = self._log_now(metrics, step, commit)
         if size >= self._batch_size:
             self._wake.set()
@@ -326,7 +329,9 @@ class Run:
             return
         self._marked = True
         self._enqueue(PreemptMarked(incarnation=self._incarnation))
-        await self.flush()
+        if self._error is not None:
+            raise self._error
+        await self._drain()
 
     async def flush(self) -> None:
         """Write everything logged so far; when this returns it survives a SIGKILL.
@@ -334,9 +339,16 @@ class Run:
         A row logged with an explicit ``step=`` stays pending (it may still be merged
         into) until a higher step, ``commit=True`` or ``finish()``.
         """
+        if self._parked:
+            await _forever()
         if self._error is not None:
             raise self._error
         await self._drain()
+
+    def _park(self) -> None:
+        """From now on the training loop's ``log``/``flush`` wait (for the process to exit)
+        instead of failing on a run the preemption handler is finishing."""
+        self._parked = True
 
     # --- files --------------------------------------------------------------------------
 
@@ -525,6 +537,10 @@ class Run:
                 ResourceWarning,
                 stacklevel=2,
             )
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
 
 
 def _checked_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -90,6 +90,7 @@ class SyncRun:
 
     def __init__(self, run: Run) -> None:
         self._run = run
+        self._preempted: tuple[int, Callable[[], object] | None] | None = None
         _thread.runs.append(self)
 
     @property
@@ -184,6 +185,16 @@ class SyncRun:
 
     def finish(self, exit_code: int = 0, *, interrupted: bool = False) -> None:
         """End the run and write everything; idempotent."""
+        if self._preempted is not None and not self._run.finished:
+            signum, checkpoint = self._preempted
+            self._preempted = None
+            exit_code, interrupted = 128 + signum, False
+            try:
+                self.mark_preempting()
+                if checkpoint is not None:
+                    checkpoint()
+            finally:
+                _thread.call(self._run.finish(exit_code))
         _thread.call(self._run.finish(exit_code, interrupted=interrupted))
         if self in _thread.runs:
             _thread.runs.remove(self)
@@ -222,26 +233,22 @@ def handle_preemption(
     signals: Iterable[signal.Signals | int] = (signal.SIGTERM, signal.SIGUSR1),
     checkpoint: Callable[[], object] | None = None,
 ) -> Callable[[], None]:
-    """On any of ``signals``: mark the run preempting, call ``checkpoint``, finish the run
-    with ``128 + signum`` and exit with that code (``SystemExit`` in the main thread).
+    """On any of ``signals``: leave the training loop with ``SystemExit(128 + signum)``;
+    on the way out the run is marked preempting, ``checkpoint`` runs and the run
+    finishes with that code, whether the run is in a ``with`` block or not.
 
-    Call it from the main thread. Returns a function that restores the old handlers.
+    The handler itself only raises: a Python signal handler runs between any two
+    bytecodes of the main thread, perhaps inside ``log``'s critical section, so the
+    writes happen once the stack has unwound. Call it from the main thread. Returns a
+    function that restores the old handlers.
     """
     chosen = [signal.Signals(s) for s in signals]
-    handling: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
-        if handling:
+        if run._preempted is not None or run.finished:
             return
-        handling.append(signum)
-        code = 128 + signum
-        try:
-            run.mark_preempting()
-            if checkpoint is not None:
-                checkpoint()
-        finally:
-            run.finish(code)
-        raise SystemExit(code)
+        run._preempted = (signum, checkpoint)
+        raise SystemExit(128 + signum)
 
     previous = {s: signal.signal(s, on_signal) for s in chosen}
 
