@@ -28,9 +28,10 @@ def main() -> None:
     show_default="$RUNLOG_STORE or runlog/runlog.db",
     help="Path or URL of the store.",
 )
-def demo(store: str) -> None:
-    """Log a run that is preempted and resumed, then replay it from the log."""
+@click.option("--script", default=None, help="The training script (default: examples/train.py).")
+def demo(store: str, script: str | None) -> None:
+    """Train, get preempted by SIGTERM, resume at the right step; replay it from the log."""
     try:
-        anyio.run(run_demo, store)
+        anyio.run(run_demo, store, print, script)
     except RunLogError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -1,163 +1,147 @@
-"""The demo behind ``runlog demo``: a preempted run resumed, told from the log.
+"""The demo behind ``runlog demo``: a training script preempted and resumed, told from the log.
 
-At this stage runlog is its event store, so the demo writes the events a training
-library will write (issue 4 replaces it with a real training script) and then replays
-the log to show what can be derived from it alone.
+It runs ``examples/train.py`` as a real process, sends it SIGTERM mid-training, starts
+it again with the same id, and then prints what the log says happened: the timeline of
+the run's events and its state, folded from the log alone.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import secrets
-import socket
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
+from anyio.streams.buffered import BufferedByteReceiveStream
+
 from eventstore import (
-    GENESIS_HASH,
-    NO_STREAM,
-    Event,
     EventStore,
-    NewEvent,
+    FileSaved,
     PreemptMarked,
     RunExited,
     RunInitialized,
     StepLogged,
+    StoreUnavailable,
     open_store,
 )
 from projections import open_projector
 
-__all__ = ["DEFAULT_STORE", "run_demo"]
+from ._ids import generate_id
+
+__all__ = ["DEFAULT_STORE", "find_script", "run_demo"]
 
 DEFAULT_STORE = Path("runlog") / "runlog.db"
+_STEPS = 200
+_PREEMPT_AFTER = 80
 
 
-def _steps(incarnation: int, start: int, stop: int) -> list[Event]:
-    return [
-        StepLogged(
-            incarnation=incarnation,
-            step=step,
-            metrics={"loss": round(2.0 * math.exp(-step / 40), 4), "lr": 1e-3},
-        )
-        for step in range(start, stop)
+def find_script(script: str | os.PathLike[str] | None = None) -> Path:
+    """The training script: ``script``, else ``examples/train.py`` of this checkout."""
+    if script is not None:
+        candidates = [Path(script)]
+    else:
+        here = Path(__file__).resolve().parent.parent
+        candidates = [here / "examples" / "train.py", Path("examples") / "train.py"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise StoreUnavailable(
+        "the demo runs examples/train.py of a runlog checkout; run it from the checkout's "
+        "root, or pass --script PATH"
+    )
+
+
+async def run_demo(
+    target: str | os.PathLike[str],
+    say: Callable[[str], None] = print,
+    script: str | os.PathLike[str] | None = None,
+) -> str:
+    """Run the preemption story against the store at ``target``; return the run id."""
+    trainer = find_script(script)
+    run_id = generate_id()
+    store = os.fspath(target)
+    async with open_store(store):  # refuse a foreign file before starting anything
+        pass
+    command = [
+        sys.executable,
+        str(trainer),
+        "--id",
+        run_id,
+        "--steps",
+        str(_STEPS),
+        "--store",
+        store,
     ]
 
+    say(f"1. start {trainer.name} as run {run_id} (store {store})")
+    async with await anyio.open_process([*command, "--delay", "0.01"]) as first:
+        assert first.stdout is not None
+        lines = BufferedByteReceiveStream(first.stdout)
+        with anyio.fail_after(120):
+            while True:
+                line = (await lines.receive_until(b"\n", 1 << 16)).decode()
+                if line.startswith(f"step {_PREEMPT_AFTER}"):
+                    break
+        say(f"   it logged up to {line.split(' loss')[0]}; the platform preempts it: SIGTERM")
+        first.send_signal(signal.SIGTERM)
+        with anyio.fail_after(60):
+            code = await first.wait()
+    say(f"   it marked itself preempting, saved its checkpoint and exited with {code}")
 
-async def run_demo(target: str | os.PathLike[str], say: Callable[[str], None] = print) -> str:
-    """Write a preempted-then-resumed run to the store at ``target`` and replay it.
+    async with open_store(store) as opened, open_projector(opened) as projector:
+        state = await projector.run("demo", run_id)
+        assert state is not None
+        say(f"   the log says: {state.status}, last step {state.last_step}")
 
-    Returns the run id it used.
-    """
-    run_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
-    stream = f"run:demo/{run_id}"
-    host, pid = socket.gethostname(), os.getpid()
-    async with open_store(target) as store:
-        say(f"store: {store.url}")
-        first = RunInitialized(
-            project="demo",
-            run_id=run_id,
-            incarnation=1,
-            resumed=False,
-            starting_step=0,
-            config={"lr": 1e-3, "epochs": 3},
-            host=host,
-            pid=pid,
-        )
-        await store.append(stream, [first], NO_STREAM)
-        say(f"incarnation 1 starts run {run_id} and logs steps 0-59")
-        for start in range(0, 60, 20):
-            await store.append(stream, _steps(1, start, start + 20))
-        say("SIGTERM arrives: mark preempting, exit 143")
-        await store.append(
-            stream, [PreemptMarked(incarnation=1), RunExited(incarnation=1, exit_code=143)]
-        )
+    say('2. start it again with the same id (resume="allow")')
+    done = await anyio.run_process(command, check=False)
+    output = done.stdout.decode().splitlines()
+    say(f"   {output[0]}")
+    say(f"   {output[-1]} (exit {done.returncode})")
 
-        last_step = await _last_step(store, stream)
-        say(f"a new process resumes: the log says the last step was {last_step}")
-        version = await store.stream_version(stream)
-        resume = NewEvent(
-            RunInitialized(
-                project="demo",
-                run_id=run_id,
-                incarnation=2,
-                resumed=True,
-                starting_step=last_step + 1,
-                resume="allow",
-                host=host,
-                pid=pid,
-            )
-        )
-        await store.append(stream, [resume], version)
-        # A retry of the same append (say, after a timeout) stores nothing twice.
-        retried = await store.append(stream, [resume], version)
-        say(
-            f"incarnation 2 continues at step {last_step + 1} (a retried append was deduplicated: "
-            f"{retried.deduplicated})"
-        )
-        await store.append(stream, _steps(2, last_step + 1, 100))
-        await store.append(stream, [RunExited(incarnation=2, exit_code=0)])
-
+    async with open_store(store) as opened, open_projector(opened) as projector:
         say("")
-        say(f"replay of {stream}:")
-        await _print_timeline(store, stream, say)
-        async with open_projector(store) as projector:
-            state = await projector.run("demo", run_id)
-            assert state is not None
-            check = await projector.check()
-        say("")
-        say(
-            f"state folded from the log: {state.status}, incarnation {state.incarnation}, "
-            f"{state.resumes} resume, last step {state.last_step}, loss {state.summary['loss']}"
-        )
-        say(f"read model equals a replay from position 0: {check.ok}")
-        checked = await _check_chain(store)
-        say(f"hash chain verified over all {checked} events in the store")
+        say(f"3. the run's timeline, replayed from the log (run:demo/{run_id}):")
+        await _timeline(opened, f"run:demo/{run_id}", say)
+        state = await projector.run("demo", run_id)
+        check = await projector.check()
+    assert state is not None
+    say("")
+    say(
+        f"state folded from the log: {state.status}, incarnation {state.incarnation}, "
+        f"{state.resumes} resume, last step {state.last_step}, loss {state.summary['loss']:.4f}"
+    )
+    say(f"read model equals a replay from position 0: {check.ok}")
     return run_id
 
 
-async def _last_step(store: EventStore, stream: str) -> int:
-    last = -1
-    async for record in store.read_stream(stream):
-        if isinstance(record.event, StepLogged):
-            last = max(last, record.event.step)
-    return last
-
-
-async def _print_timeline(store: EventStore, stream: str, say: Callable[[str], None]) -> None:
-    steps: list[StepLogged] = []
+async def _timeline(store: EventStore, stream: str, say: Callable[[str], None]) -> None:
+    steps: list[int] = []
 
     def flush_steps() -> None:
         if steps:
-            say(
-                f"  {'':>6}  StepLogged x{len(steps):<4} steps {steps[0].step}-{steps[-1].step}, "
-                f"loss {steps[0].metrics['loss']} -> {steps[-1].metrics['loss']}"
-            )
+            say(f"  {'':>6}  {'StepLogged':<15} x{len(steps)} (steps {steps[0]}-{steps[-1]})")
             steps.clear()
 
     async for record in store.read_stream(stream):
         event = record.event
         if isinstance(event, StepLogged):
-            steps.append(event)
+            steps.append(event.step)
             continue
         flush_steps()
         detail = ""
         if isinstance(event, RunInitialized):
             detail = (
                 f"incarnation {event.incarnation}, resumed={event.resumed}, "
-                f"starting_step={event.starting_step}"
+                f"starting_step={event.starting_step}, pid {event.pid}"
             )
         elif isinstance(event, RunExited):
             detail = f"exit code {event.exit_code}"
+        elif isinstance(event, FileSaved):
+            detail = f"{event.name}, {event.size} bytes"
+        elif isinstance(event, PreemptMarked):
+            detail = f"incarnation {event.incarnation}"
         say(f"  #{record.position:<5} {record.type:<15} {detail}".rstrip())
     flush_steps()
-
-
-async def _check_chain(store: EventStore) -> int:
-    previous, count = GENESIS_HASH, 0
-    async for stored in store.read_stored():
-        expected = stored.expected_hash(previous)
-        if stored.hash != expected:
-            raise SystemExit(f"hash chain broken at position {stored.position}")
-        previous, count = stored.hash, count + 1
-    return count

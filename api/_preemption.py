@@ -11,7 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from ._run import Run
+from ._run import Run, handling_preemption
 
 __all__ = ["handle_preemption"]
 
@@ -68,6 +68,7 @@ def handle_preemption(
 
 async def _preempt(run: Run, signum: signal.Signals, checkpoint: Checkpoint | None) -> None:
     code = 128 + signum
+    handling_preemption.set(True)  # inherited by the tasks _to_the_end starts
     run._park()
     try:
         await _to_the_end(run.mark_preempting())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import threading
 import time
@@ -51,7 +52,12 @@ from eventstore._codec import event_id_bytes
 from ._errors import RunFinishedError, StepDroppedWarning
 from ._settings import remove_auto_resume
 
-__all__ = ["Run", "active_runs", "exit_code_for"]
+__all__ = ["Run", "active_runs", "exit_code_for", "handling_preemption"]
+
+handling_preemption: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "runlog_handling_preemption", default=False
+)
+"""True in the preemption handler's context (and tasks it starts)."""
 
 _SCALARS = (float, int, str, bool, type(None))
 _active: weakref.WeakSet[Run] = weakref.WeakSet()
@@ -128,7 +134,7 @@ class Run:
         self._pending: dict[str, Any] | None = None
         self._dropped = 0
         self._marked = False
-        self._parked = False  # set by the preemption handler: the training loop waits
+        self._parked = False  # the preemption handler is finishing the run
         self._killed = False
         self._finished = False
         self._error: BaseException | None = None
@@ -231,11 +237,14 @@ class Run:
             RunFinishedError: the run was finished.
             FencedWriter: a newer incarnation of the run took over.
         """
-        if self._parked:
+        if self._parked and not handling_preemption.get():
             await _forever()
         size = self._log_now(metrics, step, commit)
-        if size >= self._batch_size:
+        if size >= self._batch_size and not self._wake.is_set():
+            # Hand the batch to the writer and let it start: a training loop that
+            # awaits nothing else would otherwise starve it until the buffer is full.
             self._wake.set()
+            await asyncio.sleep(0)
         if size >= self._max_buffer:
             await self._drain()
 
@@ -339,15 +348,16 @@ class Run:
         A row logged with an explicit ``step=`` stays pending (it may still be merged
         into) until a higher step, ``commit=True`` or ``finish()``.
         """
-        if self._parked:
+        if self._parked and not handling_preemption.get():
             await _forever()
         if self._error is not None:
             raise self._error
         await self._drain()
 
     def _park(self) -> None:
-        """From now on the training loop's ``log``/``flush`` wait (for the process to exit)
-        instead of failing on a run the preemption handler is finishing."""
+        """From now on ``log``/``flush`` wait for the process to exit, instead of failing
+        on a run the preemption handler is finishing, except in the handler's own
+        context (its checkpoint may save files)."""
         self._parked = True
 
     # --- files --------------------------------------------------------------------------

@@ -158,8 +158,8 @@ class SyncRun:
         """Like ``Run.log``; blocks only when the buffer is full."""
         run = self._run
         size = run._log_now(metrics, step, commit)
-        if size >= run._batch_size:
-            run._loop.call_soon_threadsafe(run._wake.set)
+        if size >= run._batch_size and not run._wake.is_set():
+            run._loop.call_soon_threadsafe(run._wake.set)  # once per batch, not per log
         if size >= run._max_buffer:
             _thread.call(run._drain())
 

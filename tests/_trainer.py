@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
+
 import api
 from api import sync
 
@@ -42,9 +44,10 @@ async def main(mode: str, store: str, run_id: str, marker: str | None) -> None:
     if mode == "preemptible":
         run = await api.init(project="p", id=run_id, resume="allow", store=store)
 
-        def checkpoint() -> None:
+        async def checkpoint() -> None:  # saving a file with the run writes from the handler
             assert marker is not None
-            Path(marker).write_text(f"checkpoint at step {run.step}")
+            await anyio.Path(marker).write_text(f"checkpoint at step {run.step}")
+            await run.save(marker)
 
         api.handle_preemption(run, checkpoint=checkpoint)
         report("started", run.step)

@@ -39,20 +39,25 @@ def test_readme_example_runs_as_written(code: str, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_the_demo_tells_the_resume_story(tmp_path: Path) -> None:
+def test_the_demo_tells_the_preemption_story(tmp_path: Path) -> None:
     runlog = Path(sys.executable).with_name("runlog")
-    env = {k: v for k, v in os.environ.items() if k != "RUNLOG_STORE"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNLOG_", "WANDB_"))}
     done = subprocess.run(
-        [str(runlog), "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+        [str(runlog), "demo", "--script", str(ROOT / "examples" / "train.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
-    assert "incarnation 2 continues at step 60" in done.stdout
-    assert "deduplicated: True" in done.stdout
-    assert "hash chain verified over all 105 events" in done.stdout
-    assert (
-        "state folded from the log: finished, incarnation 2, 1 resume, last step 99" in done.stdout
-    )
-    assert "read model equals a replay from position 0: True" in done.stdout
+    out = done.stdout
+    assert "exited with 143" in out
+    assert "the log says: preempted, last step 80" in out
+    assert "at step 81" in out  # resumed right after the last logged step
+    assert "RunInitialized  incarnation 2, resumed=True, starting_step=81" in out
+    assert "state folded from the log: finished, incarnation 2, 1 resume, last step 199" in out
+    assert "read model equals a replay from position 0: True" in out
     assert (tmp_path / "runlog" / "runlog.db").exists()
 
 

@@ -206,3 +206,24 @@ async def test_mark_preempting_is_durable_and_idempotent_and_refused_after_finis
         await run.mark_preempting()
     with pytest.raises(api.RunFinishedError):
         await run.log({"a": 1})
+
+
+async def test_a_run_declared_dead_while_alive_revives_on_its_next_write(root: Path) -> None:
+    from eventstore import HeartbeatExpired, RunRevived
+
+    async with api.init(project="p", id="r") as run:
+        await run.log({"a": 1})
+        await run.flush()
+        # the watchdog (another writer) decides this incarnation went silent
+        await run.store.append(
+            "run:p/r",
+            [HeartbeatExpired(incarnation=1, last_position=2, observed_at_us=0, timeout_s=300)],
+        )
+        async with open_projector(run.store) as projector:
+            assert (await projector.run("p", "r")).status.value == "crashed"  # type: ignore[union-attr]
+            await run.log({"a": 2})
+            await run.flush()
+            assert (await projector.run("p", "r")).status.value == "running"  # type: ignore[union-attr]
+        kinds = [type(r.event) async for r in run.store.read_stream("run:p/r")]
+    assert kinds[-3:-1] == [HeartbeatExpired, RunRevived]
+    assert kinds[-1] is StepLogged

@@ -87,6 +87,7 @@ async def test_sigterm_with_handle_preemption_ends_preempted(tmp_path: Path) -> 
     state = await state_of(store)
     assert (state.status, state.exit_code, state.preempting) == (RunStatus.PREEMPTED, 143, True)
     assert marker.read_text().startswith("checkpoint at step")
+    assert marker.name in state.files  # the checkpoint was saved with the run
     checkpoint_step = int(marker.read_text().split()[-1])
     logged = await steps_of(store)
     assert logged == list(range(len(logged)))
