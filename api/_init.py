@@ -34,6 +34,7 @@ from ._settings import (
     merge,
     normalize_resume,
     read_auto_resume,
+    read_settings_file,
     remove_auto_resume,
     write_auto_resume,
 )
@@ -153,8 +154,15 @@ async def _start(
     )
     if resume is False:
         given.pop("resume", None)
-    mode = _resume_mode(given, explicitly_unset=resume is False)
     root = _root(given)
+    from_file = read_settings_file(root)
+    mode = _resume_mode(given, explicitly_unset=resume is False, from_file=from_file.get("resume"))
+    # The settings file counts only where the environment says nothing (contract §2).
+    for key, variable in (("id", "RUN_ID"), ("project", "PROJECT"), ("heartbeat_interval", None)):
+        if key not in given and key in from_file and (variable is None or env(variable) is None):
+            given[key] = from_file[key]
+    if "store" not in given and "store" in from_file and not os.environ.get("RUNLOG_STORE"):
+        given["store"] = from_file["store"]
     sweep_id = env("SWEEP_ID")
     run_id, project_name = _identity(given, mode, root, sweep_id)
     interval = float(given.get("heartbeat_interval") or 30.0)
@@ -225,13 +233,17 @@ def _root(given: dict[str, Any]) -> Path:
     return Path(given.get("dir") or env("DIR") or ".").expanduser().absolute()
 
 
-def _resume_mode(given: dict[str, Any], *, explicitly_unset: bool) -> ResumeMode | None:
+def _resume_mode(
+    given: dict[str, Any], *, explicitly_unset: bool, from_file: object = None
+) -> ResumeMode | None:
     if "resume" in given:
         return normalize_resume(given["resume"])
     if explicitly_unset:
         return None
     value = env("RESUME")
-    return normalize_resume(value, source="RUNLOG_RESUME") if value is not None else None
+    if value is not None:
+        return normalize_resume(value, source="RUNLOG_RESUME")
+    return normalize_resume(from_file, source="the settings file's resume")
 
 
 def _identity(

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -94,6 +95,34 @@ def merge(
     out = {k: v for k, v in base.items() if v is not None}
     out.update({k: v for k, v in explicit.items() if v is not None})
     return out
+
+
+def settings_path(root: Path) -> Path:
+    """``<root>/runlog/settings.toml``: the settings file, below the environment."""
+    return root / "runlog" / "settings.toml"
+
+
+def read_settings_file(root: Path) -> dict[str, Any]:
+    """The settings file's values (empty if there is none).
+
+    Raises:
+        ConfigurationError: the file is not valid TOML or names an unknown setting.
+    """
+    path = settings_path(root)
+    try:
+        with path.open("rb") as file:
+            values = tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read the settings file {path}: {exc}") from exc
+    known = [f for f in Settings.__struct_fields__ if f != "dir"]  # the file lives in dir
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigurationError(
+            f"the settings file {path} has unknown settings {sorted(unknown)}; known: {known}"
+        )
+    return values
 
 
 def auto_resume_path(root: Path) -> Path:

@@ -157,3 +157,33 @@ async def test_an_init_without_resume_deletes_the_file(root: Path) -> None:
     auto_file(root).write_text(json.dumps({"run_id": "fromfile"}))
     async with api.init(project="p"):
         assert not auto_file(root).exists()
+
+
+# --- the settings file (precedence level 4) ------------------------------------------------
+
+
+def settings_file(root: Path, text: str) -> None:
+    (root / "runlog").mkdir(exist_ok=True)
+    (root / "runlog" / "settings.toml").write_text(text)
+
+
+async def test_the_settings_file_applies_below_the_environment(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_file(root, 'project = "fromfile"\nid = "file-id"\nresume = "allow"\n')
+    async with api.init() as run:
+        assert (run.project, run.id) == ("fromfile", "file-id")
+    async with api.init() as run:  # resume = "allow" from the file
+        assert run.resumed
+    monkeypatch.setenv("RUNLOG_PROJECT", "fromenv")
+    async with api.init(id="other") as run:
+        assert run.project == "fromenv"
+
+
+async def test_a_bad_settings_file_is_a_configuration_error(root: Path) -> None:
+    settings_file(root, 'colour = "blue"\n')
+    with pytest.raises(api.ConfigurationError, match="unknown settings \\['colour'\\]"):
+        await api.init()
+    settings_file(root, "not = [toml\n")
+    with pytest.raises(api.ConfigurationError, match="cannot read the settings file"):
+        await api.init()
