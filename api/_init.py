@@ -6,9 +6,7 @@ import logging
 import os
 import socket
 import warnings
-from collections.abc import Generator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import msgspec
@@ -18,6 +16,7 @@ from eventstore import (
     EventStore,
     InvalidArgument,
     NewEvent,
+    Opening,
     RunInitialized,
     WrongExpectedVersion,
     open_store,
@@ -46,31 +45,6 @@ DEFAULT_PROJECT = "uncategorized"
 _ATTEMPTS = 20
 
 
-class _Starting:
-    """What ``init`` returns: ``await`` it for the ``Run``, or ``async with`` it, which
-    finishes the run on exit (0, or 1 on an exception, re-raised)."""
-
-    def __init__(self, arguments: dict[str, Any]) -> None:
-        self._arguments = arguments
-        self._run: Run | None = None
-
-    def __await__(self) -> Generator[Any, None, Run]:
-        return _start(**self._arguments).__await__()
-
-    async def __aenter__(self) -> Run:
-        self._run = await _start(**self._arguments)
-        return self._run
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._run is not None:
-            await self._run.__aexit__(exc_type, exc, tb)
-
-
 def init(
     project: str | None = None,
     id: str | None = None,
@@ -90,7 +64,7 @@ def init(
     flush_interval: float = 0.2,
     batch_size: int = 1000,
     max_buffer: int = 20_000,
-) -> _Starting:
+) -> Opening[Run]:
     """Start a run, or continue one: ``run = await init(...)`` or ``async with init(...) as run``.
 
     Args:
@@ -119,7 +93,7 @@ def init(
         InvalidRunId, ConfigurationError: a bad id or environment variable.
     """
     arguments = dict(locals())
-    return _Starting(arguments)
+    return Opening(lambda: _start(**arguments))
 
 
 async def _start(

@@ -17,7 +17,12 @@ __all__ = ["Opening", "open_store"]
 
 
 class _Closeable(Protocol):
-    async def aclose(self) -> None: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 _R = TypeVar("_R", bound=_Closeable)
@@ -25,7 +30,7 @@ _R = TypeVar("_R", bound=_Closeable)
 
 class Opening(Generic[_R]):
     """An opening resource: ``await`` it for the resource, or use it as ``async with``,
-    which closes the resource on exit."""
+    which leaves the resource's own context on exit (closing it, finishing a run)."""
 
     def __init__(self, open_: Callable[[], Awaitable[_R]]) -> None:
         self._open = open_
@@ -45,7 +50,7 @@ class Opening(Generic[_R]):
         tb: TracebackType | None,
     ) -> None:
         if self._resource is not None:
-            await self._resource.aclose()
+            await self._resource.__aexit__(exc_type, exc, tb)
 
 
 def open_store(
