@@ -22,6 +22,20 @@ from ._init import init as init
 from ._preemption import handle_preemption as handle_preemption
 from ._run import Run as Run
 from ._settings import Settings as Settings
+from ._sweep_config import SweepConfig as SweepConfig
+from ._sweep_config import SweepConfigError as SweepConfigError
+from ._sweep_config import load_sweep_config as load_sweep_config
+from ._sweeps import SweepError as SweepError
+from ._sweeps import SweepNotFound as SweepNotFound
+from ._sweeps import Work as Work
+from ._sweeps import cancel_sweep as cancel_sweep
+from ._sweeps import claim as claim
+from ._sweeps import create_sweep as create_sweep
+from ._sweeps import pause_sweep as pause_sweep
+from ._sweeps import reap as reap
+from ._sweeps import register_agent as register_agent
+from ._sweeps import resume_sweep as resume_sweep
+from ._sweeps import stop_sweep as stop_sweep
 
 __all__ = [
     "ActiveRunError",
@@ -35,8 +49,22 @@ __all__ = [
     "RunNotFound",
     "Settings",
     "StepDroppedWarning",
+    "SweepConfig",
+    "SweepConfigError",
+    "SweepError",
+    "SweepNotFound",
+    "Work",
+    "cancel_sweep",
+    "claim",
+    "create_sweep",
     "generate_id",
     "handle_preemption",
     "init",
+    "load_sweep_config",
+    "pause_sweep",
+    "reap",
+    "register_agent",
+    "resume_sweep",
+    "stop_sweep",
     "sync",
 ]

@@ -1,0 +1,431 @@
+"""Sweeps as streams: create, control, claim work, and the heartbeat watchdog.
+
+Every command reads the sweep's projected state, decides, and appends with the sweep
+stream's version as the expected version; a concurrent writer makes the append fail
+and the command decides again. That is what makes claims exactly-once with any number
+of agents in any number of processes, and a grid never propose a combination twice.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from eventstore import (
+    NO_STREAM,
+    AgentStarted,
+    ClaimLapsed,
+    Event,
+    EventStore,
+    HeartbeatExpired,
+    RunClaimed,
+    RunKilled,
+    RunLogError,
+    RunScheduled,
+    SweepCancelled,
+    SweepCreated,
+    SweepFinished,
+    SweepPaused,
+    SweepResumed,
+    SweepStopped,
+    WrongExpectedVersion,
+    open_store,
+)
+from projections import Projector, RunState, RunStatus, SweepState, SweepStatus, open_projector
+
+from ._ids import generate_id
+from ._settings import env
+from ._sweep_config import SweepConfig, combination_key, load_sweep_config
+
+__all__ = [
+    "SweepError",
+    "SweepNotFound",
+    "Work",
+    "cancel_sweep",
+    "claim",
+    "create_sweep",
+    "pause_sweep",
+    "reap",
+    "register_agent",
+    "resume_sweep",
+    "stop_sweep",
+]
+
+_T = TypeVar("_T")
+_ATTEMPTS = 50
+_ALIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PREEMPTING)
+
+
+class SweepError(RunLogError):
+    """A sweep command its state does not allow; nothing was written."""
+
+
+class SweepNotFound(SweepError):
+    """No sweep with that id exists in the store."""
+
+
+class Work(msgspec.Struct, frozen=True):
+    """A run an agent has claimed: start it (``requeue`` False) or resume it (True)."""
+
+    sweep_id: str
+    project: str
+    run_id: str
+    params: dict[str, Any]
+    requeue: bool
+    claim_position: int
+
+
+StoreArg = EventStore | str | os.PathLike[str] | None
+
+
+@asynccontextmanager
+async def _opened(store: StoreArg) -> AsyncIterator[EventStore]:
+    if store is None or isinstance(store, (str, os.PathLike)):
+        target = (
+            store
+            or os.environ.get("RUNLOG_STORE")
+            or Path(env("DIR") or ".") / "runlog" / "runlog.db"
+        )
+        async with open_store(target) as opened:
+            yield opened
+    else:
+        yield store
+
+
+async def _decide(
+    store: EventStore,
+    projector: Projector,
+    stream: str,
+    decide: Callable[[int], Awaitable[tuple[list[Event], _T]]],
+) -> _T:
+    """Run ``decide`` on fresh state and append its events expecting the stream's version;
+    decide again if another writer got there first."""
+    for _ in range(_ATTEMPTS):
+        await projector.catch_up()
+        info = await store.stream_info(stream)
+        if info is not None and info.last_position > projector.position:
+            continue
+        version = info.version if info is not None else -1
+        events, result = await decide(version)
+        if not events:
+            return result
+        try:
+            await store.append(stream, events, version if version >= 0 else NO_STREAM)
+        except WrongExpectedVersion:
+            continue
+        return result
+    raise SweepError(f"{stream} kept changing under this command for {_ATTEMPTS} attempts; retry")
+
+
+# --- creating ---------------------------------------------------------------------------
+
+
+async def create_sweep(
+    config: Mapping[str, Any] | str | os.PathLike[str] | SweepConfig,
+    *,
+    project: str | None = None,
+    store: StoreArg = None,
+    seed: int | None = None,
+    sweep_id: str | None = None,
+) -> str:
+    """Create a sweep from a config (a dict, a YAML file, or a ``SweepConfig``); return its id.
+
+    Raises:
+        SweepConfigError: the config is invalid (the message names the key).
+        SweepError: a sweep with ``sweep_id`` already exists.
+    """
+    parsed = config if isinstance(config, SweepConfig) else load_sweep_config(config)
+    chosen_project = project or parsed.raw.get("project") or env("PROJECT") or "uncategorized"
+    chosen_id = sweep_id or generate_id()
+    event = SweepCreated(
+        sweep_id=chosen_id,
+        project=str(chosen_project),
+        method=parsed.method,
+        config=parsed.raw,
+        seed=seed if seed is not None else secrets.randbits(31),
+        run_cap=parsed.run_cap,
+    )
+    async with _opened(store) as opened:
+        try:
+            await opened.append(f"sweep:{chosen_id}", [event], NO_STREAM)
+        except WrongExpectedVersion:
+            raise SweepError(f"sweep {chosen_id!r} already exists; choose another id") from None
+    return chosen_id
+
+
+# --- control ----------------------------------------------------------------------------
+
+
+async def _control(
+    sweep_id: str, store: StoreArg, decide: Callable[[SweepState], list[Event]]
+) -> SweepState:
+    async with _opened(store) as opened, open_projector(opened) as projector:
+
+        async def attempt(version: int) -> tuple[list[Event], None]:
+            sweep = await projector.sweep(sweep_id)
+            if sweep is None or version < 0:
+                raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
+            return decide(sweep), None
+
+        await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
+        sweep = await projector.sweep(sweep_id)
+        assert sweep is not None
+        if sweep.status is SweepStatus.CANCELED:
+            await _kill_live_runs(opened, projector, sweep)
+        return sweep
+
+
+async def pause_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
+    """Stop handing out new runs until resumed; executing runs continue.
+
+    Raises:
+        SweepError: "Cannot pause <state> sweep." unless RUNNING or PAUSED.
+    """
+
+    def decide(sweep: SweepState) -> list[Event]:
+        if sweep.status is SweepStatus.PAUSED:
+            return []
+        if sweep.status is not SweepStatus.RUNNING:
+            raise SweepError(f"Cannot pause {sweep.status} sweep.")
+        return [SweepPaused()]
+
+    return await _control(sweep_id, store, decide)
+
+
+async def resume_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
+    """Hand out runs again (from PAUSED), or reopen a FINISHED sweep.
+
+    Raises:
+        SweepError: "Sweep is <state> and cannot be resumed." for CANCELED, FAILED,
+            CRASHED (and PENDING: start an agent instead).
+    """
+
+    def decide(sweep: SweepState) -> list[Event]:
+        if sweep.status is SweepStatus.RUNNING:
+            return []
+        if sweep.status not in (SweepStatus.PAUSED, SweepStatus.FINISHED):
+            raise SweepError(f"Sweep is {sweep.status} and cannot be resumed.")
+        return [SweepResumed()]
+
+    return await _control(sweep_id, store, decide)
+
+
+async def stop_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
+    """Finish the sweep: no new runs; executing runs continue to completion.
+
+    Raises:
+        SweepError: "Sweep already <state>." from a terminal state.
+    """
+
+    def decide(sweep: SweepState) -> list[Event]:
+        if sweep.status.terminal:
+            raise SweepError(f"Sweep already {sweep.status}.")
+        return [SweepStopped()]
+
+    return await _control(sweep_id, store, decide)
+
+
+async def cancel_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
+    """Cancel: no new runs, every live run gets ``RunKilled``, queued runs end killed.
+
+    Agents see the CANCELED state and kill their children at once.
+
+    Raises:
+        SweepError: "Sweep already <state>." from a terminal state.
+    """
+
+    def decide(sweep: SweepState) -> list[Event]:
+        if sweep.status.terminal:
+            raise SweepError(f"Sweep already {sweep.status}.")
+        return [SweepCancelled()]
+
+    return await _control(sweep_id, store, decide)
+
+
+async def _kill_live_runs(store: EventStore, projector: Projector, sweep: SweepState) -> None:
+    for run in await projector.runs(sweep.project):
+        if run.sweep_id == sweep.sweep_id and run.status in _ALIVE:
+            await store.append(
+                f"run:{run.project}/{run.run_id}",
+                [RunKilled(reason="sweep cancelled", sweep_id=sweep.sweep_id)],
+            )
+
+
+# --- agents -----------------------------------------------------------------------------
+
+
+async def register_agent(
+    sweep_id: str, *, store: StoreArg = None, agent_id: str | None = None
+) -> str:
+    """Register an agent with the sweep (a PENDING sweep becomes RUNNING); return its id.
+
+    Raises:
+        SweepNotFound: no such sweep.
+    """
+    chosen = agent_id or f"agent-{generate_id()}"
+    async with _opened(store) as opened:
+        if await opened.stream_info(f"sweep:{sweep_id}") is None:
+            raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
+        await opened.append(
+            f"sweep:{sweep_id}",
+            [AgentStarted(agent_id=chosen, host=socket.gethostname(), pid=os.getpid())],
+        )
+    return chosen
+
+
+# --- claiming work ----------------------------------------------------------------------
+
+
+async def claim(
+    sweep_id: str, agent_id: str, *, store: StoreArg = None, lease_s: float = 300.0
+) -> Work | None:
+    """Claim the next run for ``agent_id``: the oldest queued (preempted) run first, then a
+    new suggestion that lapsed, then a new one from the search. None when there is no
+    work now (paused, exhausted, run_cap reached, or cancelled).
+
+    Exactly one agent wins each claim, however many race for it (contract §8.2).
+    """
+    async with _opened(store) as opened, open_projector(opened) as projector:
+
+        async def attempt(
+            version: int,
+        ) -> tuple[list[Event], tuple[str, dict[str, Any], bool] | None]:
+            sweep = await projector.sweep(sweep_id)
+            if sweep is None or version < 0:
+                raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
+            return await _next_work(projector, sweep, agent_id, lease_s)
+
+        decided = await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
+        if decided is None:
+            return None
+        run_id, params, requeue = decided
+        sweep = await projector.sweep(sweep_id)
+        run = await projector.run(sweep.project, run_id) if sweep else None
+        if sweep is None or run is None or run.claimed_by != agent_id or run.claim_position is None:
+            return None  # pragma: no cover - the append succeeded, so the claim is ours
+        return Work(sweep_id, sweep.project, run_id, params, requeue, run.claim_position)
+
+
+async def _next_work(
+    projector: Projector, sweep: SweepState, agent_id: str, lease_s: float
+) -> tuple[list[Event], tuple[str, dict[str, Any], bool] | None]:
+    members = {
+        r.run_id: r for r in await projector.runs(sweep.project) if r.sweep_id == sweep.sweep_id
+    }
+    if sweep.status in (SweepStatus.RUNNING, SweepStatus.FINISHED) and sweep.queue:
+        run_id = sweep.queue[0]  # contract §8.4: the queue before the search
+        claimed = RunClaimed(run_id=run_id, agent_id=agent_id, requeue=True, lease_s=lease_s)
+        return [claimed], (run_id, members[run_id].params or {}, True)
+    if sweep.status is not SweepStatus.RUNNING:
+        return [], None
+    if sweep.reoffer:
+        run_id = sweep.reoffer[0]
+        claimed = RunClaimed(run_id=run_id, agent_id=agent_id, lease_s=lease_s)
+        return [claimed], (run_id, members[run_id].params or {}, False)
+    config = load_sweep_config(sweep.config)
+    outstanding = sum(
+        1
+        for r in members.values()
+        if r.status is RunStatus.PENDING and r.claimed_by and not r.requeued
+    )
+    reason: str | None = None
+    params: dict[str, Any] | None = None
+    if config.run_cap is not None and sweep.ever_running + outstanding >= config.run_cap:
+        reason = "run_cap"
+    elif config.method == "grid":
+        held = {combination_key(r.params) for r in members.values() if r.params is not None}
+        params = next((c for c in config.grid() if combination_key(c) not in held), None)
+        if params is None:
+            reason = "exhausted"
+    else:
+        params = config.suggestion(sweep.seed, len(sweep.scheduled))
+    if params is None:
+        if reason == "run_cap" and sweep.ever_running < (config.run_cap or 0):
+            return [], None  # claims are still outstanding: they may start
+        if all(r.status.terminal for r in members.values()) and not sweep.queue:
+            return [SweepFinished(reason=reason or "exhausted")], None
+        return [], None
+    run_id = _fresh_run_id(members)
+    scheduled = RunScheduled(run_id=run_id, params=params, index=len(sweep.scheduled))
+    claimed = RunClaimed(run_id=run_id, agent_id=agent_id, lease_s=lease_s)
+    return [scheduled, claimed], (run_id, params, False)
+
+
+def _fresh_run_id(members: Mapping[str, RunState]) -> str:
+    while True:
+        run_id = generate_id()
+        if run_id not in members:
+            return run_id
+
+
+# --- the watchdog -----------------------------------------------------------------------
+
+
+async def reap(
+    *, store: StoreArg = None, timeout_s: float = 300.0, now_us: int | None = None
+) -> list[str]:
+    """Write ``HeartbeatExpired`` for every running or preempting run silent for longer
+    than ``timeout_s``, and ``ClaimLapsed`` for every claim older than its lease whose run
+    has not started; return one line per decision.
+
+    The fold turns an expired preempting run into PREEMPTED (queued in its sweep) and an
+    expired running one into CRASHED. Each decision is a conditional append, so a run
+    that writes meanwhile is left alone.
+    """
+    now = now_us if now_us is not None else int(time.time() * 1_000_000)
+    decisions: list[str] = []
+    async with _opened(store) as opened, open_projector(opened) as projector:
+        for run in await projector.runs():
+            if run.status in (RunStatus.RUNNING, RunStatus.PREEMPTING):
+                silent = (now - run.last_event_us) / 1_000_000
+                if silent <= timeout_s:
+                    continue
+                stream = f"run:{run.project}/{run.run_id}"
+                info = await opened.stream_info(stream)
+                if info is None:
+                    continue
+                expired = HeartbeatExpired(
+                    incarnation=run.incarnation,
+                    last_position=run.last_position,
+                    observed_at_us=now,
+                    timeout_s=timeout_s,
+                )
+                try:
+                    await opened.append(stream, [expired], info.version)
+                except WrongExpectedVersion:
+                    continue  # it wrote meanwhile: alive
+                outcome = "preempted" if run.status is RunStatus.PREEMPTING else "crashed"
+                decisions.append(
+                    f"{run.project}/{run.run_id}: silent for {silent:.0f} s "
+                    f"(over {timeout_s:.0f} s) -> {outcome}"
+                )
+            elif (
+                run.status is RunStatus.PENDING and run.claim_position is not None and run.sweep_id
+            ):
+                [claim_record] = await opened.read_positions([run.claim_position])
+                lease = getattr(claim_record.event, "lease_s", timeout_s)
+                age = (now - claim_record.recorded_at_us) / 1_000_000
+                if age <= lease:
+                    continue
+                stream = f"sweep:{run.sweep_id}"
+                info = await opened.stream_info(stream)
+                if info is None:
+                    continue
+                lapsed = ClaimLapsed(run_id=run.run_id, claim_position=run.claim_position)
+                try:
+                    await opened.append(stream, [lapsed], info.version)
+                except WrongExpectedVersion:
+                    continue
+                decisions.append(
+                    f"{run.project}/{run.run_id}: claim by {run.claimed_by} lapsed after "
+                    f"{age:.0f} s (lease {lease:.0f} s)"
+                )
+    return decisions
