@@ -9,6 +9,7 @@ run; ``run.log``, ``run.mark_preempting``, ``run.save``/``run.restore``,
 from eventstore import FencedWriter as FencedWriter
 
 from . import sync as sync
+from ._agent import agent as agent
 from ._errors import ActiveRunError as ActiveRunError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import InvalidRunId as InvalidRunId
@@ -54,6 +55,7 @@ __all__ = [
     "SweepError",
     "SweepNotFound",
     "Work",
+    "agent",
     "cancel_sweep",
     "claim",
     "create_sweep",

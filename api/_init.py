@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ from eventstore import (
 )
 from projections import RunState, open_projector
 
-from ._errors import ActiveRunError, RunAlreadyExists, RunNotFound
+from ._errors import ActiveRunError, ConfigurationError, RunAlreadyExists, RunNotFound
 from ._ids import check_run_id, generate_id
 from ._run import Run, active_runs
 from ._settings import (
@@ -181,7 +182,7 @@ async def _start(
                 resumed=False,
                 starting_step=0,
                 resume=mode,
-                config=dict(config or {}),
+                config={**(config or {}), **_sweep_params(sweep_id)},
                 notes=notes,
                 name=name,
                 tags=list(tags) if tags else None,
@@ -200,6 +201,21 @@ async def _start(
         if owns_store:
             await opened.aclose()
         raise
+
+
+def _sweep_params(sweep_id: str | None) -> dict[str, Any]:
+    """Inside a sweep run, the parameters the agent wrote to ``RUNLOG_SWEEP_PARAM_PATH``;
+    they override the script's own config defaults, as in W&B."""
+    path = env("SWEEP_PARAM_PATH")
+    if sweep_id is None or path is None:
+        return {}
+    try:
+        params = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the sweep parameters at {path}: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigurationError(f"the sweep parameters at {path} are not a JSON object")
+    return params
 
 
 def _root(given: dict[str, Any]) -> Path:

@@ -1,0 +1,173 @@
+"""Agents: in-process and as child processes (contract §8, §9.2, §9.3)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+import api
+from eventstore import RunClaimed, StepLogged, open_store
+from projections import RunStatus, SweepStatus, open_projector
+
+SCRIPT = str(Path(__file__).parent.parent / "_sweep_trainer.py")
+RUNLOG = str(Path(sys.executable).with_name("runlog"))
+GRID = {"method": "grid", "parameters": {"lr": {"values": [0.1, 0.01]}}}
+pytestmark = pytest.mark.slow
+
+
+async def states(store_path: Path, project: str = "p") -> dict[str, RunStatus]:
+    async with open_store(store_path) as store, open_projector(store) as projector:
+        return {r.run_id: r.status for r in await projector.runs(project)}
+
+
+async def first_step_logged(store_path: Path) -> None:
+    """Wait until the agent's child has logged a step (its run is running)."""
+    async with open_store(store_path) as store, store.subscribe(poll_interval=0.05) as log:
+        with anyio.fail_after(30):
+            async for record in log:
+                if isinstance(record.event, StepLogged):
+                    return
+
+
+async def test_the_in_process_agent_runs_the_function_for_each_grid_cell(root: Path) -> None:
+    store = root / "store.db"
+    sweep_id = await api.create_sweep(GRID, project="p", store=store)
+    seen: list[dict[str, object]] = []
+
+    async def train() -> None:
+        async with api.init() as run:
+            seen.append(dict(run.config))
+            await run.log({"loss": 1.0})
+
+    assert await api.agent(sweep_id, train, store=store, poll_interval=0.05) == 2
+    assert seen == [{"lr": 0.1}, {"lr": 0.01}]
+    assert set((await states(store)).values()) == {RunStatus.FINISHED}
+    async with open_store(store) as opened, open_projector(opened) as projector:
+        sweep = await projector.sweep(sweep_id)
+    assert sweep is not None
+    assert (sweep.status, sweep.finish_reason, sweep.agents) == (
+        SweepStatus.FINISHED,
+        "exhausted",
+        {},
+    )
+
+
+async def test_count_stops_the_agent(root: Path) -> None:
+    store = root / "store.db"
+    sweep_id = await api.create_sweep(
+        {**GRID, "method": "random", "parameters": {"lr": {"min": 0.0, "max": 1.0}}},
+        project="p",
+        store=store,
+    )
+
+    async def train() -> None:
+        async with api.init():
+            pass
+
+    assert await api.agent(sweep_id, train, store=store, count=3) == 3
+
+
+async def test_a_preempted_run_is_resumed_first_at_its_step_by_the_cli_agent(root: Path) -> None:
+    store = root / "store.db"
+    sweep_id = await api.create_sweep(GRID, project="p", store=store)
+    done = await anyio.run_process(
+        [
+            RUNLOG,
+            "agent",
+            sweep_id,
+            "--store",
+            str(store),
+            "--poll",
+            "0.1",
+            "--count",
+            "3",
+            "--",
+            sys.executable,
+            SCRIPT,
+            "preempt-once",
+        ],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line.split() for line in done.stdout.decode().splitlines() if line.startswith("run ")]
+    first, again, second = lines
+    assert (again[1], again[2], again[3]) == (first[1], "2", "5")  # same run, incarnation 2, step 5
+    assert second[1] != first[1]
+    async with open_store(store) as opened:
+        claims = [
+            r.event
+            for r in [r async for r in opened.read_stream(f"sweep:{sweep_id}")]
+            if isinstance(r.event, RunClaimed)
+        ]
+        steps = [
+            r.event.step
+            async for r in opened.read_stream(f"run:p/{first[1]}")
+            if isinstance(r.event, StepLogged)
+        ]
+    assert [(c.run_id, c.requeue) for c in claims][:2] == [(first[1], False), (first[1], True)]
+    assert steps == list(range(10))  # no step lost or repeated across the requeue
+    # The third run was preempted too and waits in the queue for the next agent.
+    async with open_store(store) as opened, open_projector(opened) as projector:
+        sweep = await projector.sweep(sweep_id)
+    assert sweep is not None
+    assert sweep.queue == [second[1]]
+
+
+async def test_cancel_kills_a_running_child_which_ends_killed(root: Path) -> None:
+    store = root / "store.db"
+    sweep_id = await api.create_sweep(GRID, project="p", store=store)
+    async with await anyio.open_process(
+        [
+            RUNLOG,
+            "agent",
+            sweep_id,
+            "--store",
+            str(store),
+            "--poll",
+            "0.1",
+            "--",
+            sys.executable,
+            SCRIPT,
+            "long",
+        ]
+    ) as agent:
+        await first_step_logged(store)
+        await api.cancel_sweep(sweep_id, store=store)
+        with anyio.fail_after(15):  # bounded: the agent polls the sweep every second at most
+            assert await agent.wait() == 0
+    assert set((await states(store)).values()) == {RunStatus.KILLED}
+
+
+async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(root: Path) -> None:
+    store = root / "store.db"
+    sweep_id = await api.create_sweep(GRID, project="p", store=store)
+    async with await anyio.open_process(
+        [
+            RUNLOG,
+            "agent",
+            sweep_id,
+            "--store",
+            str(store),
+            "--poll",
+            "0.1",
+            "--forward-signals",
+            "--",
+            sys.executable,
+            SCRIPT,
+            "long",
+        ]
+    ) as agent:
+        await first_step_logged(store)
+        agent.send_signal(signal.SIGTERM)
+        with anyio.fail_after(30):
+            await agent.wait()
+    statuses = await states(store)
+    assert list(statuses.values()) == [RunStatus.PREEMPTED]
+    async with open_store(store) as opened, open_projector(opened) as projector:
+        sweep = await projector.sweep(sweep_id)
+    assert sweep is not None
+    assert sweep.queue == list(statuses)  # requeued for the next agent, which asks no more
