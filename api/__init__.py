@@ -18,6 +18,7 @@ from ._errors import RunAlreadyExists as RunAlreadyExists
 from ._errors import RunFinishedError as RunFinishedError
 from ._errors import RunNotFound as RunNotFound
 from ._errors import StepDroppedWarning as StepDroppedWarning
+from ._explain import explain as explain
 from ._ids import generate_id as generate_id
 from ._init import init as init
 from ._preemption import handle_preemption as handle_preemption
@@ -59,6 +60,7 @@ __all__ = [
     "cancel_sweep",
     "claim",
     "create_sweep",
+    "explain",
     "generate_id",
     "handle_preemption",
     "init",

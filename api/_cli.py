@@ -145,3 +145,17 @@ def reap(timeout: float, store: str | None) -> None:
     for line in decisions:
         click.echo(line)
     click.echo(f"{len(decisions)} decisions")
+
+
+@main.command()
+@click.argument("run")
+@_store_option
+def explain(run: str, store: str | None) -> None:
+    """Say why RUN (PROJECT/RUN_ID) was queued or not, from the events that decided it."""
+    from ._explain import explain as explain_run
+
+    project, slash, run_id = run.rpartition("/")
+    if not slash:
+        raise click.UsageError("name the run as PROJECT/RUN_ID")
+    for line in _run(lambda: explain_run(project, run_id, store=store)):
+        click.echo(line)

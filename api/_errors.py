@@ -45,7 +45,8 @@ class ResumeError(RunLogError):
 
 
 class RunNotFound(ResumeError):
-    """``resume="must"`` names a run that was never started in the project."""
+    """The run does not exist: ``resume="must"`` names a run never started, or a query
+    names a run the log never mentions."""
 
 
 class RunAlreadyExists(ResumeError):

@@ -288,3 +288,54 @@ async def test_a_run_writing_exit_before_the_watchdog_is_left_alone(store: Event
     await run.finish(0)
     await store.append(f"run:p/{work.run_id}", [RunExited(incarnation=1, exit_code=0)])
     assert await api.reap(store=store, timeout_s=0, now_us=10**18) == []
+
+
+# --- explain ------------------------------------------------------------------------------
+
+
+async def test_explain_names_the_events_that_queued_a_run(store: EventStore) -> None:
+    sweep_id = await running_sweep(store)
+    work = await api.claim(sweep_id, "agent-1", store=store)
+    assert work is not None
+    run = await start(store, work)
+    await run.mark_preempting()
+    await run.finish(143)
+    lines = await api.explain("p", work.run_id, store=store)
+    assert lines[0] == f"run p/{work.run_id}: preempted, incarnation 1, last step None"
+    assert any("claimed as a new run by agent-1" in line for line in lines)
+    assert any("marked preempting (incarnation 1)" in line for line in lines)
+    assert any("exited with code 143" in line for line in lines)
+    assert (
+        lines[-1] == "  why: marked preempting, then exit code 143: preempted, queued in its sweep"
+    )
+
+
+async def test_explain_says_why_a_marked_run_that_exits_0_is_not_queued(store: EventStore) -> None:
+    sweep_id = await running_sweep(store)
+    work = await api.claim(sweep_id, "agent-1", store=store)
+    assert work is not None
+    run = await start(store, work)
+    await run.mark_preempting()
+    await run.finish(0)
+    lines = await api.explain("p", work.run_id, store=store)
+    assert (
+        lines[-1]
+        == "  why: exited with 0: finished (a preempt mark does not requeue a run that exits 0)"
+    )
+
+
+async def test_explain_says_a_silent_unmarked_run_crashed(store: EventStore) -> None:
+    async with api.init(project="p", id="lonely", store=store) as run:
+        await run.flush()
+        await api.reap(store=store, timeout_s=1, now_us=10**18)
+        lines = await api.explain("p", "lonely", store=store)
+        assert any("watchdog: silent for over 1 s" in line for line in lines)
+        assert (
+            lines[-1]
+            == "  why: stopped writing without a preempt mark (or exited 254): crashed, not queued"
+        )
+
+
+async def test_explain_of_an_unknown_run_is_run_not_found(store: EventStore) -> None:
+    with pytest.raises(api.RunNotFound, match="never mentions run p/nope"):
+        await api.explain("p", "nope", store=store)
