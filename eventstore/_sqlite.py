@@ -99,7 +99,8 @@ def translate_sqlite_error(exc: sqlite3.Error, where: str) -> StoreError:
     if primary == sqlite3.SQLITE_NOTADB:
         return NotARunlogDatabase(f"{where} is not a database file ({exc}); it was left untouched.")
     if primary in _UNAVAILABLE:
-        return StoreUnavailable(f"{where} {_UNAVAILABLE[primary]} ({exc})")
+        name = getattr(exc, "sqlite_errorname", "")
+        return StoreUnavailable(f"{where} {_UNAVAILABLE[primary]} ({exc}; {name})")
     return StoreError(f"{where}: unexpected SQLite error {exc} (code {code})")
 
 

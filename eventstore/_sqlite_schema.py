@@ -8,7 +8,10 @@ refused without SQLite ever touching it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +64,29 @@ _SCHEMA_V1 = (
 )
 
 
+# POSIX releases every lock a process holds on a file when *any* of its descriptors
+# for that file is closed, including SQLite's locks from other connections of this
+# process. So the header is read through one descriptor per file that is never closed
+# (SQLite's own VFS defers its closes for the same reason).
+_descriptors: dict[tuple[int, int], int] = {}
+_descriptors_lock = threading.Lock()
+
+
+def _read_header(path: Path) -> bytes | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(status.st_mode):
+        raise StoreUnavailable(f"{path} is a directory; name a database file inside it")
+    key = (status.st_dev, status.st_ino)
+    with _descriptors_lock:
+        descriptor = _descriptors.get(key)
+        if descriptor is None:
+            descriptor = _descriptors[key] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    return os.pread(descriptor, 100, 0)
+
+
 def check_header(path: Path) -> bool:
     """Return True if ``path`` holds data, False if it is absent or empty.
 
@@ -69,14 +95,13 @@ def check_header(path: Path) -> bool:
         IncompatibleSchema: the file was written by a newer runlog.
     """
     try:
-        with path.open("rb") as file:
-            header = file.read(100)
+        header = _read_header(path)
     except FileNotFoundError:
         return False
-    except IsADirectoryError:
-        raise StoreUnavailable(f"{path} is a directory; name a database file inside it") from None
     except OSError as exc:
         raise StoreUnavailable(f"cannot read {path}: {exc}") from exc
+    if header is None:
+        return False
     if not header:
         return False
     if not header.startswith(_MAGIC):

@@ -279,3 +279,29 @@ async def test_an_existing_store_opens_and_reads_while_a_writer_holds_the_lock(
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+
+
+async def test_reading_a_header_keeps_the_locks_other_connections_hold(tmp_path: Path) -> None:
+    # POSIX drops every lock a process holds on a file when any descriptor of it is
+    # closed. A header read that closed its descriptor released SQLite's locks held by
+    # other connections of the process, and corrupted shared stores under load.
+    import sys
+
+    path = tmp_path / "other.db"  # rollback journal: the write lock is on this file itself
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(NotARunlogDatabase):
+            await open_store(path)  # reads the header in this process
+        probe = (
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+            "try:\n    db.execute('BEGIN IMMEDIATE')\nexcept sqlite3.OperationalError as e:\n"
+            "    print('locked' if 'locked' in str(e) else e)\nelse:\n    print('acquired')\n"
+        )
+        done = await anyio.run_process([sys.executable, "-c", probe, str(path)])
+        assert done.stdout.decode().strip() == "locked"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
