@@ -114,7 +114,53 @@ async def run_demo(
         f"{state.resumes} resume, last step {state.last_step}, loss {state.summary['loss']:.4f}"
     )
     say(f"read model equals a replay from position 0: {check.ok}")
+    say("")
+    await _sweep_story(trainer, store, say)
     return run_id
+
+
+async def _sweep_story(trainer: Path, store: str, say: Callable[[str], None]) -> None:
+    """A sweep whose first run is preempted, requeued, and resumed first by the next agent."""
+    from ._explain import explain
+    from ._sweeps import create_sweep
+
+    sweep_id = await create_sweep(
+        {"method": "grid", "parameters": {"lr": {"values": [0.05, 0.1, 0.2]}}},
+        project="demo",
+        store=store,
+    )
+    runlog = [sys.executable, "-m", "api", "agent", sweep_id, "--store", store, "--poll", "0.1"]
+    command = ["--", sys.executable, str(trainer), "--steps", str(_STEPS // 2), "--store", store]
+    say(f"4. a grid sweep {sweep_id} over lr in [0.05, 0.1, 0.2]; agent A starts its first run")
+    async with await anyio.open_process(
+        [*runlog, "--forward-signals", *command, "--delay", "0.01"]
+    ) as agent_a:
+        assert agent_a.stdout is not None
+        lines = BufferedByteReceiveStream(agent_a.stdout)
+        with anyio.fail_after(120):
+            while True:
+                line = (await lines.receive_until(b"\n", 1 << 16)).decode()
+                if line.startswith("started run"):
+                    preempted = line.split()[2]
+                if line.startswith("step 40"):
+                    break
+        say(f"   run {preempted} reached step 40; agent A's node is preempted: SIGTERM")
+        agent_a.send_signal(signal.SIGTERM)
+        with anyio.fail_after(60):
+            await agent_a.wait()
+    say("   the signal reached the run, which marked itself preempting and exited 143")
+    say("5. agent B starts: it takes the queue first, then the rest of the grid")
+    done = await anyio.run_process([*runlog, *command], check=False)
+    for line in done.stdout.decode().splitlines():
+        if line.startswith(("started run", "resumed run", "finished at")):
+            say(f"   {line}")
+    async with open_store(store) as opened, open_projector(opened) as projector:
+        sweep = await projector.sweep(sweep_id)
+    assert sweep is not None
+    say(f"   sweep {sweep_id}: {sweep.status} ({sweep.finish_reason}), runs {sweep.counts}")
+    say(f"6. runlog explain demo/{preempted}:")
+    for line in await explain("demo", preempted, store=store):
+        say(f"   {line}")
 
 
 async def _timeline(store: EventStore, stream: str, say: Callable[[str], None]) -> None:

@@ -128,6 +128,15 @@ class SweepConfig(msgspec.Struct, frozen=True):
         for combination in itertools.product(*(p.grid_values() for p in self.parameters)):
             yield dict(zip(names, combination, strict=True))
 
+    def grid_cell(self, index: int) -> dict[str, Any]:
+        """The ``index``-th combination of ``grid()``, computed directly."""
+        values = [p.grid_values() for p in self.parameters]
+        cell: dict[str, Any] = {}
+        for parameter, options in zip(reversed(self.parameters), reversed(values), strict=True):
+            index, digit = divmod(index, len(options))
+            cell[parameter.name] = options[digit]
+        return {p.name: cell[p.name] for p in self.parameters}
+
     def grid_size(self) -> int:
         """How many combinations the grid has."""
         return math.prod(len(p.grid_values()) for p in self.parameters)

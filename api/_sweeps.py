@@ -9,6 +9,7 @@ of agents in any number of processes, and a grid never propose a combination twi
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import socket
 import time
@@ -17,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import msgspec
 
 from eventstore import (
@@ -39,11 +41,11 @@ from eventstore import (
     WrongExpectedVersion,
     open_store,
 )
-from projections import Projector, RunState, RunStatus, SweepState, SweepStatus, open_projector
+from projections import Projector, RunStatus, SweepState, SweepStatus, open_projector
 
 from ._ids import generate_id
 from ._settings import env
-from ._sweep_config import SweepConfig, combination_key, load_sweep_config
+from ._sweep_config import SweepConfig, load_sweep_config
 
 __all__ = [
     "SweepError",
@@ -60,7 +62,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-_ATTEMPTS = 50
+_PATIENCE_S = 60.0  # how long a command keeps deciding again while others win the race
 _ALIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PREEMPTING)
 
 
@@ -107,8 +109,11 @@ async def _decide(
     decide: Callable[[int], Awaitable[tuple[list[Event], _T]]],
 ) -> _T:
     """Run ``decide`` on fresh state and append its events expecting the stream's version;
-    decide again if another writer got there first."""
-    for _ in range(_ATTEMPTS):
+    decide again if another writer got there first (with jittered backoff, so racing
+    agents spread out instead of colliding again)."""
+    deadline = time.monotonic() + _PATIENCE_S
+    backoff = 0.001
+    while time.monotonic() < deadline:
         await projector.catch_up()
         info = await store.stream_info(stream)
         if info is not None and info.last_position > projector.position:
@@ -120,9 +125,11 @@ async def _decide(
         try:
             await store.append(stream, events, version if version >= 0 else NO_STREAM)
         except WrongExpectedVersion:
+            await anyio.sleep(backoff * random.random())
+            backoff = min(backoff * 2, 0.1)
             continue
         return result
-    raise SweepError(f"{stream} kept changing under this command for {_ATTEMPTS} attempts; retry")
+    raise SweepError(f"{stream} kept changing under this command for {_PATIENCE_S:.0f} s; retry")
 
 
 # --- creating ---------------------------------------------------------------------------
@@ -317,52 +324,56 @@ async def claim(
 async def _next_work(
     projector: Projector, sweep: SweepState, agent_id: str, lease_s: float
 ) -> tuple[list[Event], tuple[str, dict[str, Any], bool] | None]:
-    members = {
-        r.run_id: r for r in await projector.runs(sweep.project) if r.sweep_id == sweep.sweep_id
-    }
+    # Everything here is read from the sweep's own state (plus single runs), so a
+    # decision costs the same on the 10th claim as on the 10,000th.
     if sweep.status in (SweepStatus.RUNNING, SweepStatus.FINISHED) and sweep.queue:
         run_id = sweep.queue[0]  # contract §8.4: the queue before the search
         claimed = RunClaimed(run_id=run_id, agent_id=agent_id, requeue=True, lease_s=lease_s)
-        return [claimed], (run_id, members[run_id].params or {}, True)
+        return [claimed], (run_id, await _params(projector, sweep, run_id), True)
     if sweep.status is not SweepStatus.RUNNING:
         return [], None
     if sweep.reoffer:
         run_id = sweep.reoffer[0]
         claimed = RunClaimed(run_id=run_id, agent_id=agent_id, lease_s=lease_s)
-        return [claimed], (run_id, members[run_id].params or {}, False)
+        return [claimed], (run_id, await _params(projector, sweep, run_id), False)
     config = load_sweep_config(sweep.config)
-    outstanding = sum(
-        1
-        for r in members.values()
-        if r.status is RunStatus.PENDING and r.claimed_by and not r.requeued
-    )
+    index = len(sweep.scheduled)
+    # New suggestions claimed but not started yet count against run_cap (§9.1).
+    outstanding = max(0, index - sweep.ever_running - len(sweep.reoffer))
     reason: str | None = None
     params: dict[str, Any] | None = None
     if config.run_cap is not None and sweep.ever_running + outstanding >= config.run_cap:
         reason = "run_cap"
     elif config.method == "grid":
-        held = {combination_key(r.params) for r in members.values() if r.params is not None}
-        params = next((c for c in config.grid() if combination_key(c) not in held), None)
-        if params is None:
+        # Cells are proposed in order and each proposal is a conditional append, so
+        # the next cell is always the one at the count of proposals so far.
+        if index < config.grid_size():
+            params = config.grid_cell(index)
+        else:
             reason = "exhausted"
     else:
-        params = config.suggestion(sweep.seed, len(sweep.scheduled))
+        params = config.suggestion(sweep.seed, index)
     if params is None:
         if reason == "run_cap" and sweep.ever_running < (config.run_cap or 0):
             return [], None  # claims are still outstanding: they may start
-        if all(r.status.terminal for r in members.values()) and not sweep.queue:
+        if all(RunStatus(status).terminal for status in sweep.counts) and not sweep.queue:
             return [SweepFinished(reason=reason or "exhausted")], None
         return [], None
-    run_id = _fresh_run_id(members)
-    scheduled = RunScheduled(run_id=run_id, params=params, index=len(sweep.scheduled))
+    run_id = await _fresh_run_id(projector, sweep.project)
+    scheduled = RunScheduled(run_id=run_id, params=params, index=index)
     claimed = RunClaimed(run_id=run_id, agent_id=agent_id, lease_s=lease_s)
     return [scheduled, claimed], (run_id, params, False)
 
 
-def _fresh_run_id(members: Mapping[str, RunState]) -> str:
+async def _params(projector: Projector, sweep: SweepState, run_id: str) -> dict[str, Any]:
+    run = await projector.run(sweep.project, run_id)
+    return dict(run.params or {}) if run is not None else {}
+
+
+async def _fresh_run_id(projector: Projector, project: str) -> str:
     while True:
         run_id = generate_id()
-        if run_id not in members:
+        if await projector.run(project, run_id) is None:
             return run_id
 
 

@@ -1,6 +1,7 @@
 """A training script that survives preemption: run it, SIGTERM it, run it again.
 
     python examples/train.py --id my-run --steps 300
+    runlog agent SWEEP_ID -- python examples/train.py      (in a sweep: the agent's id)
 
 Every start with the same id continues the same run: the step comes from the log (the
 last logged step + 1), the weights from the checkpoint the run saved. On SIGTERM or
@@ -43,7 +44,7 @@ def sgd_step(weights: dict[str, float], batch: list[tuple[float, float]], lr: fl
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--id", required=True, help="the run id; the same id continues the run")
+    parser.add_argument("--id", default=None, help="the run id; the same id continues the run")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument(
@@ -53,10 +54,11 @@ async def main() -> None:
     args = parser.parse_args()
 
     data = make_data()
-    checkpoint_file = Path(f"checkpoint-{args.id}.json")
     async with api.init(
         project="demo", id=args.id, resume="allow", config={"lr": args.lr}, store=args.store
     ) as run:
+        checkpoint_file = Path(f"checkpoint-{run.id}.json")
+        args.lr = run.config["lr"]  # in a sweep, the agent's parameter
         weights = {"w": 0.0, "b": 0.0}
         if run.resumed:
             restored = await run.restore(checkpoint_file.name)

@@ -440,7 +440,7 @@ class Model:
         if sweep is None:
             return
         key = (sweep.project, event.run_id)
-        if event.run_id in sweep.scheduled or self.run(key) is not None:
+        if self.run(key) is not None:
             return  # a run id is scheduled once
         sweep.scheduled.append(event.run_id)
         run = self.runs[key] = RunState(

@@ -4,6 +4,7 @@ usage: python _sweep_trainer.py MODE
     preempt-once   incarnation 1 logs 5 steps, marks preempting and exits 143;
                    a resumed incarnation logs 5 more and finishes
     long           logs forever (until killed), with handle_preemption installed
+    short          logs 60 steps over about a second, then finishes
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ async def main(mode: str) -> None:
             await run.mark_preempting()
             await run.finish(143)
             sys.exit(143)
+        await run.finish()
+        return
+    if mode == "short":
+        for _ in range(60):
+            await run.log({"loss": 1.0})
+            await asyncio.sleep(0.02)
         await run.finish()
         return
     api.handle_preemption(run)

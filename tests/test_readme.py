@@ -58,6 +58,12 @@ def test_the_demo_tells_the_preemption_story(tmp_path: Path) -> None:
     assert "RunInitialized  incarnation 2, resumed=True, starting_step=81" in out
     assert "state folded from the log: finished, incarnation 2, 1 resume, last step 199" in out
     assert "read model equals a replay from position 0: True" in out
+    assert "the signal reached the run, which marked itself preempting and exited 143" in out
+    sweep_lines = out.split("5. agent B starts")[1].splitlines()
+    assert sweep_lines[1].strip().startswith("resumed run")  # the queue before the search
+    assert "at step 41" in sweep_lines[1]
+    assert "FINISHED (exhausted), runs {'finished': 3}" in out
+    assert "claimed from the queue by" in out
     assert (tmp_path / "runlog" / "runlog.db").exists()
 
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import api
-from eventstore import RunClaimed, StepLogged, open_store
+from eventstore import RunClaimed, RunExited, StepLogged, open_store
 from projections import RunStatus, SweepStatus, open_projector
 
 SCRIPT = str(Path(__file__).parent.parent / "_sweep_trainer.py")
@@ -30,6 +30,15 @@ async def first_step_logged(store_path: Path) -> None:
         with anyio.fail_after(30):
             async for record in log:
                 if isinstance(record.event, StepLogged):
+                    return
+
+
+async def first_exit(store_path: Path) -> None:
+    """Wait until a run of the sweep has exited."""
+    async with open_store(store_path) as store, store.subscribe(poll_interval=0.05) as log:
+        with anyio.fail_after(30):
+            async for record in log:
+                if isinstance(record.event, RunExited):
                     return
 
 
@@ -171,3 +180,43 @@ async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(root: Pat
         sweep = await projector.sweep(sweep_id)
     assert sweep is not None
     assert sweep.queue == list(statuses)  # requeued for the next agent, which asks no more
+
+
+@pytest.mark.parametrize(
+    ("command", "agent_exits"),
+    [(api.pause_sweep, False), (api.stop_sweep, True)],
+    ids=["pause", "stop"],
+)
+async def test_pause_and_stop_let_the_running_child_finish_and_start_nothing_new(
+    root: Path, command: object, agent_exits: bool
+) -> None:
+    store = root / "store.db"
+    sweep_id = await api.create_sweep(GRID, project="p", store=store)
+    async with await anyio.open_process(
+        [
+            RUNLOG,
+            "agent",
+            sweep_id,
+            "--store",
+            str(store),
+            "--poll",
+            "0.1",
+            "--",
+            sys.executable,
+            SCRIPT,
+            "short",
+        ]
+    ) as agent:
+        await first_step_logged(store)
+        await command(sweep_id, store=store)  # type: ignore[operator]
+        await first_exit(store)
+        await anyio.sleep(0.5)  # several agent polls: it must not start the next cell
+        assert list((await states(store)).values()) == [RunStatus.FINISHED]
+        if agent_exits:
+            with anyio.fail_after(15):
+                assert await agent.wait() == 0
+        else:
+            await api.resume_sweep(sweep_id, store=store)  # resume restarts creation
+            with anyio.fail_after(30):
+                assert await agent.wait() == 0
+            assert list((await states(store)).values()) == [RunStatus.FINISHED] * 2

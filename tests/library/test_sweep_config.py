@@ -123,3 +123,12 @@ def test_grid_expands_int_uniform_and_q_uniform_in_order() -> None:
 def test_integral_floats_compare_equal_to_ints() -> None:
     assert combination_key({"a": 1.0, "b": [2.0]}) == combination_key({"b": [2], "a": 1})
     assert combination_key({"a": 1.5}) != combination_key({"a": 1})
+
+
+def test_a_grid_cell_by_index_is_the_same_as_enumerating_the_grid() -> None:
+    parsed = api.load_sweep_config(
+        config(
+            a={"min": 1, "max": 3}, b={"values": ["x", "y"]}, c={"value": 0}, d={"min": 5, "max": 8}
+        )
+    )
+    assert [parsed.grid_cell(i) for i in range(parsed.grid_size())] == list(parsed.grid())
