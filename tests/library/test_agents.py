@@ -220,3 +220,28 @@ async def test_pause_and_stop_let_the_running_child_finish_and_start_nothing_new
             with anyio.fail_after(30):
                 assert await agent.wait() == 0
             assert list((await states(store)).values()) == [RunStatus.FINISHED] * 2
+
+
+async def test_a_killed_agent_leaves_its_childs_run_to_finish_not_in_limbo(root: Path) -> None:
+    store = root / "store.db"
+    sweep_id = await api.create_sweep(GRID, project="p", store=store)
+    async with await anyio.open_process(
+        [
+            RUNLOG,
+            "agent",
+            sweep_id,
+            "--store",
+            str(store),
+            "--poll",
+            "0.1",
+            "--",
+            sys.executable,
+            SCRIPT,
+            "short",
+        ]
+    ) as agent:
+        await first_step_logged(store)
+        agent.kill()  # SIGKILL: the agent dies; its child, in its own session, does not
+        await agent.wait()
+    await first_exit(store)
+    assert list((await states(store)).values()) == [RunStatus.FINISHED]
