@@ -19,6 +19,24 @@ GRID = {"method": "grid", "parameters": {"lr": {"values": [0.1, 0.01]}}}
 pytestmark = pytest.mark.slow
 
 
+def agent_command(store: Path, sweep_id: str, mode: str, *options: str) -> list[str]:
+    """``runlog agent`` running the sweep trainer in ``mode`` as its child."""
+    return [
+        RUNLOG,
+        "agent",
+        sweep_id,
+        "--store",
+        str(store),
+        "--poll",
+        "0.1",
+        *options,
+        "--",
+        sys.executable,
+        SCRIPT,
+        mode,
+    ]
+
+
 async def states(store_path: Path, project: str = "p") -> dict[str, RunStatus]:
     async with open_store(store_path) as store, open_projector(store) as projector:
         return {r.run_id: r.status for r in await projector.runs(project)}
@@ -129,21 +147,7 @@ async def test_a_preempted_run_is_resumed_first_at_its_step_by_the_cli_agent(roo
 async def test_cancel_kills_a_running_child_which_ends_killed(root: Path) -> None:
     store = root / "store.db"
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
-    async with await anyio.open_process(
-        [
-            RUNLOG,
-            "agent",
-            sweep_id,
-            "--store",
-            str(store),
-            "--poll",
-            "0.1",
-            "--",
-            sys.executable,
-            SCRIPT,
-            "long",
-        ]
-    ) as agent:
+    async with await anyio.open_process(agent_command(store, sweep_id, "long")) as agent:
         await first_step_logged(store)
         await api.cancel_sweep(sweep_id, store=store)
         with anyio.fail_after(15):  # bounded: the agent polls the sweep every second at most
@@ -155,20 +159,7 @@ async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(root: Pat
     store = root / "store.db"
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(
-        [
-            RUNLOG,
-            "agent",
-            sweep_id,
-            "--store",
-            str(store),
-            "--poll",
-            "0.1",
-            "--forward-signals",
-            "--",
-            sys.executable,
-            SCRIPT,
-            "long",
-        ]
+        agent_command(store, sweep_id, "long", "--forward-signals")
     ) as agent:
         await first_step_logged(store)
         agent.send_signal(signal.SIGTERM)
@@ -192,21 +183,7 @@ async def test_pause_and_stop_let_the_running_child_finish_and_start_nothing_new
 ) -> None:
     store = root / "store.db"
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
-    async with await anyio.open_process(
-        [
-            RUNLOG,
-            "agent",
-            sweep_id,
-            "--store",
-            str(store),
-            "--poll",
-            "0.1",
-            "--",
-            sys.executable,
-            SCRIPT,
-            "short",
-        ]
-    ) as agent:
+    async with await anyio.open_process(agent_command(store, sweep_id, "short")) as agent:
         await first_step_logged(store)
         await command(sweep_id, store=store)  # type: ignore[operator]
         await first_exit(store)
@@ -225,21 +202,7 @@ async def test_pause_and_stop_let_the_running_child_finish_and_start_nothing_new
 async def test_a_killed_agent_leaves_its_childs_run_to_finish_not_in_limbo(root: Path) -> None:
     store = root / "store.db"
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
-    async with await anyio.open_process(
-        [
-            RUNLOG,
-            "agent",
-            sweep_id,
-            "--store",
-            str(store),
-            "--poll",
-            "0.1",
-            "--",
-            sys.executable,
-            SCRIPT,
-            "short",
-        ]
-    ) as agent:
+    async with await anyio.open_process(agent_command(store, sweep_id, "short")) as agent:
         await first_step_logged(store)
         agent.kill()  # SIGKILL: the agent dies; its child, in its own session, does not
         await agent.wait()
