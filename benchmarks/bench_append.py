@@ -49,12 +49,13 @@ import asyncio
 import json
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from time import perf_counter
+
+from _shared import best_and_median, metrics, remove_db
 
 from eventstore import StepLogged, default_codec, open_store
 
@@ -74,16 +75,6 @@ STORE_SCHEMA = (
     "CREATE UNIQUE INDEX events_by_id ON events (event_id)",
 )
 STORE_COLUMNS = "position, stream_id, version, event_id, recorded_at, data, hash"
-
-
-def metrics(step: int) -> dict[str, float]:
-    """Four float metrics that vary with ``step``, like a training loop logs."""
-    return {
-        "loss": 2.0 / (1.0 + step * 1e-4) + (step % 97) * 1e-3,
-        "acc": 1.0 - 1.0 / (2.0 + step * 1e-4),
-        "lr": 3e-4 * 0.5 ** (step // 100_000),
-        "grad_norm": 0.5 + (step * 7919 % 1000) / 1000.0,
-    }
 
 
 def batches(events: int, batch: int) -> Iterator[list[StepLogged]]:
@@ -187,17 +178,6 @@ def main() -> None:
             print(f"kept the database files in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def remove_db(path: Path) -> None:
-    """Delete a database file and its WAL/shared-memory files, if present."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
-
-
-def best_and_median(samples: list[float]) -> tuple[float, float]:
-    """The best (highest) and the median of some events/s samples."""
-    return max(samples), statistics.median(samples)
 
 
 def run(events: int, batch: int, repeat: int, workdir: Path, *, keep: bool) -> None:

@@ -96,6 +96,7 @@ from time import perf_counter
 from typing import Any
 
 import anyio
+from _shared import remove_db
 
 import api
 from eventstore import RunClaimed, RunExited, RunScheduled, default_codec, open_store
@@ -114,12 +115,6 @@ def nearest_rank(values: list[float], percent: int) -> float:
     """The smallest value >= ``percent``% of the samples."""
     ordered = sorted(values)
     return ordered[max(0, -(-percent * len(ordered) // 100) - 1)]
-
-
-def remove_db(path: Path) -> None:
-    """Delete a database file and its WAL/shared-memory files, if present."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 # --- the agent processes -----------------------------------------------------------------

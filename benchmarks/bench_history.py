@@ -53,22 +53,14 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+from _shared import metrics
+
 from eventstore import Event, RunInitialized, StepLogged, default_codec, open_store
 from projections import HistoryPoint, Projector, open_projector
 
 PROJECT = "bench"
 RUN_ID = "r1"
 STREAM = f"run:{PROJECT}/{RUN_ID}"
-
-
-def metrics(step: int) -> dict[str, float]:
-    """Four float metrics that vary with ``step``, like a training loop logs."""
-    return {
-        "loss": 2.0 / (1.0 + step * 1e-4) + (step % 97) * 1e-3,
-        "acc": 1.0 - 1.0 / (2.0 + step * 1e-4),
-        "lr": 3e-4 * 0.5 ** (step // 100_000),
-        "grad_norm": 0.5 + (step * 7919 % 1000) / 1000.0,
-    }
 
 
 def batches(steps: int, batch: int) -> Iterator[list[Event]]:

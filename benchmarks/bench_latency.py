@@ -59,19 +59,11 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+from _shared import metrics, remove_db
+
 from eventstore import StepLogged, default_codec, open_store
 
 STREAM = "run:bench/r1"
-
-
-def metrics(step: int) -> dict[str, float]:
-    """Four float metrics that vary with ``step``, like a training loop logs."""
-    return {
-        "loss": 2.0 / (1.0 + step * 1e-4) + (step % 97) * 1e-3,
-        "acc": 1.0 - 1.0 / (2.0 + step * 1e-4),
-        "lr": 3e-4 * 0.5 ** (step // 100_000),
-        "grad_norm": 0.5 + (step * 7919 % 1000) / 1000.0,
-    }
 
 
 def event(step: int) -> StepLogged:
@@ -116,12 +108,6 @@ def combine(runs: list[list[float]]) -> dict[str, Any]:
         "p99_us_samples": [round(figures["p99_us"], 1) for figures in per_run],
         "events_per_s_samples": [round(rate) for rate in rates],
     }
-
-
-def remove_db(path: Path) -> None:
-    """Delete a database file and its WAL/shared-memory files, if present."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 async def store_single(path: Path, events: int, warmup: int) -> list[float]:

@@ -93,6 +93,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+from _shared import best_and_median, metrics, remove_db
+
 import api
 from api import sync
 from eventstore import StepLogged, default_codec
@@ -102,16 +104,6 @@ RUN_ID = "r1"
 STREAM = f"run:{PROJECT}/{RUN_ID}"
 POOL = 10_000  # distinct metrics dicts, logged in turn
 PEERS = ("mlflow", "wandb")
-
-
-def metrics(step: int) -> dict[str, float]:
-    """Four float metrics that vary with ``step``, like a training loop logs."""
-    return {
-        "loss": 2.0 / (1.0 + step * 1e-4) + (step % 97) * 1e-3,
-        "acc": 1.0 - 1.0 / (2.0 + step * 1e-4),
-        "lr": 3e-4 * 0.5 ** (step // 100_000),
-        "grad_norm": 0.5 + (step * 7919 % 1000) / 1000.0,
-    }
 
 
 def make_pool(events: int) -> list[dict[str, float]]:
@@ -312,17 +304,6 @@ def peer_in_fresh_process(
 
 
 # --- the driver -----------------------------------------------------------------------
-
-
-def remove_db(path: Path) -> None:
-    """Delete a database file and its WAL/shared-memory files, if present."""
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
-
-
-def best_and_median(samples: list[float]) -> tuple[float, float]:
-    """The best (highest) and the median of some events/s samples."""
-    return max(samples), statistics.median(samples)
 
 
 def main() -> None:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -54,19 +53,11 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+from _shared import current_rss_mb, metrics, peak_rss_mb, reset_peak_rss, warm_page_cache
+
 from eventstore import Event, FileSaved, RunInitialized, StepLogged, default_codec, open_store
 
 CHECKPOINT_EVERY = 500
-
-
-def metrics(step: int) -> dict[str, float]:
-    """Four float metrics that vary with ``step``, like a training loop logs."""
-    return {
-        "loss": 2.0 / (1.0 + step * 1e-4) + (step % 97) * 1e-3,
-        "acc": 1.0 - 1.0 / (2.0 + step * 1e-4),
-        "lr": 3e-4 * 0.5 ** (step // 100_000),
-        "grad_norm": 0.5 + (step * 7919 % 1000) / 1000.0,
-    }
 
 
 def run_events(run: int, first: int, count: int) -> list[Event]:
@@ -114,46 +105,6 @@ async def write_log(path: Path, events: int, streams: int, batch: int) -> float:
             await store.append(f"run:bench/r{run}", chunk)
             elapsed += perf_counter() - began
     return events / elapsed
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size, in MB.
-
-    On Linux this is ``VmHWM`` from ``/proc/self/status``, the peak of this process's own
-    memory. ``ru_maxrss`` is not used there because ``exec`` folds the peak of the memory
-    it replaces into it: a child started by ``subprocess`` from a 500 MB parent would
-    report a 500 MB peak (the fork, or with vfork the parent itself, held it), whatever
-    the child did. Elsewhere ``ru_maxrss`` is the best there is.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6  # kB
-    except (OSError, IndexError, ValueError):
-        pass
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, else KiB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
-
-
-def current_rss_mb() -> float | None:
-    """This process's resident set size now, in MB (Linux only, else None)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return pages * resource.getpagesize() / 1e6
-
-
-def reset_peak_rss() -> bool:
-    """Reset the peak RSS to the current RSS, so start-up transients do not count.
-
-    Linux only (``echo 5 > /proc/self/clear_refs``); returns False where unsupported.
-    """
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 async def replay_store(path: Path) -> tuple[int, float]:
@@ -213,12 +164,6 @@ def replay_in_fresh_process(path: Path, impl: str) -> dict[str, Any]:
     )
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
-
-
-def warm_page_cache(path: Path) -> None:
-    with path.open("rb") as file:
-        while file.read(1 << 20):
-            pass
 
 
 def main() -> None:

@@ -56,7 +56,6 @@ import asyncio
 import json
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,24 +64,15 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+from _shared import catch_up, metrics, spread, warm_page_cache
+
 import api
 from eventstore import Event, RunExited, RunInitialized, StepLogged, default_codec, open_store
-from projections import open_projector
 
 PROJECT = "bench"
 RUN_ID = "r1"
 STREAM = f"run:{PROJECT}/{RUN_ID}"
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a preempted job exits with
-
-
-def metrics(step: int) -> dict[str, float]:
-    """Four float metrics that vary with ``step``, like a training loop logs."""
-    return {
-        "loss": 2.0 / (1.0 + step * 1e-4) + (step % 97) * 1e-3,
-        "acc": 1.0 - 1.0 / (2.0 + step * 1e-4),
-        "lr": 3e-4 * 0.5 ** (step // 100_000),
-        "grad_norm": 0.5 + (step * 7919 % 1000) / 1000.0,
-    }
 
 
 def batches(steps: int, batch: int) -> Iterator[list[Event]]:
@@ -118,15 +108,6 @@ async def write_log(path: Path, steps: int, batch: int) -> float:
             await store.append(STREAM, chunk, "no_stream" if number == 0 else "any")
             elapsed += perf_counter() - began
     return (steps + 2) / elapsed
-
-
-async def catch_up(path: Path) -> tuple[int, float]:
-    """Catch the read model up with the log; return its position and the seconds it took."""
-    async with open_store(path, create=False) as store, open_projector(store) as projector:
-        start = perf_counter()
-        position = await projector.catch_up()
-        elapsed = perf_counter() - start
-    return position, elapsed
 
 
 async def resume_store(path: Path) -> dict[str, Any]:
@@ -207,12 +188,6 @@ def resume_in_fresh_process(path: Path, impl: str, expect_step: int) -> dict[str
     return figures
 
 
-def warm_page_cache(path: Path) -> None:
-    with path.open("rb") as file:
-        while file.read(1 << 20):
-            pass
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="steps of the run")
@@ -270,14 +245,6 @@ def main() -> None:
             print(f"kept the database file in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {
-        "min": round(min(values), 2),
-        "median": round(statistics.median(values), 2),
-        "max": round(max(values), 2),
-    }
 
 
 def run(steps: int, batch: int, repeat: int, bar_ms: float, workdir: Path) -> None:
