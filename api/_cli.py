@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
@@ -12,7 +11,8 @@ import click
 
 from eventstore import RunLogError
 
-from ._demo import DEFAULT_STORE, run_demo
+from ._demo import run_demo
+from ._settings import root_dir, store_target
 
 __all__ = ["main"]
 
@@ -26,7 +26,7 @@ def main() -> None:
 @main.command()
 @click.option(
     "--store",
-    default=lambda: os.environ.get("RUNLOG_STORE", str(DEFAULT_STORE)),
+    default=lambda: str(store_target(None, root_dir())),
     show_default="$RUNLOG_STORE or runlog/runlog.db",
     help="Path or URL of the store.",
 )

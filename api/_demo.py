@@ -30,9 +30,8 @@ from projections import open_projector
 
 from ._ids import generate_id
 
-__all__ = ["DEFAULT_STORE", "find_script", "run_demo"]
+__all__ = ["find_script", "run_demo"]
 
-DEFAULT_STORE = Path("runlog") / "runlog.db"
 _STEPS = 200
 _PREEMPT_AFTER = 80
 

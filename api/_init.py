@@ -36,6 +36,8 @@ from ._settings import (
     read_auto_resume,
     read_settings_file,
     remove_auto_resume,
+    root_dir,
+    store_target,
     write_auto_resume,
 )
 
@@ -129,7 +131,7 @@ async def _start(
     )
     if resume is False:
         given.pop("resume", None)
-    root = _root(given)
+    root = root_dir(given.get("dir"))
     from_file = read_settings_file(root)
     mode = _resume_mode(given, explicitly_unset=resume is False, from_file=from_file.get("resume"))
     # The settings file counts only where the environment says nothing (contract §2).
@@ -159,10 +161,7 @@ async def _start(
     opened: EventStore
     if store is None or isinstance(store, (str, os.PathLike)):
         owns_store = True
-        target = (
-            given.get("store") or os.environ.get("RUNLOG_STORE") or root / "runlog" / "runlog.db"
-        )
-        opened = await open_store(target)
+        opened = await open_store(store_target(given.get("store"), root))
     else:
         owns_store = False
         opened = store
@@ -216,11 +215,6 @@ def _sweep_params(sweep_id: str | None) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ConfigurationError(f"the sweep parameters at {path} are not a JSON object")
     return params
-
-
-def _root(given: dict[str, Any]) -> Path:
-    """``dir``, else ``RUNLOG_DIR``/``WANDB_DIR``, else the current directory."""
-    return Path(given.get("dir") or env("DIR") or ".").expanduser().absolute()
 
 
 def _resume_mode(

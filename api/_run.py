@@ -39,7 +39,6 @@ from eventstore import (
     PreemptMarked,
     RunExited,
     RunInitialized,
-    RunKilled,
     RunRevived,
     StepLogged,
     StoreBusy,
@@ -135,7 +134,6 @@ class Run:
         self._dropped = 0
         self._marked = False
         self._parked = False  # the preemption handler is finishing the run
-        self._killed = False
         self._finished = False
         self._error: BaseException | None = None
         self._write_lock = asyncio.Lock()
@@ -464,8 +462,6 @@ class Run:
                 revive = True
             elif isinstance(event, RunRevived) and event.incarnation == self._incarnation:
                 revive = False
-            elif isinstance(event, RunKilled):
-                self._killed = True
             elif isinstance(event, NotesEdited) and event.incarnation != self._incarnation:
                 self._notes = event.notes
             self._version = record.version

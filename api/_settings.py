@@ -97,6 +97,16 @@ def merge(
     return out
 
 
+def root_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``explicit``, else ``RUNLOG_DIR``/``WANDB_DIR``, else the current directory."""
+    return Path(explicit or env("DIR") or ".").expanduser().absolute()
+
+
+def store_target(explicit: str | os.PathLike[str] | None, root: Path) -> str | os.PathLike[str]:
+    """Where a store is: ``explicit``, else ``RUNLOG_STORE``, else ``<root>/runlog/runlog.db``."""
+    return explicit or os.environ.get("RUNLOG_STORE") or root / "runlog" / "runlog.db"
+
+
 def settings_path(root: Path) -> Path:
     """``<root>/runlog/settings.toml``: the settings file, below the environment."""
     return root / "runlog" / "settings.toml"

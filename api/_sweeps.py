@@ -15,7 +15,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -44,7 +43,7 @@ from eventstore import (
 from projections import Projector, RunStatus, SweepState, SweepStatus, open_projector
 
 from ._ids import generate_id
-from ._settings import env
+from ._settings import env, root_dir, store_target
 from ._sweep_config import SweepConfig, load_sweep_config
 
 __all__ = [
@@ -91,12 +90,7 @@ StoreArg = EventStore | str | os.PathLike[str] | None
 @asynccontextmanager
 async def _opened(store: StoreArg) -> AsyncIterator[EventStore]:
     if store is None or isinstance(store, (str, os.PathLike)):
-        target = (
-            store
-            or os.environ.get("RUNLOG_STORE")
-            or Path(env("DIR") or ".") / "runlog" / "runlog.db"
-        )
-        async with open_store(target) as opened:
+        async with open_store(store_target(store, root_dir())) as opened:
             yield opened
     else:
         yield store
