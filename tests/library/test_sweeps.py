@@ -37,6 +37,14 @@ async def start(store: EventStore, work: api.Work) -> api.Run:
         del os.environ["RUNLOG_SWEEP_ID"]
 
 
+async def first_run(store: EventStore) -> tuple[str, api.Work, api.Run]:
+    """A running sweep, its first cell claimed by agent-1, and that run started."""
+    sweep_id = await running_sweep(store)
+    work = await api.claim(sweep_id, "agent-1", store=store)
+    assert work is not None
+    return sweep_id, work, await start(store, work)
+
+
 async def sweep_state(store: EventStore, sweep_id: str):  # type: ignore[no-untyped-def]
     async with open_projector(store) as projector:
         return await projector.sweep(sweep_id)
@@ -162,10 +170,7 @@ async def test_grid_claims_each_combination_once_in_order_then_finishes(store: E
 
 
 async def test_a_preempted_run_is_claimed_before_any_new_suggestion(store: EventStore) -> None:
-    sweep_id = await running_sweep(store)
-    work = await api.claim(sweep_id, "agent-1", store=store)
-    assert work is not None
-    run = await start(store, work)
+    sweep_id, work, run = await first_run(store)
     await run.log({"loss": 1.0})
     await run.mark_preempting()
     await run.finish(143)
@@ -178,10 +183,7 @@ async def test_a_preempted_run_is_claimed_before_any_new_suggestion(store: Event
 
 
 async def test_a_paused_sweep_hands_out_nothing_and_keeps_its_queue(store: EventStore) -> None:
-    sweep_id = await running_sweep(store)
-    work = await api.claim(sweep_id, "agent-1", store=store)
-    assert work is not None
-    run = await start(store, work)
+    sweep_id, work, run = await first_run(store)
     await run.mark_preempting()
     await run.finish(143)
     await api.pause_sweep(sweep_id, store=store)
@@ -233,10 +235,7 @@ SECOND = 1_000_000
 
 
 async def test_a_stale_marked_run_is_preempted_and_queued(store: EventStore) -> None:
-    sweep_id = await running_sweep(store)
-    work = await api.claim(sweep_id, "agent-1", store=store)
-    assert work is not None
-    run = await start(store, work)
+    sweep_id, work, run = await first_run(store)
     await run.mark_preempting()
     await store.append(f"run:p/{work.run_id}", [PreemptMarked(incarnation=1)])  # any later write
     async with open_projector(store) as projector:
@@ -250,10 +249,7 @@ async def test_a_stale_marked_run_is_preempted_and_queued(store: EventStore) -> 
 
 
 async def test_a_stale_unmarked_run_is_crashed_and_not_queued(store: EventStore) -> None:
-    sweep_id = await running_sweep(store)
-    work = await api.claim(sweep_id, "agent-1", store=store)
-    assert work is not None
-    run = await start(store, work)
+    sweep_id, work, run = await first_run(store)
     await run.flush()
     async with open_projector(store) as projector:
         last = (await projector.run("p", work.run_id)).last_event_us  # type: ignore[union-attr]
@@ -281,10 +277,7 @@ async def test_a_claim_whose_lease_lapses_is_offered_again(store: EventStore) ->
 
 
 async def test_a_run_writing_exit_before_the_watchdog_is_left_alone(store: EventStore) -> None:
-    sweep_id = await running_sweep(store)
-    work = await api.claim(sweep_id, "agent-1", store=store)
-    assert work is not None
-    run = await start(store, work)
+    _sweep_id, work, run = await first_run(store)
     await run.finish(0)
     await store.append(f"run:p/{work.run_id}", [RunExited(incarnation=1, exit_code=0)])
     assert await api.reap(store=store, timeout_s=0, now_us=10**18) == []
@@ -294,10 +287,7 @@ async def test_a_run_writing_exit_before_the_watchdog_is_left_alone(store: Event
 
 
 async def test_explain_names_the_events_that_queued_a_run(store: EventStore) -> None:
-    sweep_id = await running_sweep(store)
-    work = await api.claim(sweep_id, "agent-1", store=store)
-    assert work is not None
-    run = await start(store, work)
+    _sweep_id, work, run = await first_run(store)
     await run.mark_preempting()
     await run.finish(143)
     lines = await api.explain("p", work.run_id, store=store)
@@ -311,10 +301,7 @@ async def test_explain_names_the_events_that_queued_a_run(store: EventStore) -> 
 
 
 async def test_explain_says_why_a_marked_run_that_exits_0_is_not_queued(store: EventStore) -> None:
-    sweep_id = await running_sweep(store)
-    work = await api.claim(sweep_id, "agent-1", store=store)
-    assert work is not None
-    run = await start(store, work)
+    _sweep_id, work, run = await first_run(store)
     await run.mark_preempting()
     await run.finish(0)
     lines = await api.explain("p", work.run_id, store=store)
