@@ -62,10 +62,14 @@ from ._types import EXISTS as EXISTS
 from ._types import NO_STREAM as NO_STREAM
 from ._types import AppendResult as AppendResult
 from ._types import ExpectedVersion as ExpectedVersion
+from ._types import ImportResult as ImportResult
 from ._types import NewEvent as NewEvent
 from ._types import RecordedEvent as RecordedEvent
 from ._types import StoredEvent as StoredEvent
 from ._types import StreamInfo as StreamInfo
+from ._verify import LogCheck as LogCheck
+from ._verify import LogFault as LogFault
+from ._verify import check_log as check_log
 
 __all__ = [
     "ANY",
@@ -88,10 +92,13 @@ __all__ = [
     "GENESIS_HASH",
     "Heartbeat",
     "HeartbeatExpired",
+    "ImportResult",
     "IncompatibleSchema",
     "InvalidArgument",
     "InvalidEvent",
     "InvalidStreamName",
+    "LogCheck",
+    "LogFault",
     "MalformedEvent",
     "NO_STREAM",
     "NewEvent",
@@ -127,6 +134,7 @@ __all__ = [
     "Upcaster",
     "WrongExpectedVersion",
     "chain_hash",
+    "check_log",
     "default_codec",
     "new_event_id",
     "open_store",

@@ -13,7 +13,15 @@ from typing import Protocol, Self, runtime_checkable
 
 from ._events import Event
 from ._subscription import Subscription
-from ._types import AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StoredEvent, StreamInfo
+from ._types import (
+    AppendResult,
+    ExpectedVersion,
+    ImportResult,
+    NewEvent,
+    RecordedEvent,
+    StoredEvent,
+    StreamInfo,
+)
 
 __all__ = ["EventStore"]
 
@@ -43,6 +51,16 @@ class EventStore(Protocol):
         """
         ...
 
+    async def import_events(self, events: Sequence[StoredEvent]) -> ImportResult:
+        """Append events exported from another log, keeping ids, bytes, versions and times;
+        events whose ids are already stored with the same content are skipped.
+
+        Raises:
+            EventIdConflict: an event id is stored here with other content.
+            WrongExpectedVersion: a stream here is not one version behind an event.
+        """
+        ...
+
     def read_stream(
         self, stream: str, from_version: int = 0, *, limit: int | None = None
     ) -> AsyncIterator[RecordedEvent]:
@@ -59,6 +77,18 @@ class EventStore(Protocol):
         self, from_position: int = 0, *, to_position: int | None = None
     ) -> AsyncIterator[StoredEvent]:
         """Like ``read_all`` but undecoded, with each event's stored bytes and hash."""
+        ...
+
+    def read_all_pages(
+        self, from_position: int = 0, *, to_position: int | None = None, size: int = 1000
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """``read_all`` in lists of up to ``size`` events, for bulk consumers (replays, audits)."""
+        ...
+
+    def read_stored_pages(
+        self, from_position: int = 0, *, to_position: int | None = None, size: int = 1000
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """``read_stored`` in lists of up to ``size`` events, for bulk consumers."""
         ...
 
     async def stream_info(self, stream: str) -> StreamInfo | None:

@@ -25,7 +25,7 @@ from typing import Any, Self, TypeVar, cast
 import aiosqlite
 import anyio
 
-from ._chain import GENESIS_HASH
+from ._chain import GENESIS_HASH, chain_hash
 from ._codec import EventCodec, event_id_bytes
 from ._errors import (
     CorruptStore,
@@ -47,6 +47,7 @@ from ._subscription import Subscription
 from ._types import (
     AppendResult,
     ExpectedVersion,
+    ImportResult,
     NewEvent,
     RecordedEvent,
     StoredEvent,
@@ -449,6 +450,130 @@ class SQLiteStore:
             deduplicated=True,
         )
 
+    async def import_events(self, events: Sequence[StoredEvent]) -> ImportResult:
+        """Append events read from another log, keeping their ids, bytes, versions and times.
+
+        This is how an exported log is restored or shipped to another store exactly
+        once: an event whose id is already stored (with the same stream, version and
+        bytes) is skipped. Each new event goes at the end of this log with its original
+        stream version, so the target stream must be exactly one version behind it.
+        ``recorded_at`` is kept unless it is older than this log's last event, where it
+        is raised to that time (times never decrease along positions). The batch is one
+        transaction. Into an empty store, a whole exported log gets back its positions
+        and therefore its hashes.
+
+        Raises:
+            EventIdConflict: an event id is stored here with other content.
+            WrongExpectedVersion: a stream here is not one version behind the event.
+            EventTooLarge: an event is over this store's ``max_event_bytes``.
+        """
+        rows = list(events)
+        for stored in rows:
+            _check_stream(stored.stream)
+            if len(stored.event_id_bytes) != 16:
+                raise InvalidArgument(f"event at position {stored.position} has no 16-byte id")
+            if len(stored.data) > self._max_event_bytes:
+                raise EventTooLarge(
+                    f"event at position {stored.position} is {len(stored.data)} bytes, over the "
+                    f"store's limit of {self._max_event_bytes}; open the store with a larger "
+                    "max_event_bytes"
+                )
+        result = await self._run(self._connection(writer=True), self._import_tx, rows)
+        if result.added:
+            self._appended.set()
+            self._appended = anyio.Event()
+        return result
+
+    def _import_tx(self, db: sqlite3.Connection, rows: list[StoredEvent]) -> ImportResult:
+        begin_immediate(db, self._lock_timeout)
+        try:
+            known = self._stored_ids(db, [stored.event_id_bytes for stored in rows])
+            head = db.execute(
+                "SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1"
+            ).fetchone()
+            last, last_time, previous = head if head is not None else (0, 0, GENESIS_HASH)
+            streams: dict[str, list[Any]] = {}  # name -> [stream_id or None, version]
+            added = skipped = raised = 0
+            for stored in rows:
+                found = known.get(stored.event_id_bytes)
+                if found is not None:
+                    if found != (stored.stream, stored.version, stored.data):
+                        raise EventIdConflict(
+                            f"event id {_show_id(stored.event_id_bytes)} (source position "
+                            f"{stored.position}) is already stored here with other content; "
+                            "this log and the imported one have diverged"
+                        )
+                    skipped += 1
+                    continue
+                entry = streams.get(stored.stream)
+                if entry is None:
+                    row = db.execute(
+                        "SELECT stream_id, version FROM streams WHERE name = ?", (stored.stream,)
+                    ).fetchone()
+                    entry = streams[stored.stream] = list(row) if row else [None, -1]
+                if stored.version != entry[1] + 1:
+                    raise WrongExpectedVersion(stored.stream, stored.version - 1, entry[1])
+                position = last + 1
+                recorded_at = stored.recorded_at_us
+                if recorded_at < last_time:
+                    recorded_at, raised = last_time, raised + 1
+                if entry[0] is None:
+                    cursor = db.execute(
+                        "INSERT INTO streams (name, version, first_position, last_position) "
+                        "VALUES (?, ?, ?, ?)",
+                        (stored.stream, stored.version, position, position),
+                    )
+                    entry[0] = cursor.lastrowid
+                else:
+                    db.execute(
+                        "UPDATE streams SET version = ?, last_position = ? WHERE stream_id = ?",
+                        (stored.version, position, entry[0]),
+                    )
+                entry[1] = stored.version
+                previous = chain_hash(
+                    previous,
+                    position,
+                    stored.version,
+                    recorded_at,
+                    stored.event_id_bytes,
+                    stored.stream.encode(),
+                    stored.data,
+                )
+                db.execute(
+                    _INSERT[1],
+                    (
+                        position,
+                        entry[0],
+                        stored.version,
+                        stored.event_id_bytes,
+                        recorded_at,
+                        stored.data,
+                        previous,
+                    ),
+                )
+                known[stored.event_id_bytes] = (stored.stream, stored.version, stored.data)
+                last, last_time, added = position, recorded_at, added + 1
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        return ImportResult(added=added, skipped=skipped, times_raised=raised, head=last)
+
+    def _stored_ids(
+        self, db: sqlite3.Connection, ids: list[bytes]
+    ) -> dict[bytes, tuple[str, int, bytes]]:
+        found: dict[bytes, tuple[str, int, bytes]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for event_id, version, name, data in db.execute(
+                "SELECT e.event_id, e.version, s.name, e.data FROM events e "
+                f"JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id IN ({marks})",
+                chunk,
+            ):
+                found[event_id] = (name, version, data)
+        return found
+
     # --- reading -----------------------------------------------------------------------
 
     async def head(self) -> int:
@@ -494,14 +619,21 @@ class SQLiteStore:
         self, from_position: int = 0, *, to_position: int | None = None
     ) -> AsyncIterator[RecordedEvent]:
         """Every event from ``from_position`` to ``to_position`` (inclusive), page by page."""
-        position, last = _check_range(from_position, to_position)
-        while True:
-            page = await self._run(
-                self._connection(writer=False), self._page, position, _PAGE, last
-            )
+        async for page in self.read_all_pages(from_position, to_position=to_position):
             for event in page:
                 yield event
-            if len(page) < _PAGE:
+
+    async def read_all_pages(
+        self, from_position: int = 0, *, to_position: int | None = None, size: int = _PAGE
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """``read_all`` a page of up to ``size`` events at a time, for bulk consumers."""
+        position, last = _check_range(from_position, to_position)
+        size = _check_size(size)
+        while True:
+            page = await self._run(self._connection(writer=False), self._page, position, size, last)
+            if page:
+                yield page
+            if len(page) < size:
                 return
             position = page[-1].position + 1
 
@@ -509,14 +641,23 @@ class SQLiteStore:
         self, from_position: int = 0, *, to_position: int | None = None
     ) -> AsyncIterator[StoredEvent]:
         """Like ``read_all`` but undecoded, with each event's stored bytes and hash."""
-        position, last = _check_range(from_position, to_position)
-        while True:
-            page = await self._run(
-                self._connection(writer=False), self._stored_page, position, _PAGE, last
-            )
+        async for page in self.read_stored_pages(from_position, to_position=to_position):
             for event in page:
                 yield event
-            if len(page) < _PAGE:
+
+    async def read_stored_pages(
+        self, from_position: int = 0, *, to_position: int | None = None, size: int = _PAGE
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """``read_stored`` a page of up to ``size`` events at a time, for bulk consumers."""
+        position, last = _check_range(from_position, to_position)
+        size = _check_size(size)
+        while True:
+            page = await self._run(
+                self._connection(writer=False), self._stored_page, position, size, last
+            )
+            if page:
+                yield page
+            if len(page) < size:
                 return
             position = page[-1].position + 1
 
@@ -893,6 +1034,12 @@ def _check_range(from_position: int, to_position: int | None) -> tuple[int, int 
     if to_position is not None and to_position < 0:
         raise InvalidArgument(f"to_position must be >= 0, got {to_position}")
     return max(from_position, 1), to_position
+
+
+def _check_size(size: int) -> int:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise InvalidArgument(f"size must be a positive int, got {size!r}")
+    return size
 
 
 def _show_id(event_id: bytes) -> str:

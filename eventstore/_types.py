@@ -18,6 +18,7 @@ __all__ = [
     "NO_STREAM",
     "AppendResult",
     "ExpectedVersion",
+    "ImportResult",
     "NewEvent",
     "RecordedEvent",
     "StoredEvent",
@@ -133,6 +134,19 @@ class AppendResult(msgspec.Struct, frozen=True):
     def last_position(self) -> int | None:
         """Position of the last appended event, None for an empty append."""
         return self.positions[-1] if self.positions else None
+
+
+class ImportResult(msgspec.Struct, frozen=True):
+    """What ``import_events`` did with a batch."""
+
+    added: int
+    """Events appended."""
+    skipped: int
+    """Events already stored (same id and content), left as they were."""
+    times_raised: int
+    """Events whose ``recorded_at`` was raised to keep times non-decreasing."""
+    head: int
+    """The log's head after the batch."""
 
 
 class StreamInfo(msgspec.Struct, frozen=True):

@@ -13,7 +13,7 @@ a run that never started, and sweep commands its state does not allow.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from eventstore import (
@@ -145,9 +145,75 @@ class Model:
             handler(record.event, record, key)
 
     def apply_all(self, records: Iterable[RecordedEvent]) -> None:
-        """Fold events in position order."""
-        for record in records:
+        """Fold events in position order; the same as ``apply`` on each, only faster.
+
+        Training logs are mostly long stretches of ``StepLogged`` from one writer, and
+        each of those needs the same checks; a stretch is folded in one pass.
+        """
+        batch = records if isinstance(records, Sequence) else list(records)
+        count = len(batch)
+        index = 0
+        while index < count:
+            record = batch[index]
+            event = record.event
+            if type(event) is StepLogged:
+                end = index + 1
+                stream = record.stream
+                incarnation = event.incarnation
+                while end < count:
+                    following = batch[end]
+                    if (
+                        following.stream != stream
+                        or type(following.event) is not StepLogged
+                        or following.event.incarnation != incarnation
+                    ):
+                        break
+                    end += 1
+                if end - index > 1 and self._steps(batch, index, end):
+                    index = end
+                    continue
             self.apply(record)
+            index += 1
+
+    def _steps(self, batch: Sequence[RecordedEvent], start: int, end: int) -> bool:
+        """Fold ``batch[start:end]``, one writer's ``StepLogged`` events, as ``_step`` would.
+
+        Returns False, having folded nothing, when the first event would not be accepted
+        (fenced, not started, ...): those rare cases go through ``apply`` one by one.
+        """
+        first = batch[start]
+        target = self._targets.get(first.stream)
+        if target is None or not target[0]:
+            return False
+        key = target[1]
+        state = self.run(key)
+        incarnation = first.event.incarnation  # type: ignore[attr-defined]
+        if state is None or not state.started or incarnation != state.incarnation:
+            return False
+        state = self._current(key, incarnation, first)  # revives a crashed run, as _step
+        assert state is not None
+        history = self.history
+        project, run_id = state.project, state.run_id
+        summary = state.summary
+        next_step = state.next_step
+        for index in range(start, end):
+            record = batch[index]
+            event: StepLogged = record.event  # type: ignore[assignment]
+            step = event.step
+            if step < next_step:
+                state.dropped_steps += 1
+            else:
+                state.last_step = step
+                next_step = step + 1
+                state.steps += 1
+                summary.update(event.metrics)
+                history.append((project, run_id, step, record.position))
+        state.next_step = next_step
+        last = batch[end - 1]
+        state.last_event_us = last.recorded_at_us
+        self._touch_run(state, last)
+        self.position = last.position
+        return True
 
     def run(self, key: RunKey) -> RunState | None:
         """The state of a run, loading it if needed."""

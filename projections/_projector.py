@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -138,14 +137,45 @@ class Projector:
         ``rebuild()`` to replace a read model that disagrees.
         """
         position = await self.catch_up()
-        replay = MemoryReadModel()
-        batch: list[RecordedEvent] = []
-        async for record in self._store.read_all(0, to_position=position):
-            batch.append(record)
-            if len(batch) >= self._chunk:
-                replay.apply_now(batch)
-                batch = []
-        replay.apply_now(batch)
+        return await self.compare(await self.replay(position))
+
+    async def stored_position(self) -> int:
+        """The position the stored read model reflects now, without catching it up."""
+        return await self._model.checkpoint()
+
+    async def replay(
+        self,
+        to_position: int,
+        *,
+        into: MemoryReadModel | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> MemoryReadModel:
+        """Fold the log up to ``to_position`` in memory (continuing ``into`` if given).
+
+        This is the pure fold from position 0 that every read model must equal;
+        ``progress`` is called with the number of events folded after each page.
+        """
+        replay = into if into is not None else MemoryReadModel()
+        start = replay.model.position + 1
+        async for page in self._store.read_all_pages(start, to_position=to_position, size=5000):
+            replay.apply_now(page)
+            if progress is not None:
+                progress(len(page))
+        return replay
+
+    async def compare(self, replay: MemoryReadModel) -> ProjectionCheck:
+        """Compare the stored read model with ``replay``, which must be at the same position.
+
+        Raises:
+            InvalidArgument: the read model reflects another position than the replay.
+        """
+        position = replay.model.position
+        stored = await self._model.checkpoint()
+        if stored != position:
+            raise InvalidArgument(
+                f"the read model reflects position {stored} and the replay {position}; "
+                "replay to the read model's position first"
+            )
         differences: list[str] = []
         runs = await _compare(
             "run", self._model.all_runs(), replay.all_runs(), _run_key, differences
@@ -153,12 +183,7 @@ class Projector:
         sweeps = await _compare(
             "sweep", self._model.all_sweeps(), replay.all_sweeps(), _sweep_key, differences
         )
-        stored_history = await _digest_history(self._model)
-        replayed_history = await _digest_history(replay)
-        for key in sorted(set(stored_history) | set(replayed_history)):
-            if stored_history.get(key) != replayed_history.get(key):
-                differences.append(f"history of run {key[0]}/{key[1]} differs from the replay")
-        rows = sum(count for count, _ in replayed_history.values())
+        rows = await _compare_history(self._model, replay, differences)
         return ProjectionCheck(position, runs, sweeps, rows, differences)
 
     # --- queries ------------------------------------------------------------------------
@@ -341,15 +366,33 @@ async def _compare(
     return len(right)
 
 
-async def _digest_history(read_model: ReadModel) -> dict[RunKey, tuple[int, bytes]]:
-    digests: dict[RunKey, tuple[int, Any]] = {}
-    async for project, run_id, step, position in read_model.all_history():
-        entry = digests.get((project, run_id))
-        if entry is None:
-            entry = digests[(project, run_id)] = (0, hashlib.blake2b(digest_size=16))
-        entry[1].update(step.to_bytes(8, "big", signed=True) + position.to_bytes(8, "big"))
-        digests[(project, run_id)] = (entry[0] + 1, entry[1])
-    return {key: (count, hashed.digest()) for key, (count, hashed) in digests.items()}
+async def _compare_history(
+    stored: ReadModel, replay: MemoryReadModel, differences: list[str]
+) -> int:
+    """Compare every run's (step, position) rows; return the replay's row count."""
+    seen: dict[RunKey, int] = {}
+    differing: set[RunKey] = set()
+    async for key, rows in stored.all_history():
+        offset = seen.get(key, 0)
+        steps, positions = replay.history_of(key)
+        end = offset + len(rows)
+        window = zip(steps[offset:end], positions[offset:end], strict=False)
+        if key not in differing and rows != list(window):
+            differing.add(key)
+        seen[key] = end
+    total = 0
+    for key, count in replay.history_lengths().items():
+        total += count
+        if seen.get(key, 0) != count:
+            differing.add(key)
+    for key in sorted(differing):
+        differences.append(f"history of run {key[0]}/{key[1]} differs from the replay")
+    stored_total = await stored.history_rows()
+    if stored_total != total and not differing:
+        differences.append(
+            f"the read model holds {stored_total} history rows and the replay {total}"
+        )
+    return total
 
 
 def _run_status(status: RunStatus | str | None) -> RunStatus | None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import AsyncIterator, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Protocol, TypeVar
 
 import msgspec
 
 from eventstore import RecordedEvent
 
-from ._fold import HistoryRow, Model, RunKey
+from ._fold import Model, RunKey
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["MemoryReadModel", "ReadModel", "sample_steps"]
@@ -65,11 +67,21 @@ class ReadModel(Protocol):
 
     def all_sweeps(self) -> AsyncIterator[SweepState]: ...
 
-    def all_history(self) -> AsyncIterator[HistoryRow]:
-        """Every history row, ordered by project, run id and step."""
+    def all_history(self) -> AsyncIterator[tuple[RunKey, list[tuple[int, int]]]]:
+        """Every run's history as (step, position) rows, ordered by project, run id and
+        step, in chunks (a long history comes as several consecutive chunks of its run)."""
+        ...
+
+    async def history_rows(self) -> int:
+        """How many history rows the read model holds in all."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+_run_of_row = itemgetter(0, 1)
+_step_of_row = itemgetter(2)
+_position_of_row = itemgetter(3)
 
 
 def sample_steps(steps: Sequence[int], points: int) -> list[int]:
@@ -105,14 +117,21 @@ class MemoryReadModel:
     def apply_now(self, records: Sequence[RecordedEvent]) -> int:
         """``apply`` without the await, for callers that fold synchronously."""
         model = self.model
-        for record in records:
-            if record.position > model.position:
-                model.apply(record)
+        skip = 0
+        while skip < len(records) and records[skip].position <= model.position:
+            skip += 1
+        model.apply_all(records[skip:] if skip else records)
         _, _, history = model.take_changes()
-        for project, run_id, step, position in history:
+        # Rows come in stretches of one run; extending per stretch keeps this in C.
+        for (project, run_id), rows in groupby(history, _run_of_row):
             key = (project, run_id)
-            self._steps.setdefault(key, []).append(step)
-            self._positions.setdefault(key, []).append(position)
+            stretch = list(rows)
+            steps = self._steps.get(key)
+            if steps is None:
+                steps = self._steps[key] = []
+                self._positions[key] = []
+            steps.extend(map(_step_of_row, stretch))
+            self._positions[key].extend(map(_position_of_row, stretch))
         return model.position
 
     async def apply(self, records: Sequence[RecordedEvent]) -> int:
@@ -173,10 +192,20 @@ class MemoryReadModel:
         for sweep_id in sorted(self.model.sweeps):
             yield self.model.sweeps[sweep_id]
 
-    async def all_history(self) -> AsyncIterator[HistoryRow]:
+    async def all_history(self) -> AsyncIterator[tuple[RunKey, list[tuple[int, int]]]]:
         for key in sorted(self._steps):
-            for step, position in zip(self._steps[key], self._positions[key], strict=True):
-                yield (key[0], key[1], step, position)
+            yield key, list(zip(self._steps[key], self._positions[key], strict=True))
+
+    async def history_rows(self) -> int:
+        return sum(len(steps) for steps in self._steps.values())
+
+    def history_lengths(self) -> dict[RunKey, int]:
+        """How many history rows each run has."""
+        return {key: len(steps) for key, steps in self._steps.items()}
+
+    def history_of(self, key: RunKey) -> tuple[list[int], list[int]]:
+        """A run's steps and their positions (the lists themselves, not copies)."""
+        return self._steps.get(key, []), self._positions.get(key, [])
 
     async def aclose(self) -> None:
         return None

@@ -146,8 +146,7 @@ class SQLiteReadModel:
             if model is None or self._model_position != checkpoint:
                 model = Model(lambda key: _load_run(db, key), lambda sid: _load_sweep(db, sid))
             self._model = None  # until this commits, the cache holds uncommitted states
-            for record in todo:
-                model.apply(record)
+            model.apply_all(todo)
             runs, sweeps, history = model.take_changes()
             db.executemany(
                 "INSERT OR REPLACE INTO rm_runs VALUES (?, ?, ?, ?, ?, ?)",
@@ -232,15 +231,16 @@ class SQLiteReadModel:
         ):
             yield state
 
-    async def all_history(self) -> AsyncIterator[HistoryRow]:
-        after: tuple[str, str, int] = ("", "", -(1 << 62))
-        while True:
-            page: list[HistoryRow] = await self._run(_history_page, after)
-            for row in page:
-                yield row
-            if len(page) < _PAGE:
-                return
-            after = page[-1][:3]
+    async def all_history(self) -> AsyncIterator[tuple[RunKey, list[tuple[int, int]]]]:
+        keys: list[RunKey] = await self._run(_history_keys)
+        index, after = 0, -(1 << 62)
+        while index < len(keys):
+            chunks, index, after = await self._run(_history_chunks, keys, index, after)
+            for chunk in chunks:
+                yield chunk
+
+    async def history_rows(self) -> int:
+        return await self._run(_history_count)
 
 
 _PAGE = 5000
@@ -330,12 +330,32 @@ def _history(
     return out
 
 
-def _history_page(db: sqlite3.Connection, after: tuple[str, str, int]) -> list[HistoryRow]:
-    return [
-        (project, run_id, step, position)
-        for project, run_id, step, position in db.execute(
-            "SELECT project, run_id, step, position FROM rm_history "
-            "WHERE (project, run_id, step) > (?, ?, ?) ORDER BY project, run_id, step LIMIT ?",
-            (*after, _PAGE),
-        )
-    ]
+def _history_keys(db: sqlite3.Connection) -> list[RunKey]:
+    return [(p, r) for p, r in db.execute("SELECT project, run_id FROM rm_runs ORDER BY 1, 2")]
+
+
+def _history_count(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT count(*) FROM rm_history").fetchone()[0])
+
+
+def _history_chunks(
+    db: sqlite3.Connection, keys: list[RunKey], index: int, after: int
+) -> tuple[list[tuple[RunKey, list[tuple[int, int]]]], int, int]:
+    """Up to ``_PAGE`` rows, run by run from ``keys[index]``'s steps above ``after``."""
+    out: list[tuple[RunKey, list[tuple[int, int]]]] = []
+    budget = _PAGE
+    while index < len(keys) and budget > 0:
+        key = keys[index]
+        rows = db.execute(
+            "SELECT step, position FROM rm_history WHERE project = ? AND run_id = ? AND step > ? "
+            "ORDER BY step LIMIT ?",
+            (*key, after, budget),
+        ).fetchall()
+        if rows:
+            out.append((key, rows))
+        budget -= len(rows)
+        if budget > 0:  # the run is done
+            index, after = index + 1, -(1 << 62)
+        else:
+            after = rows[-1][0]
+    return out, index, after

@@ -17,6 +17,7 @@ from eventstore import (
     HeartbeatExpired,
     NotesEdited,
     PreemptMarked,
+    RecordedEvent,
     RunClaimed,
     RunExited,
     RunInitialized,
@@ -138,7 +139,8 @@ async def play(
         check = await projector.check()
         assert check.ok, check.differences
         model = Model()
-        model.apply_all([r async for r in store.read_all()])
+        for record in [r async for r in store.read_all()]:
+            model.apply(record)  # one by one: the reference the fast paths must equal
         assert {(r.project, r.run_id): r for r in await projector.runs()} == model.runs
         assert {s.sweep_id: s for s in await projector.sweeps()} == model.sweeps
         await check_queue_invariants(projector)
@@ -172,3 +174,71 @@ def test_every_path_folds_to_the_same_state(
 ) -> None:  # type: ignore[no-untyped-def]
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(play(backend.target(Path(tmp)), script, chunk, restart_at))
+
+
+step_stretches = st.lists(
+    st.tuples(
+        st.sampled_from([f"run:p/{r}" for r in RUNS]),
+        st.integers(1, 3),  # incarnation
+        st.lists(st.integers(0, 12), min_size=1, max_size=6),  # steps, some dropped
+    ),
+    max_size=6,
+)
+
+
+@PROPERTY
+@given(
+    st.lists(st.one_of(entries, step_stretches), max_size=40),
+    st.lists(st.integers(1, 12), min_size=1, max_size=8),
+)
+def test_folding_a_batch_equals_folding_one_event_at_a_time(items, cuts) -> None:  # type: ignore[no-untyped-def]
+    events: list[tuple[str, Event]] = []
+    for item in items:
+        if isinstance(item, list):
+            for stream, incarnation, steps in item:
+                if steps[0] % 2 == 0:  # often start the incarnation the steps belong to
+                    events.append(
+                        (
+                            stream,
+                            RunInitialized(
+                                project="p",
+                                run_id="x",
+                                incarnation=incarnation,
+                                resumed=incarnation > 1,
+                                starting_step=0,
+                                sweep_id="s" if incarnation == 2 else None,
+                            ),
+                        )
+                    )
+                events.extend(
+                    (stream, StepLogged(step=s, metrics={"loss": float(s)}, incarnation=incarnation))
+                    for s in steps
+                )
+        else:
+            events.append(item)
+    records = [
+        RecordedEvent(position, stream, 0, 1000 + position, event)
+        for position, (stream, event) in enumerate(events, start=1)
+    ]
+    one_by_one = Model()
+    for record in records:
+        one_by_one.apply(record)
+    batched = Model()
+    start, cut = 0, 0
+    while start < len(records):
+        size = cuts[cut % len(cuts)]
+        batched.apply_all(records[start : start + size])
+        start, cut = start + size, cut + 1
+    assert batched.runs == one_by_one.runs
+    assert batched.sweeps == one_by_one.sweeps
+    assert batched.history == one_by_one.history
+    assert batched.position == one_by_one.position
+    # the fast path must have run at all, or this compares the slow path with itself
+    stretched.append(any(r.steps > 1 for r in one_by_one.runs.values()))
+
+
+stretched: list[bool] = []
+
+
+def test_the_batch_property_exercised_the_fast_path() -> None:
+    assert any(stretched), "run the property test first (same module)"
