@@ -30,7 +30,7 @@ from projections._fold import parse_stream
 
 from ._errors import RunNotFound
 from ._settings import root_dir, store_target
-from ._sweeps import SweepNotFound, StoreArg
+from ._sweeps import StoreArg, SweepNotFound
 
 __all__ = [
     "Incarnation",
@@ -257,10 +257,13 @@ async def timeline(
             if isinstance(event, StepLogged) and before is not None:
                 changes = _step_changes(model, record, before)
             else:
-                snapshot = msgspec.to_builtins(before) if before is not None else {}
+                blank = RunState(project=state.project, run_id=state.run_id)
+                snapshot = msgspec.to_builtins(before if before is not None else blank)
                 model.apply(record)
                 after = model.runs.get(key)
-                changes = _diff(snapshot, msgspec.to_builtins(after) if after else {})
+                changes = _diff(snapshot, msgspec.to_builtins(after if after else blank))
+            if not changes and not _names_run(record, state.run_id):
+                continue  # a sweep-wide event that did nothing to this run
             if record.position < since:
                 continue
             yield TimelineEntry(
@@ -383,6 +386,13 @@ def _concerns(record: RecordedEvent, run_id: str) -> bool:
         return True
     mentioned = getattr(record.event, "run_id", None)
     return mentioned is None or mentioned == run_id
+
+
+def _names_run(record: RecordedEvent, run_id: str) -> bool:
+    target = parse_stream(record.stream)
+    return (target is not None and target[0] == "run") or getattr(
+        record.event, "run_id", None
+    ) == run_id
 
 
 def _step_changes(model: Model, record: RecordedEvent, before: RunState) -> dict[str, list[Any]]:

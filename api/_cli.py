@@ -1,26 +1,168 @@
-"""The ``runlog`` command line."""
+"""The ``runlog`` command line: train and sweep, and audit the log.
+
+Every command that reports takes ``--json`` (one JSON document on stdout). Errors are
+one line on stderr (and ``{"error": ...}`` on stdout with ``--json``), never a
+traceback, and the exit code says what kind of failure it was; see ``EXIT_CODES``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import click
+import msgspec
 
-from eventstore import RunLogError
+from eventstore import ConcurrencyError, RunLogError, StoreError
 
-from ._demo import run_demo
+from ._errors import RunNotFound
 from ._settings import root_dir, store_target
+from ._sweeps import SweepNotFound
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "main"]
+
+_T = TypeVar("_T")
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_STORE = 4
+EXIT_REFUSED = 5
+EXIT_CODES = {
+    EXIT_OK: "success; for verify: the log and the read models are sound",
+    EXIT_PROBLEM: "verify found a damaged log or a read model that differs from the replay",
+    EXIT_USAGE: "the command line is wrong (unknown option, missing argument)",
+    EXIT_NOT_FOUND: "the run or sweep named is not in the log",
+    EXIT_STORE: "the store cannot be used: missing, not a runlog database, newer, damaged",
+    EXIT_REFUSED: "the request was refused: invalid input, a conflict, a refused sweep command",
+}
+
+_json_mode = False
 
 
-@click.group()
+class Failure(click.ClickException):
+    """A one-line error; subclasses set the exit code."""
+
+    exit_code = EXIT_REFUSED
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def show(self, file: Any = None) -> None:
+        if _json_mode:
+            error = {"error": {"type": self.kind, "message": self.message, "exit": self.exit_code}}
+            click.echo(msgspec.json.encode(error).decode())
+        click.echo(f"runlog: {self.message}", err=True)
+
+
+class _NotFound(Failure):
+    exit_code = EXIT_NOT_FOUND
+
+
+class _StoreProblem(Failure):
+    exit_code = EXIT_STORE
+
+
+def _failure(exc: BaseException) -> Failure:
+    if isinstance(exc, (RunNotFound, SweepNotFound)):
+        return _NotFound(str(exc), type(exc).__name__)
+    if isinstance(exc, OSError) or (
+        isinstance(exc, StoreError) and not isinstance(exc, ConcurrencyError)
+    ):
+        return _StoreProblem(str(exc), type(exc).__name__)
+    return Failure(str(exc), type(exc).__name__)
+
+
+def _run(coroutine: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``coroutine`` and turn the project's errors into one-line failures."""
+    try:
+        return anyio.run(coroutine)
+    except (RunLogError, OSError) as exc:
+        raise _failure(exc) from exc
+
+
+def _emit(value: Any) -> None:
+    """Print ``value`` as one JSON document."""
+    click.echo(msgspec.json.encode(msgspec.to_builtins(value)).decode())
+
+
+def _json_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead.")
+    @functools.wraps(function)
+    def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> Any:
+        global _json_mode
+        _json_mode = as_json
+        return function(*args, as_json=as_json, **kwargs)
+
+    return wrapper
+
+
+def _store_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--store",
+        default=None,
+        metavar="PATH|URL",
+        help="The store (default: $RUNLOG_STORE, else runlog/runlog.db).",
+    )(function)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _time(microseconds: int | None) -> str:
+    if not microseconds:
+        return "-"
+    moment = datetime.fromtimestamp(microseconds / 1_000_000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+@contextmanager
+def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr (when it is a terminal) fed by ``callback(done, total)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    with Progress(
+        f"[bold]{label}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@click.group(
+    epilog="Exit codes: "
+    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+)
 @click.version_option(version("runlog"), prog_name="runlog")
 def main() -> None:
     """runlog: an event-sourced run log for machine-learning training."""
+
+
+# --- the story -------------------------------------------------------------------------
 
 
 @main.command()
@@ -33,25 +175,226 @@ def main() -> None:
 @click.option("--script", default=None, help="The training script (default: examples/train.py).")
 def demo(store: str, script: str | None) -> None:
     """Train, get preempted by SIGTERM, resume at the right step; replay it from the log."""
-    try:
-        anyio.run(run_demo, store, print, script)
-    except RunLogError as exc:
-        raise click.ClickException(str(exc)) from exc
+    from ._demo import run_demo
+
+    _run(lambda: run_demo(store, print, script))
 
 
-def _store_option(function: Any) -> Any:
-    return click.option(
-        "--store",
-        default=None,
-        help="Path or URL of the store (default: $RUNLOG_STORE or runlog/runlog.db).",
-    )(function)
+# --- runs -------------------------------------------------------------------------------
 
 
-def _run(coroutine: Callable[[], Awaitable[Any]]) -> Any:
-    try:
-        return anyio.run(coroutine)
-    except RunLogError as exc:
-        raise click.ClickException(str(exc)) from exc
+@main.command()
+@click.option("--project", default=None, help="Only this project's runs.")
+@click.option(
+    "--status",
+    default=None,
+    help="Only runs in this status (running, preempting, preempted, finished, failed, crashed, killed).",
+)
+@_store_option
+@_json_option
+def runs(project: str | None, status: str | None, store: str | None, as_json: bool) -> None:
+    """List runs, oldest first."""
+    from ._audit import list_runs
+
+    found = _run(lambda: list_runs(project=project, status=status, store=store))
+    if as_json:
+        _emit({"runs": found})
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("run", "status", "last step", "steps", "incarnation", "sweep", "updated (UTC)"):
+        table.add_column(
+            column, justify="right" if column in ("last step", "steps") else "left", no_wrap=True
+        )
+    for state in found:
+        table.add_row(
+            f"{state.project}/{state.run_id}",
+            str(state.status),
+            "-" if state.last_step is None else str(state.last_step),
+            str(state.steps),
+            str(state.incarnation),
+            state.sweep_id or "-",
+            _time(state.updated_us),
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"{len(found)} runs")
+
+
+@main.command()
+@click.argument("run")
+@_store_option
+@_json_option
+def show(run: str, store: str | None, as_json: bool) -> None:
+    """Show RUN (PROJECT/RUN_ID, or a RUN_ID used in one project only)."""
+    from ._audit import show_run
+
+    report = _run(lambda: show_run(run, store=store))
+    if as_json:
+        _emit(report)
+        return
+    from rich.table import Table
+
+    state = report.state
+    console = _console()
+    console.print(f"[bold]run {state.project}/{state.run_id}[/bold]  {state.status}")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim")
+    facts.add_column()
+    rows = [
+        ("last step", "-" if state.last_step is None else str(state.last_step)),
+        ("next step", str(state.next_step)),
+        ("steps logged", f"{state.steps} ({state.dropped_steps} dropped)"),
+        ("incarnation", f"{state.incarnation} ({state.resumes} resumes)"),
+        ("exit code", "-" if state.exit_code is None else str(state.exit_code)),
+        ("reason", state.reason or "-"),
+        ("sweep", state.sweep_id or "-"),
+        ("host / pid", f"{state.host or '-'} / {state.pid}"),
+        ("created", _time(state.created_us)),
+        ("updated", _time(state.updated_us)),
+        ("last heartbeat", _time(state.last_heartbeat_us)),
+        ("as of position", str(report.position)),
+    ]
+    for name, value in rows:
+        facts.add_row(name, value)
+    console.print(facts)
+    if state.notes:
+        console.print(f"[bold]notes[/bold]: {state.notes}")
+    if state.config:
+        console.print(f"[bold]config[/bold]: {msgspec.json.encode(state.config).decode()}")
+    if state.summary:
+        summary = Table("metric", "last value", box=None, header_style="bold")
+        for name, value in sorted(state.summary.items()):
+            summary.add_row(name, str(value))
+        console.print(summary)
+    if state.files:
+        files = Table("file", "size", "digest", "position", box=None, header_style="bold")
+        for name, ref in sorted(state.files.items()):
+            files.add_row(name, str(ref.size), ref.digest, str(ref.position))
+        console.print(files)
+    lives = Table(
+        "#", "started (UTC)", "position", "how", "from step", "host", "pid", "ended",
+        box=None, header_style="bold",
+    )
+    for column in lives.columns[:-1]:
+        column.no_wrap = True
+    lives.columns[-1].overflow = "fold"
+    lives.columns[-1].min_width = 8
+    for life in report.incarnations:
+        lives.add_row(
+            str(life.number),
+            _time(life.started_us),
+            str(life.position),
+            "resumed" if life.resumed else "started",
+            str(life.starting_step),
+            life.host or "-",
+            str(life.pid),
+            life.ended or "-",
+        )
+    console.print(lives)
+
+
+@main.command()
+@click.argument("run")
+@click.option("--since", type=int, default=0, help="Only events at this position or later.")
+@click.option("--limit", type=int, default=None, help="At most this many events.")
+@click.option(
+    "--all-steps",
+    is_flag=True,
+    help="List every StepLogged (by default a stretch of them is one line).",
+)
+@_store_option
+@_json_option
+def history(
+    run: str,
+    since: int,
+    limit: int | None,
+    all_steps: bool,
+    store: str | None,
+    as_json: bool,
+) -> None:
+    """The timeline of RUN: every event, with position, time, incarnation and its effect."""
+    from ._audit import TimelineEntry, timeline
+
+    async def collect() -> list[TimelineEntry]:
+        return [entry async for entry in timeline(run, store=store, since=since, limit=limit)]
+
+    entries = _run(collect)
+    if as_json:
+        _emit({"run": run, "events": entries})
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("position", "time (UTC)", "stream", "event", "inc"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("changed", overflow="fold")
+    for group in _stretches(entries, collapse=not all_steps):
+        first, last = group[0], group[-1]
+        if len(group) == 1:
+            label, changes = first.type, first.changes
+        else:
+            steps = [e.changes.get("last_step", [None, None])[1] for e in group]
+            shown = [s for s in steps if s is not None]
+            span = f"steps {shown[0]}..{shown[-1]}" if shown else "no step accepted"
+            label = f"StepLogged x{len(group)} ({span})"
+            changes = _combined(group)
+        table.add_row(
+            str(first.position) if len(group) == 1 else f"{first.position}..{last.position}",
+            _time(first.recorded_at_us),
+            first.stream.partition(":")[0],
+            label,
+            "-" if first.incarnation is None else str(first.incarnation),
+            _changes(changes),
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"{len(entries)} events")
+
+
+def _stretches(entries: list[Any], *, collapse: bool) -> Iterator[list[Any]]:
+    group: list[Any] = []
+    for entry in entries:
+        same = (
+            collapse
+            and group
+            and entry.type == "StepLogged"
+            and group[-1].type == "StepLogged"
+            and entry.incarnation == group[-1].incarnation
+            and entry.position == group[-1].position + 1
+        )
+        if group and not same:
+            yield group
+            group = []
+        group.append(entry)
+    if group:
+        yield group
+
+
+def _combined(group: list[Any]) -> dict[str, list[Any]]:
+    combined: dict[str, list[Any]] = {}
+    for entry in group:
+        for name, (before, after) in entry.changes.items():
+            combined[name] = [combined[name][0] if name in combined else before, after]
+    return combined
+
+
+def _changes(changes: dict[str, list[Any]]) -> str:
+    if not changes:
+        return "[dim](no change)[/dim]"
+    parts = []
+    for name, (before, after) in changes.items():
+        parts.append(f"{name}: {_short(before)} -> {_short(after)}")
+    return "; ".join(parts)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- sweeps ----------------------------------------------------------------------------
 
 
 @main.command(context_settings={"ignore_unknown_options": False})
@@ -64,23 +407,39 @@ def _run(coroutine: Callable[[], Awaitable[Any]]) -> Any:
 @click.option("--cancel", "action", flag_value="cancel", help="Cancel: kill running runs too.")
 @click.option("--project", default=None, help="Project of a new sweep.")
 @_store_option
+@_json_option
 def sweep(
-    target: tuple[str, ...], action: str | None, project: str | None, store: str | None
+    target: tuple[str, ...],
+    action: str | None,
+    project: str | None,
+    store: str | None,
+    as_json: bool,
 ) -> None:
-    """Create a sweep from a config file, or control one.
+    """Create a sweep, show one, or control one.
 
     \b
-    runlog sweep sweep.yaml            (or: runlog sweep create sweep.yaml)
+    runlog sweep create sweep.yaml     (or: runlog sweep sweep.yaml)
+    runlog sweep show SWEEP_ID
     runlog sweep --pause|--resume|--stop|--cancel SWEEP_ID
     """
     from ._sweeps import cancel_sweep, create_sweep, pause_sweep, resume_sweep, stop_sweep
 
+    if action is None and target[0] == "show":
+        if len(target) != 2:
+            raise click.UsageError("give one sweep id: runlog sweep show SWEEP_ID")
+        _show_sweep(target[1], store, as_json)
+        return
     if action is None:
         files = target[1:] if target[0] == "create" else target
         if len(files) != 1:
             raise click.UsageError("give one sweep config file: runlog sweep create sweep.yaml")
         sweep_id = _run(lambda: create_sweep(files[0], project=project, store=store))
-        click.echo(f"created sweep {sweep_id}; run agents with: runlog agent {sweep_id} -- COMMAND")
+        if as_json:
+            _emit({"sweep_id": sweep_id})
+        else:
+            click.echo(
+                f"created sweep {sweep_id}; run agents with: runlog agent {sweep_id} -- COMMAND"
+            )
         return
     if len(target) != 1:
         raise click.UsageError(f"--{action} takes one sweep id")
@@ -91,8 +450,72 @@ def sweep(
         "cancel": cancel_sweep,
     }
     state = _run(lambda: command[action](target[0], store=store))
+    if as_json:
+        _emit(state)
+        return
     reason = f" ({state.finish_reason})" if state.finish_reason else ""
     click.echo(f"sweep {target[0]}: {state.status}{reason}")
+
+
+def _show_sweep(sweep_id: str, store: str | None, as_json: bool) -> None:
+    from ._audit import show_sweep
+
+    state = _run(lambda: show_sweep(sweep_id, store=store))
+    if as_json:
+        _emit(state)
+        return
+    from rich.table import Table
+
+    console = _console()
+    reason = f" ({state.finish_reason})" if state.finish_reason else ""
+    console.print(f"[bold]sweep {state.sweep_id}[/bold]  {state.status}{reason}")
+    console.print(
+        f"project {state.project}, method {state.method}, run cap {state.run_cap or '-'}, "
+        f"{len(state.scheduled)} runs scheduled, {state.ever_running} ever started"
+    )
+    counts = Table("status", "runs", box=None, header_style="bold")
+    for status, count in sorted(state.counts.items()):
+        if count:
+            counts.add_row(status, str(count))
+    console.print(counts)
+    console.print(
+        "[bold]queue[/bold] (preempted runs, next first): " + (", ".join(state.queue) or "empty")
+    )
+    if state.claims:
+        claims = Table("run", "claimed by", box=None, header_style="bold")
+        for run_id, agent_id in sorted(state.claims.items()):
+            claims.add_row(run_id, agent_id)
+        console.print(claims)
+
+
+@main.command()
+@click.option("--project", default=None, help="Only this project's sweeps.")
+@click.option("--status", default=None, help="Only sweeps in this status.")
+@_store_option
+@_json_option
+def sweeps(project: str | None, status: str | None, store: str | None, as_json: bool) -> None:
+    """List sweeps, oldest first."""
+    from ._audit import list_sweeps
+
+    found = _run(lambda: list_sweeps(project=project, status=status, store=store))
+    if as_json:
+        _emit({"sweeps": found})
+        return
+    from rich.table import Table
+
+    table = Table("sweep", "project", "status", "method", "scheduled", "queued", box=None)
+    for state in found:
+        table.add_row(
+            state.sweep_id,
+            state.project,
+            str(state.status),
+            state.method,
+            str(len(state.scheduled)),
+            str(len(state.queue)),
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"{len(found)} sweeps")
 
 
 @main.command()
@@ -137,11 +560,15 @@ def agent(
     help="Seconds of silence before a run is declared dead.",
 )
 @_store_option
-def reap(timeout: float, store: str | None) -> None:
+@_json_option
+def reap(timeout: float, store: str | None, as_json: bool) -> None:
     """Run the heartbeat watchdog once: expire silent runs, lapse stale claims."""
     from ._sweeps import reap as reap_once
 
     decisions = _run(lambda: reap_once(store=store, timeout_s=timeout))
+    if as_json:
+        _emit({"decisions": decisions})
+        return
     for line in decisions:
         click.echo(line)
     click.echo(f"{len(decisions)} decisions")
@@ -150,12 +577,197 @@ def reap(timeout: float, store: str | None) -> None:
 @main.command()
 @click.argument("run")
 @_store_option
-def explain(run: str, store: str | None) -> None:
+@_json_option
+def explain(run: str, store: str | None, as_json: bool) -> None:
     """Say why RUN (PROJECT/RUN_ID) was queued or not, from the events that decided it."""
+    from ._audit import split_run
     from ._explain import explain as explain_run
 
-    project, slash, run_id = run.rpartition("/")
-    if not slash:
+    try:
+        project, run_id = split_run(run)
+    except RunLogError as exc:
+        raise click.UsageError(str(exc)) from None
+    if project is None:
         raise click.UsageError("name the run as PROJECT/RUN_ID")
-    for line in _run(lambda: explain_run(project, run_id, store=store)):
+    lines = _run(lambda: explain_run(project, run_id, store=store))
+    if as_json:
+        _emit({"run": run, "lines": lines})
+        return
+    for line in lines:
         click.echo(line)
+
+
+# --- the log ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("--until", type=int, default=None, help="Replay up to this log position.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="Replay up to this time: ISO 8601 (2026-11-22T12:00:00Z; no zone = local) or @EPOCH.",
+)
+@_store_option
+@_json_option
+def replay(
+    target: str | None, until: int | None, as_of: str | None, store: str | None, as_json: bool
+) -> None:
+    """State as of a past point, folded from the log: of TARGET (a run or sweep), or of all."""
+    from ._audit import parse_time
+    from ._audit import replay as replay_log
+
+    if until is not None and as_of is not None:
+        raise click.UsageError("give --until or --as-of, not both")
+    try:
+        as_of_us = parse_time(as_of) if as_of is not None else None
+    except RunLogError as exc:
+        raise click.UsageError(str(exc)) from None
+    with _progress("replaying", not as_json) as progress:
+        result = _run(
+            lambda: replay_log(
+                store=store, until=until, as_of_us=as_of_us, target=target, progress=progress
+            )
+        )
+    if as_json:
+        _emit(result)
+        return
+    from rich.table import Table
+
+    console = _console()
+    when = f" ({as_of})" if as_of is not None else ""
+    console.print(f"[bold]as of position {result.position}{when}[/bold]")
+    if result.runs:
+        table = Table("run", "status", "last step", "steps", "incarnation", box=None)
+        for state in result.runs:
+            table.add_row(
+                f"{state.project}/{state.run_id}",
+                str(state.status),
+                "-" if state.last_step is None else str(state.last_step),
+                str(state.steps),
+                str(state.incarnation),
+            )
+        console.print(table)
+    for sweep_state in result.sweeps:
+        queue = ", ".join(sweep_state.queue) or "empty"
+        console.print(f"sweep {sweep_state.sweep_id}: {sweep_state.status}, queue: {queue}")
+    console.print(f"{len(result.runs)} runs, {len(result.sweeps)} sweeps")
+
+
+@main.command()
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Processes checking the log besides this one (default: one per CPU; 0: none).",
+)
+@click.option(
+    "--no-catch-up",
+    is_flag=True,
+    help="Write nothing: compare the read models where they stand, not caught up first.",
+)
+@_store_option
+@_json_option
+def verify(workers: int | None, no_catch_up: bool, store: str | None, as_json: bool) -> None:
+    """Check the hash chain, positions, versions, payloads, and the read models.
+
+    Exits 0 when all is sound and 1 naming the first bad position when it is not.
+    """
+    from ._verify import verify as verify_store
+
+    with _progress("verifying", not as_json) as progress:
+        report = _run(
+            lambda: verify_store(
+                store=store, workers=workers, progress=progress, catch_up=not no_catch_up
+            )
+        )
+    if as_json:
+        _emit({**msgspec.to_builtins(report), "ok": report.ok})
+    else:
+        log = report.log
+        click.echo(
+            f"log: {log.events} events in {log.streams} streams, positions 1..{report.head}, "
+            f"head hash {log.head_hash or '-'}"
+        )
+        if report.damaged:
+            click.echo(f"  {report.damaged}")
+        for fault in log.faults:
+            click.echo(f"  position {fault.position}: {fault.kind}: {fault.detail}")
+        if report.replay_error:
+            click.echo(f"  the replay stopped: {report.replay_error}")
+        if report.projection is not None:
+            check = report.projection
+            click.echo(
+                f"read models at position {check.position}: {check.runs} runs, {check.sweeps} "
+                f"sweeps, {check.history_rows} history rows: "
+                + ("equal to the replay" if check.ok else "DIFFERENT from the replay")
+            )
+            for difference in check.differences[:20]:
+                click.echo(f"  {difference}")
+        elif report.read_model_position == 0:
+            click.echo("read models: none stored yet (nothing to compare)")
+        if report.ok:
+            click.echo("ok")
+        else:
+            bad = report.first_bad_position
+            where = f" at position {bad}" if bad is not None else ""
+            click.echo(f"FAILED{where}", err=True)
+    if not report.ok:
+        sys.exit(EXIT_PROBLEM)
+
+
+@main.command()
+@click.option(
+    "--stream",
+    "streams",
+    multiple=True,
+    help="Export only this stream (repeatable; NAME* matches a prefix, e.g. 'run:demo/*').",
+)
+@click.option("--no-files", is_flag=True, help="Leave out the files runs saved.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write here, not stdout."
+)
+@_store_option
+def export(streams: tuple[str, ...], no_files: bool, output: str | None, store: str | None) -> None:
+    """Write the log as JSON Lines (stdout): runlog export > log.jsonl"""
+    from ._transfer import export_log
+
+    if output is None:
+        out = sys.stdout.buffer
+        summary = _run(
+            lambda: export_log(out, store=store, streams=streams or None, files=not no_files)
+        )
+    else:
+        with _progress("exporting", True) as progress, open(output, "wb") as file:
+            summary = _run(
+                lambda: export_log(
+                    file, store=store, streams=streams or None, files=not no_files,
+                    progress=progress,
+                )
+            )
+    click.echo(f"exported {summary.events} events and {summary.files} files", err=True)
+
+
+@main.command(name="import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_store_option
+@_json_option
+def import_(path: str, store: str | None, as_json: bool) -> None:
+    """Add the events and files of an export file to the store (again: adds nothing)."""
+    from ._transfer import import_log
+
+    with _progress("importing", not as_json) as progress:
+        summary = _run(lambda: import_log(path, store=store, progress=progress))
+    if as_json:
+        _emit(summary)
+        return
+    click.echo(
+        f"{summary.events} events in the file: {summary.added} added, {summary.skipped} "
+        f"already present; {summary.files} files; head is now {summary.head}"
+    )
+    if summary.times_raised:
+        click.echo(
+            f"{summary.times_raised} events got a later recorded_at than in the file, to keep "
+            "this log's times in order"
+        )

@@ -849,11 +849,16 @@ class SQLiteStore:
     def _stored_page(
         self, db: sqlite3.Connection, position: int, limit: int, last: int | None
     ) -> list[StoredEvent]:
-        rows = db.execute(
-            "SELECT position, stream_id, version, event_id, recorded_at, data, hash FROM events "
-            "WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
-            (position, last if last is not None else _MAX_POSITION, limit),
-        ).fetchall()
+        columns = "SELECT position, stream_id, version, event_id, recorded_at, data, hash FROM events"
+        if last == position:
+            # A lookup, not a range scan, which would read on into the next page: an audit
+            # of a damaged file reads single events to find where the damage starts.
+            rows = db.execute(f"{columns} WHERE position = ?", (position,)).fetchall()
+        else:
+            rows = db.execute(
+                f"{columns} WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
+                (position, last if last is not None else _MAX_POSITION, limit),
+            ).fetchall()
         return [StoredEvent(p, self._name(db, s), v, e, r, d, h) for p, s, v, e, r, d, h in rows]
 
 

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import random
+import tempfile
 from pathlib import Path
 
 import anyio
@@ -57,7 +58,7 @@ async def main() -> None:
     async with api.init(
         project="demo", id=args.id, resume="allow", config={"lr": args.lr}, store=args.store
     ) as run:
-        checkpoint_file = Path(f"checkpoint-{run.id}.json")
+        checkpoint_file = Path(tempfile.gettempdir()) / f"runlog-checkpoint-{run.id}.json"
         args.lr = run.config["lr"]  # in a sweep, the agent's parameter
         weights = {"w": 0.0, "b": 0.0}
         if run.resumed:

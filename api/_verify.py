@@ -1,0 +1,240 @@
+"""``runlog verify``: is the stored log intact, and do the read models equal its replay?
+
+Two independent questions, answered at the same time:
+
+* the log: every event's hash, position, stream version, time and payload
+  (``eventstore.check_log`` rules), checked in worker processes over ranges of the
+  log when the log is long, since each event is checked against the stored hash of
+  the one before it;
+* the read models: the log is folded from position 0 in memory, in this process, up
+  to the position the stored read model reflects, and the two are compared.
+
+The read model is caught up first, as any query would (``catch_up=False`` writes
+nothing and compares it where it stands).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import anyio.to_process
+import msgspec
+
+from eventstore import CorruptStore, EventStore, LogCheck, RunLogError, open_store
+from eventstore._location import parse_location
+from eventstore._verify import RangeCheck, check_range, merge_ranges
+from projections import ProjectionCheck, open_projector
+
+from ._audit import existing_store
+from ._settings import root_dir, store_target
+from ._sweeps import StoreArg
+
+__all__ = ["VerifyReport", "verify"]
+
+# Below this many events, worker processes cost more to start than they save.
+PARALLEL_FROM = 100_000
+_decode_range = msgspec.msgpack.Decoder(RangeCheck).decode
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    """What ``verify`` found."""
+
+    head: int
+    log: LogCheck
+    projection: ProjectionCheck | None
+    """The read models compared with the replay, None if there was nothing to compare."""
+    read_model_position: int
+    """The position the stored read model reflects (it catches up on the next query)."""
+    replay_error: str | None = None
+    """Why the replay stopped early (the log check names the position)."""
+    damaged: str | None = None
+    """Set when SQLite refused the file and a padded copy of it was checked instead."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the log is intact and the read models equal the replay."""
+        return (
+            self.log.ok
+            and self.damaged is None
+            and self.replay_error is None
+            and (self.projection is None or self.projection.ok)
+        )
+
+    @property
+    def first_bad_position(self) -> int | None:
+        """The lowest position at which something is wrong, None if nothing is."""
+        if self.log.first_fault is not None:
+            return self.log.first_fault.position
+        if self.damaged is not None:
+            return self.log.last_position + 1
+        return None
+
+
+async def verify(
+    *,
+    store: StoreArg = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    parallel_from: int = PARALLEL_FROM,
+    catch_up: bool = True,
+) -> VerifyReport:
+    """Check the whole log and the read models; see the module docstring.
+
+    ``workers`` is the number of processes checking the log besides this one (default:
+    the CPU count; 0 checks everything here), used for logs of ``parallel_from`` events
+    or more. ``progress(done, total)`` follows the replay. The read model is first caught
+    up with the log, as any query would; with ``catch_up=False`` nothing is written and
+    the read model is compared where it stands.
+    """
+    try:
+        return await _verify(store, workers, progress, parallel_from, catch_up)
+    except CorruptStore as exc:
+        path = _local_path(store)
+        if path is None:
+            raise
+        # SQLite refuses a file that lost pages (a truncated copy, a failed disk). A
+        # copy padded back to its recorded size opens, and its surviving pages say
+        # where the damage starts.
+        with tempfile.TemporaryDirectory(prefix="runlog-verify-") as scratch:
+            copy = await anyio.to_thread.run_sync(_padded_copy, path, Path(scratch))
+            async with existing_store(str(copy)) as opened:
+                head = await _head_of_damaged(opened)
+                log = await _check_log(opened, head, workers, parallel_from)
+        return VerifyReport(
+            head=head,
+            log=log,
+            projection=None,
+            read_model_position=0,
+            damaged=f"SQLite refuses the file ({exc}); checked the pages that survive",
+        )
+
+
+async def _verify(
+    store: StoreArg,
+    workers: int | None,
+    progress: Callable[[int, int], None] | None,
+    parallel_from: int,
+    catch_up: bool,
+) -> VerifyReport:
+    async with existing_store(store) as opened, open_projector(opened) as projector:
+        replay_error: str | None = None
+        if catch_up:
+            try:
+                await projector.catch_up()
+            except RunLogError as exc:  # a damaged log; the log check says where
+                replay_error = f"the read model cannot fold the log: {exc}"
+        read_model_position = await projector.stored_position()
+        head = max(await opened.head(), read_model_position)
+        projection: ProjectionCheck | None = None
+        log: LogCheck | None = None
+
+        async def check() -> None:
+            nonlocal log
+            log = await _check_log(opened, head, workers, parallel_from)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(check)
+            try:
+                done = 0
+
+                def advance(count: int) -> None:
+                    nonlocal done
+                    done += count
+                    if progress is not None:
+                        progress(done, read_model_position)
+
+                replayed = await projector.replay(read_model_position, progress=advance)
+                if read_model_position:
+                    projection = await projector.compare(replayed)
+            except RunLogError as exc:
+                replay_error = replay_error or str(exc)
+    assert log is not None
+    return VerifyReport(
+        head=head,
+        log=log,
+        projection=projection,
+        read_model_position=read_model_position,
+        replay_error=replay_error,
+    )
+
+
+async def _check_log(
+    store: EventStore, head: int, workers: int | None, parallel_from: int
+) -> LogCheck:
+    """``check_range`` over 1..head, in worker processes by ranges when the log is long."""
+    shards = _shards(store, head, workers, parallel_from)
+    if len(shards) == 1:
+        return merge_ranges([await check_range(store, 1, head)])
+    results: list[RangeCheck | None] = [None] * len(shards)
+
+    async def check_shard(index: int, first: int, last: int) -> None:
+        encoded = await anyio.to_process.run_sync(
+            _check_range_in_process, store.url, first, last, cancellable=True
+        )
+        results[index] = _decode_range(encoded)
+
+    async with anyio.create_task_group() as group:
+        for index, (first, last) in enumerate(shards):
+            group.start_soon(check_shard, index, first, last)
+    return merge_ranges([r for r in results if r is not None])
+
+
+async def _head_of_damaged(store: EventStore) -> int:
+    """The head of a damaged log: its own, else the last position its streams record."""
+    try:
+        return await store.head()
+    except RunLogError:
+        pass
+    try:
+        return max((s.last_position for s in await store.streams()), default=0)
+    except RunLogError:
+        return 1  # nothing to go by: at least position 1 should be there
+
+
+def _shards(
+    store: EventStore, head: int, workers: int | None, parallel_from: int
+) -> list[tuple[int, int]]:
+    count = (os.cpu_count() or 1) if workers is None else workers
+    shareable = store.url != "sqlite://"  # an in-memory store lives in this process only
+    if count <= 0 or head < max(parallel_from, 2) or not shareable:
+        return [(1, head)]
+    size = -(-head // count)
+    return [(first, min(first + size - 1, head)) for first in range(1, head + 1, size)]
+
+
+def _check_range_in_process(url: str, first: int, last: int) -> bytes:
+    """Run in a worker process: check ``first..last`` of the store at ``url``."""
+
+    async def main() -> RangeCheck:
+        async with open_store(url, create=False) as store:
+            return await check_range(store, first, last)
+
+    return msgspec.msgpack.encode(anyio.run(main))
+
+
+def _local_path(store: StoreArg) -> Path | None:
+    if isinstance(store, EventStore):
+        return None
+    return parse_location(store_target(store, root_dir())).path
+
+
+def _padded_copy(path: Path, scratch: Path) -> Path:
+    """A copy of ``path`` (and its WAL) with zero pages up to the size its header records."""
+    copy = scratch / path.name
+    shutil.copyfile(path, copy)
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+    header = copy.read_bytes()[:100]
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if page_size and pages and copy.stat().st_size < page_size * pages:
+        with copy.open("r+b") as file:
+            file.truncate(page_size * pages)
+    return copy
