@@ -151,8 +151,7 @@ async def find_run(projector: Projector, name: str) -> RunState:
     if len(matches) > 1:
         projects = ", ".join(sorted(state.project for state in matches))
         raise RunNotFound(
-            f"run id {run_id!r} is used in several projects ({projects}); name it as "
-            "PROJECT/RUN_ID"
+            f"run id {run_id!r} is used in several projects ({projects}); name it as PROJECT/RUN_ID"
         )
     return matches[0]
 
@@ -332,9 +331,7 @@ async def replay(
     return Replayed(position=position, recorded_at_us=as_of_us, runs=runs, sweeps=sweeps)
 
 
-async def _target_streams(
-    store: EventStore, projector: Projector, target: str
-) -> list[str]:
+async def _target_streams(store: EventStore, projector: Projector, target: str) -> list[str]:
     if "/" not in target:
         sweep = await projector.sweep(target)
         if sweep is not None:

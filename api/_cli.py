@@ -154,8 +154,7 @@ def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] 
 
 
 @click.group(
-    epilog="Exit codes: "
-    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+    epilog="Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
 )
 @click.version_option(version("runlog"), prog_name="runlog")
 def main() -> None:
@@ -274,8 +273,16 @@ def show(run: str, store: str | None, as_json: bool) -> None:
             files.add_row(name, str(ref.size), ref.digest, str(ref.position))
         console.print(files)
     lives = Table(
-        "#", "started (UTC)", "position", "how", "from step", "host", "pid", "ended",
-        box=None, header_style="bold",
+        "#",
+        "started (UTC)",
+        "position",
+        "how",
+        "from step",
+        "host",
+        "pid",
+        "ended",
+        box=None,
+        header_style="bold",
     )
     for column in lives.columns[:-1]:
         column.no_wrap = True
@@ -742,7 +749,10 @@ def export(streams: tuple[str, ...], no_files: bool, output: str | None, store: 
         with _progress("exporting", True) as progress, open(output, "wb") as file:
             summary = _run(
                 lambda: export_log(
-                    file, store=store, streams=streams or None, files=not no_files,
+                    file,
+                    store=store,
+                    streams=streams or None,
+                    files=not no_files,
                     progress=progress,
                 )
             )

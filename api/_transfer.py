@@ -119,9 +119,7 @@ class ImportSummary(msgspec.Struct, frozen=True):
 def _matches(stream: str, filters: Sequence[str] | None) -> bool:
     if filters is None:
         return True
-    return any(
-        stream.startswith(f[:-1]) if f.endswith("*") else stream == f for f in filters
-    )
+    return any(stream.startswith(f[:-1]) if f.endswith("*") else stream == f for f in filters)
 
 
 async def export_log(
@@ -307,13 +305,17 @@ def _check_file(source: Path) -> int:
     end: End | None = None
     for number, line in enumerate(lines, start=2):
         if end is not None:
-            raise ExportFileError(f"{source} line {number} follows the end line; nothing was imported")
+            raise ExportFileError(
+                f"{source} line {number} follows the end line; nothing was imported"
+            )
         if isinstance(line, EventLine):
             _check_event(line, previous, source, number)
             previous = line
             events += 1
         elif isinstance(line, FilePart):
-            size, seen, hasher = files.get(line.digest, (line.size, 0, hashlib.blake2b(digest_size=32)))
+            size, seen, hasher = files.get(
+                line.digest, (line.size, 0, hashlib.blake2b(digest_size=32))
+            )
             if line.part != seen or line.size != size:
                 raise ExportFileError(
                     f"{source} line {number}: part {line.part} of file {line.digest} is out of "

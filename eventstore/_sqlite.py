@@ -849,7 +849,9 @@ class SQLiteStore:
     def _stored_page(
         self, db: sqlite3.Connection, position: int, limit: int, last: int | None
     ) -> list[StoredEvent]:
-        columns = "SELECT position, stream_id, version, event_id, recorded_at, data, hash FROM events"
+        columns = (
+            "SELECT position, stream_id, version, event_id, recorded_at, data, hash FROM events"
+        )
         if last == position:
             # A lookup, not a range scan, which would read on into the next page: an audit
             # of a damaged file reads single events to find where the damage starts.

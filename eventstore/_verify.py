@@ -287,7 +287,5 @@ async def check_log(
 ) -> LogCheck:
     """Check the whole log up to ``to_position`` (default: the head) in this process."""
     last = await store.head() if to_position is None else to_position
-    part = await check_range(
-        store, 1, last, codec=codec, progress=progress, max_faults=max_faults
-    )
+    part = await check_range(store, 1, last, codec=codec, progress=progress, max_faults=max_faults)
     return merge_ranges([part], max_faults=max_faults)

@@ -16,14 +16,18 @@ def test_runs_lists_every_run_with_its_status(story: Story) -> None:
 
 
 def test_runs_filters_by_status_and_project(story: Story) -> None:
-    assert [r["run_id"] for r in cli_json("runs", "--status", "preempted", "--store", story.path)["runs"]] == [story.queued_run]
+    assert [
+        r["run_id"]
+        for r in cli_json("runs", "--status", "preempted", "--store", story.path)["runs"]
+    ] == [story.queued_run]
     assert cli_json("runs", "--project", "other", "--store", story.path)["runs"] == []
 
 
 def test_an_unknown_status_is_refused_with_the_known_ones(story: Story) -> None:
     result = cli("runs", "--status", "sleeping", "--store", story.path)
     assert result.exit_code == 5
-    assert "unknown run status 'sleeping'" in result.stderr and "finished" in result.stderr
+    assert "unknown run status 'sleeping'" in result.stderr
+    assert "finished" in result.stderr
 
 
 def test_show_gives_state_summary_files_and_incarnations(story: Story) -> None:
@@ -63,8 +67,12 @@ def test_history_lists_every_event_of_the_run_with_what_it_changed(story: Story)
     events = cli_json("history", "p/alpha", "--store", story.path)["events"]
     kinds = [e["type"] for e in events]
     assert kinds == (
-        ["RunInitialized"] + ["StepLogged"] * 10 + ["FileSaved", "PreemptMarked", "RunExited"]
-        + ["RunInitialized"] + ["StepLogged"] * 5 + ["RunExited"]
+        ["RunInitialized"]
+        + ["StepLogged"] * 10
+        + ["FileSaved", "PreemptMarked", "RunExited"]
+        + ["RunInitialized"]
+        + ["StepLogged"] * 5
+        + ["RunExited"]
     )
     positions = [e["position"] for e in events]
     assert positions == sorted(positions)
@@ -106,7 +114,8 @@ def test_sweep_show_gives_status_counts_and_queue(story: Story) -> None:
     assert sweep["queue"] == [story.queued_run]
     assert sweep["counts"]["preempted"] == 1
     result = cli("sweep", "show", story.sweep_id, "--store", story.path)
-    assert story.queued_run in result.stdout and "queue" in result.stdout
+    assert story.queued_run in result.stdout
+    assert "queue" in result.stdout
 
 
 def test_sweep_show_of_an_unknown_sweep_exits_3(story: Story) -> None:

@@ -14,7 +14,7 @@ import api
 from api._verify import verify
 from eventstore import StepLogged, open_store
 
-from .conftest import Story, cli, runlog
+from .conftest import Story, runlog
 
 WORKERS = [pytest.param(0, id="here"), pytest.param(3, id="3-processes")]
 
@@ -36,7 +36,9 @@ def step_position(path: Path, step: int) -> tuple[int, bytes]:
             [record] = [
                 r for r in records if isinstance(r.event, StepLogged) and r.event.step == step
             ]
-            [stored] = [s async for s in store.read_stored(record.position, to_position=record.position)]
+            [stored] = [
+                s async for s in store.read_stored(record.position, to_position=record.position)
+            ]
             return record.position, stored.data
 
     return anyio.run(find)
@@ -51,7 +53,8 @@ def test_a_sound_store_verifies(story: Story, workers: int) -> None:
     report = check(story.path, workers)
     assert report.ok
     assert report.log.events == report.head > 0
-    assert report.projection is not None and report.projection.ok
+    assert report.projection is not None
+    assert report.projection.ok
     assert report.projection.position == report.head
 
 
@@ -70,7 +73,9 @@ def test_one_changed_byte_in_the_database_file_is_caught_at_its_position(
     content = story.path.read_bytes()
     assert content.count(data) == 1, "the payload must be findable in the file to edit it"
     offset = content.index(data) + len(data) - 1  # the last byte of the float 0.25
-    story.path.write_bytes(content[:offset] + bytes([content[offset] ^ 0x01]) + content[offset + 1 :])
+    story.path.write_bytes(
+        content[:offset] + bytes([content[offset] ^ 0x01]) + content[offset + 1 :]
+    )
     report = check(story.path, workers)
     assert not report.ok
     fault = report.log.first_fault
@@ -82,7 +87,9 @@ def test_a_changed_byte_exits_1_naming_the_position(story: Story) -> None:
     position, data = step_position(story.path, 3)
     content = story.path.read_bytes()
     offset = content.index(data) + len(data) - 1
-    story.path.write_bytes(content[:offset] + bytes([content[offset] ^ 0x01]) + content[offset + 1 :])
+    story.path.write_bytes(
+        content[:offset] + bytes([content[offset] ^ 0x01]) + content[offset + 1 :]
+    )
     result = runlog("verify", "--store", story.path)
     assert result.returncode == 1
     assert f"position {position}: hash:" in result.stdout
@@ -162,7 +169,9 @@ def test_a_truncated_file_is_caught_at_the_first_position_it_lost(
     db = sqlite3.connect(padded)
     for position in range(1, expected + 1):
         try:
-            row = db.execute("SELECT data, hash FROM events WHERE position = ?", (position,)).fetchone()
+            row = db.execute(
+                "SELECT data, hash FROM events WHERE position = ?", (position,)
+            ).fetchone()
         except sqlite3.DatabaseError:
             lost = position
             break
