@@ -300,7 +300,8 @@ def _check_file(source: Path) -> int:
         )
     number = 1
     events = 0
-    files: dict[str, tuple[int, int, Any]] = {}
+    files: dict[str, tuple[int, int, Any]] = {}  # digest -> (size, parts seen, hasher)
+    parts: dict[str, int] = {}
     previous: EventLine | None = None
     end: End | None = None
     for number, line in enumerate(lines, start=2):
@@ -323,6 +324,7 @@ def _check_file(source: Path) -> int:
                 )
             hasher.update(line.data)
             files[line.digest] = (size, seen + 1, hasher)
+            parts[line.digest] = line.parts
         elif isinstance(line, End):
             end = line
         else:
@@ -336,8 +338,8 @@ def _check_file(source: Path) -> int:
             f"{source} says it holds {end.events} events and {end.files} files but has {events} "
             f"and {len(files)}; nothing was imported"
         )
-    for digest, (_, _, hasher) in files.items():
-        if digest.rpartition(":")[2] != hasher.hexdigest():
+    for digest, (_, seen, hasher) in files.items():
+        if seen != parts[digest] or digest.rpartition(":")[2] != hasher.hexdigest():
             raise ExportFileError(
                 f"{source}: file {digest} does not match its digest; nothing was imported"
             )
