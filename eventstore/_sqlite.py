@@ -861,7 +861,11 @@ class SQLiteStore:
                 f"{columns} WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
                 (position, last if last is not None else _MAX_POSITION, limit),
             ).fetchall()
-        return [StoredEvent(p, self._name(db, s), v, e, r, d, h) for p, s, v, e, r, d, h in rows]
+        names = self._names
+        return [
+            StoredEvent(p, names.get(s) or self._name(db, s), v, e, r, d, h)
+            for p, s, v, e, r, d, h in rows
+        ]
 
 
 _MAX_POSITION = (1 << 63) - 1
