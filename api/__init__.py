@@ -38,10 +38,16 @@ from ._sweeps import reap as reap
 from ._sweeps import register_agent as register_agent
 from ._sweeps import resume_sweep as resume_sweep
 from ._sweeps import stop_sweep as stop_sweep
+from ._transfer import ExportFileError as ExportFileError
+from ._transfer import export_log as export_log
+from ._transfer import import_log as import_log
+from ._verify import VerifyReport as VerifyReport
+from ._verify import verify as verify
 
 __all__ = [
     "ActiveRunError",
     "ConfigurationError",
+    "ExportFileError",
     "FencedWriter",
     "InvalidRunId",
     "ResumeError",
@@ -55,14 +61,17 @@ __all__ = [
     "SweepConfigError",
     "SweepError",
     "SweepNotFound",
+    "VerifyReport",
     "Work",
     "agent",
     "cancel_sweep",
     "claim",
     "create_sweep",
     "explain",
+    "export_log",
     "generate_id",
     "handle_preemption",
+    "import_log",
     "init",
     "load_sweep_config",
     "pause_sweep",
@@ -71,4 +80,5 @@ __all__ = [
     "resume_sweep",
     "stop_sweep",
     "sync",
+    "verify",
 ]

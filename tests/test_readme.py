@@ -73,7 +73,36 @@ def test_the_demo_refuses_a_foreign_file_with_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [str(runlog), "demo", "--store", "notes.txt"], cwd=tmp_path, capture_output=True, text=True
     )
-    assert done.returncode == 1
-    assert done.stderr.startswith("Error: ")
+    assert done.returncode == 4  # the store cannot be used
+    assert done.stderr.startswith("runlog: ")
     assert "not a runlog database" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+AUDIT_MARK = "# audit: the commands below run as written after the example above"
+
+
+def test_the_audit_commands_run_as_written_after_their_example(tmp_path: Path) -> None:
+    [script] = [block for block in SHELL_BLOCKS if block.startswith(AUDIT_MARK)]
+    example = README[: README.index(AUDIT_MARK)]
+    setup = re.findall(r"```python\n(.*?)```", example, re.S)[-1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNLOG_", "WANDB_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    made = subprocess.run(
+        [sys.executable, "-c", setup], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert made.returncode == 0, made.stderr
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mnist/r1" in done.stdout
+    assert "StepLogged x5 (steps 0..4)" in done.stdout
+    assert done.stdout.count("\nok\n") == 2  # both verifies
+    assert "already present" in done.stdout
+    assert (tmp_path / "copy.db").exists()
