@@ -25,7 +25,15 @@ import anyio
 import anyio.to_process
 import msgspec
 
-from eventstore import CorruptStore, EventStore, LogCheck, RunLogError, open_store
+from eventstore import (
+    CorruptStore,
+    DecodeError,
+    EventStore,
+    LogCheck,
+    LogFault,
+    RunLogError,
+    open_store,
+)
 from eventstore._location import parse_location
 from eventstore._verify import RangeCheck, check_range, merge_ranges
 from projections import ProjectionCheck, open_projector
@@ -132,10 +140,15 @@ async def _verify(
         head = max(await opened.head(), read_model_position)
         projection: ProjectionCheck | None = None
         log: LogCheck | None = None
+        undecodable: DecodeError | None = None
+
+        # The replay decodes every payload up to the read model's position, and names
+        # the position of one that does not decode; the log check decodes the rest.
+        decode_from = read_model_position + 1 if replay_error is None else 1
 
         async def check() -> None:
             nonlocal log
-            log = await _check_log(opened, head, workers, parallel_from)
+            log = await _check_log(opened, head, workers, parallel_from, decode_from)
 
         async with anyio.create_task_group() as group:
             group.start_soon(check)
@@ -151,9 +164,17 @@ async def _verify(
                 replayed = await projector.replay(read_model_position, progress=advance)
                 if read_model_position:
                     projection = await projector.compare(replayed)
+            except DecodeError as exc:
+                replay_error = replay_error or str(exc)
+                undecodable = exc
             except RunLogError as exc:
                 replay_error = replay_error or str(exc)
     assert log is not None
+    if undecodable is not None and undecodable.position is not None:
+        fault = LogFault(undecodable.position, "decode", str(undecodable))
+        log = msgspec.structs.replace(
+            log, faults=tuple(sorted((*log.faults, fault), key=lambda f: f.position))
+        )
     return VerifyReport(
         head=head,
         log=log,
@@ -164,17 +185,17 @@ async def _verify(
 
 
 async def _check_log(
-    store: EventStore, head: int, workers: int | None, parallel_from: int
+    store: EventStore, head: int, workers: int | None, parallel_from: int, decode_from: int = 1
 ) -> LogCheck:
     """``check_range`` over 1..head, in worker processes by ranges when the log is long."""
     shards = _shards(store, head, workers, parallel_from)
     if len(shards) == 1:
-        return merge_ranges([await check_range(store, 1, head)])
+        return merge_ranges([await check_range(store, 1, head, decode_from=decode_from)])
     results: list[RangeCheck | None] = [None] * len(shards)
 
     async def check_shard(index: int, first: int, last: int) -> None:
         encoded = await anyio.to_process.run_sync(
-            _check_range_in_process, store.url, first, last, cancellable=True
+            _check_range_in_process, store.url, first, last, decode_from, cancellable=True
         )
         results[index] = _decode_range(encoded)
 
@@ -207,12 +228,12 @@ def _shards(
     return [(first, min(first + size - 1, head)) for first in range(1, head + 1, size)]
 
 
-def _check_range_in_process(url: str, first: int, last: int) -> bytes:
+def _check_range_in_process(url: str, first: int, last: int, decode_from: int) -> bytes:
     """Run in a worker process: check ``first..last`` of the store at ``url``."""
 
     async def main() -> RangeCheck:
         async with open_store(url, create=False) as store:
-            return await check_range(store, first, last)
+            return await check_range(store, first, last, decode_from=decode_from)
 
     return msgspec.msgpack.encode(anyio.run(main))
 

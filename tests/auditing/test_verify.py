@@ -197,3 +197,50 @@ def test_a_truncated_file_exits_non_zero_with_one_line(tmp_path: Path) -> None:
     assert result.returncode in (1, 4)
     assert "Traceback" not in result.stderr
     assert "position" in result.stdout + result.stderr
+
+
+def forge(path: Path, position: int, data: bytes) -> None:
+    """Replace the payload at ``position`` and recompute every hash from there on, as a
+    forger who knows the chain's rule would: the chain holds, the payload is garbage."""
+    from eventstore import chain_hash
+
+    with raw(path) as db:
+        db.execute("UPDATE events SET data = ? WHERE position = ?", (data, position))
+        previous = db.execute(
+            "SELECT hash FROM events WHERE position = ?", (position - 1,)
+        ).fetchone()[0]
+        rows = db.execute(
+            "SELECT e.position, e.version, e.recorded_at, e.event_id, s.name, e.data "
+            "FROM events e JOIN streams s USING (stream_id) WHERE e.position >= ? "
+            "ORDER BY e.position",
+            (position,),
+        ).fetchall()
+        for at, version, recorded_at, event_id, name, payload in rows:
+            previous = chain_hash(
+                previous, at, version, recorded_at, event_id, name.encode(), payload
+            )
+            db.execute("UPDATE events SET hash = ? WHERE position = ?", (previous, at))
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_a_payload_that_does_not_decode_is_caught_even_with_a_forged_chain(
+    story: Story, workers: int
+) -> None:
+    position, _ = step_position(story.path, 4)
+    forge(story.path, position, b"\xc1 not msgpack")
+    report = check(story.path, workers)
+    assert not report.ok
+    fault = report.log.first_fault
+    assert fault is not None
+    assert (fault.position, fault.kind) == (position, "decode")
+
+
+def test_an_undecodable_event_the_read_model_never_folded_is_caught(story: Story) -> None:
+    with sqlite3.connect(story.path) as db:
+        head = db.execute("SELECT max(position) FROM events").fetchone()[0]
+        folded = db.execute("SELECT value FROM rm_meta WHERE key = 'checkpoint'").fetchone()[0]
+    assert folded < head, "the story must leave its last events unfolded"
+    forge(story.path, head, b"\xc1")
+    result = runlog("verify", "--store", story.path)
+    assert result.returncode == 1
+    assert f"position {head}: decode:" in result.stdout
