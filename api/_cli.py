@@ -534,6 +534,7 @@ def sweeps(project: str | None, status: str | None, store: str | None, as_json: 
     "--poll", type=float, default=5.0, show_default=True, help="Seconds between polls when idle."
 )
 @_store_option
+@_json_option
 def agent(
     sweep_id: str,
     command: tuple[str, ...],
@@ -541,6 +542,7 @@ def agent(
     forward_signals: bool,
     poll: float,
     store: str | None,
+    as_json: bool,
 ) -> None:
     """Run COMMAND for runs of SWEEP_ID, preempted runs first: runlog agent SWEEP -- python train.py"""
     from ._agent import run_agent_command
@@ -555,7 +557,10 @@ def agent(
             poll_interval=poll,
         )
     )
-    click.echo(f"agent done: {done} runs")
+    if as_json:
+        _emit({"sweep_id": sweep_id, "runs": done})
+    else:
+        click.echo(f"agent done: {done} runs")
 
 
 @main.command()

@@ -115,6 +115,14 @@ async def run_demo(
     say(f"read model equals a replay from position 0: {check.ok}")
     say("")
     await _sweep_story(trainer, store, say)
+    from ._verify import verify
+
+    report = await verify(store=store)
+    say(
+        f"7. runlog verify: {report.log.events} events, hash chain and positions intact, "
+        f"read models equal the replay: {'ok' if report.ok else 'FAILED'}"
+    )
+    say(f"   runlog show demo/{run_id}, runlog history demo/{run_id} tell the rest")
     return run_id
 
 

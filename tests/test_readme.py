@@ -64,6 +64,7 @@ def test_the_demo_tells_the_preemption_story(tmp_path: Path) -> None:
     assert "at step 41" in sweep_lines[1]
     assert "FINISHED (exhausted), runs {'finished': 3}" in out
     assert "claimed from the queue by" in out
+    assert "read models equal the replay: ok" in out
     assert (tmp_path / "runlog" / "runlog.db").exists()
 
 
