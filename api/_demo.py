@@ -22,6 +22,7 @@ from eventstore import (
     PreemptMarked,
     RunExited,
     RunInitialized,
+    RunLogError,
     StepLogged,
     StoreUnavailable,
     open_store,
@@ -126,6 +127,9 @@ async def run_demo(
     return run_id
 
 
+_AGENT_PATIENCE_S = 300
+
+
 async def _sweep_story(trainer: Path, store: str, say: Callable[[str], None]) -> None:
     """A sweep whose first run is preempted, requeued, and resumed first by the next agent."""
     from ._explain import explain
@@ -157,7 +161,14 @@ async def _sweep_story(trainer: Path, store: str, say: Callable[[str], None]) ->
             await agent_a.wait()
     say("   the signal reached the run, which marked itself preempting and exited 143")
     say("5. agent B starts: it takes the queue first, then the rest of the grid")
-    done = await anyio.run_process([*runlog, *command], check=False)
+    try:
+        with anyio.fail_after(_AGENT_PATIENCE_S):
+            done = await anyio.run_process([*runlog, *command], check=False)
+    except TimeoutError:
+        raise RunLogError(
+            f"agent B did not finish the sweep within {_AGENT_PATIENCE_S} s; see "
+            f"`runlog sweep show {sweep_id} --store {store}` and `runlog runs`"
+        ) from None
     for line in done.stdout.decode().splitlines():
         if line.startswith(("started run", "resumed run", "finished at")):
             say(f"   {line}")
