@@ -117,7 +117,10 @@ def _store_option(function: Callable[..., Any]) -> Callable[..., Any]:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output is read by grep and scripts: give it whole lines, not a terminal's
+    # 80 columns.
+    width = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def _time(microseconds: int | None) -> str:
@@ -322,69 +325,112 @@ def history(
     as_json: bool,
 ) -> None:
     """The timeline of RUN: every event, with position, time, incarnation and its effect."""
-    from ._audit import TimelineEntry, timeline
+    from ._audit import timeline
 
-    async def collect() -> list[TimelineEntry]:
-        return [entry async for entry in timeline(run, store=store, since=since, limit=limit)]
+    # A run can log millions of steps: entries stream out (JSON) or fold into table rows
+    # as they come, and are never all held at once.
+    stretch = _Stretch(collapse=not all_steps)
+    rows: list[tuple[str, ...]] = []
+    encode = msgspec.json.Encoder().encode
+    out = sys.stdout
 
-    entries = _run(collect)
+    async def produce() -> int:
+        count = 0
+        async for entry in timeline(run, store=store, since=since, limit=limit):
+            if as_json:
+                if count == 0:
+                    out.write('{"run":' + encode(run).decode() + ',"events":[')
+                else:
+                    out.write(",")
+                out.write(encode(entry).decode())
+            else:
+                done = stretch.add(entry)
+                if done is not None:
+                    rows.append(done)
+            count += 1
+        return count
+
+    count = _run(produce)
     if as_json:
-        _emit({"run": run, "events": entries})
+        out.write(("]}" if count else '{"run":' + encode(run).decode() + ',"events":[]}') + "\n")
+        out.flush()
         return
+    last = stretch.flush()
+    if last is not None:
+        rows.append(last)
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
     for column in ("position", "time (UTC)", "stream", "event", "inc"):
         table.add_column(column, no_wrap=True)
     table.add_column("changed", overflow="fold")
-    for group in _stretches(entries, collapse=not all_steps):
-        first, last = group[0], group[-1]
-        if len(group) == 1:
-            label, changes = first.type, first.changes
+    for row in rows:
+        table.add_row(*row)
+    console = _console()
+    console.print(table)
+    console.print(f"{count} events")
+
+
+class _Stretch:
+    """Folds consecutive ``StepLogged`` entries of one incarnation into one table row."""
+
+    def __init__(self, *, collapse: bool) -> None:
+        self.collapse = collapse
+        self.first: Any = None
+        self.last: Any = None
+        self.count = 0
+        self.changes: dict[str, list[Any]] = {}
+        self.steps: list[int] = []  # the first and the last accepted step
+
+    def add(self, entry: Any) -> tuple[str, ...] | None:
+        """Take ``entry``; return the row it closed, if any."""
+        joins = (
+            self.collapse
+            and self.last is not None
+            and entry.type == "StepLogged"
+            and self.last.type == "StepLogged"
+            and entry.incarnation == self.last.incarnation
+            and entry.position == self.last.position + 1
+        )
+        closed = None if joins or self.first is None else self.flush()
+        if self.first is None:
+            self.first = entry
+        self.last = entry
+        self.count += 1
+        for name, (before, after) in entry.changes.items():
+            self.changes[name] = [self.changes[name][0] if name in self.changes else before, after]
+        step = (
+            entry.changes.get("last_step", [None, None])[1] if entry.type == "StepLogged" else None
+        )
+        if step is not None:
+            self.steps = [self.steps[0] if self.steps else step, step]
+        return closed
+
+    def flush(self) -> tuple[str, ...] | None:
+        """The row of the entries taken so far (None if none), and start afresh."""
+        first, last = self.first, self.last
+        if first is None:
+            return None
+        if self.count == 1:
+            label = first.type
+            where = str(first.position)
         else:
-            steps = [e.changes.get("last_step", [None, None])[1] for e in group]
-            shown = [s for s in steps if s is not None]
-            span = f"steps {shown[0]}..{shown[-1]}" if shown else "no step accepted"
-            label = f"StepLogged x{len(group)} ({span})"
-            changes = _combined(group)
-        table.add_row(
-            str(first.position) if len(group) == 1 else f"{first.position}..{last.position}",
+            span = f"steps {self.steps[0]}..{self.steps[-1]}" if self.steps else "no step accepted"
+            label = f"StepLogged x{self.count} ({span})"
+            where = f"{first.position}..{last.position}"
+        row = (
+            where,
             _time(first.recorded_at_us),
             first.stream.partition(":")[0],
             label,
             "-" if first.incarnation is None else str(first.incarnation),
-            _changes(changes),
+            _changes(self.changes),
         )
-    console = _console()
-    console.print(table)
-    console.print(f"{len(entries)} events")
-
-
-def _stretches(entries: list[Any], *, collapse: bool) -> Iterator[list[Any]]:
-    group: list[Any] = []
-    for entry in entries:
-        same = (
-            collapse
-            and group
-            and entry.type == "StepLogged"
-            and group[-1].type == "StepLogged"
-            and entry.incarnation == group[-1].incarnation
-            and entry.position == group[-1].position + 1
-        )
-        if group and not same:
-            yield group
-            group = []
-        group.append(entry)
-    if group:
-        yield group
-
-
-def _combined(group: list[Any]) -> dict[str, list[Any]]:
-    combined: dict[str, list[Any]] = {}
-    for entry in group:
-        for name, (before, after) in entry.changes.items():
-            combined[name] = [combined[name][0] if name in combined else before, after]
-    return combined
+        self.first = self.last = None
+        self.count = 0
+        self.changes = {}
+        self.steps = []
+        return row
 
 
 def _changes(changes: dict[str, list[Any]]) -> str:
