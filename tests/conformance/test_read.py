@@ -175,3 +175,35 @@ async def test_position_at_finds_where_the_log_stood_at_a_time(factory: StoreFac
 
 async def test_position_at_of_an_empty_log_is_zero(store: EventStore) -> None:
     assert await store.position_at(10**18) == 0
+
+
+async def test_read_all_pages_gives_the_log_in_pages_of_at_most_size(store: EventStore) -> None:
+    await store.append("run:p/a", steps(0, 25))
+    await store.append("run:p/b", steps(0, 10))
+    pages = [page async for page in store.read_all_pages(3, to_position=30, size=7)]
+    assert [len(page) for page in pages] == [7, 7, 7, 7]
+    flat = [record for page in pages for record in page]
+    assert flat == [r async for r in store.read_all(3, to_position=30)]
+
+
+async def test_read_stored_pages_gives_the_stored_log_in_pages(store: EventStore) -> None:
+    await store.append("run:p/a", steps(0, 12))
+    pages = [page async for page in store.read_stored_pages(size=5)]
+    assert [len(page) for page in pages] == [5, 5, 2]
+    assert [s for page in pages for s in page] == [s async for s in store.read_stored()]
+
+
+async def test_pages_of_an_empty_range_are_none(store: EventStore) -> None:
+    await store.append("run:p/a", steps(0, 3))
+    assert [page async for page in store.read_all_pages(4)] == []
+    assert [page async for page in store.read_stored_pages(2, to_position=1)] == []
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5])
+async def test_a_page_size_must_be_a_positive_int(store: EventStore, size: object) -> None:
+    with pytest.raises(InvalidArgument):
+        async for _ in store.read_all_pages(size=size):  # type: ignore[arg-type]
+            pass
+    with pytest.raises(InvalidArgument):
+        async for _ in store.read_stored_pages(size=size):  # type: ignore[arg-type]
+            pass
