@@ -21,11 +21,11 @@ from eventstore import (
 )
 
 from ._fold import Model, RunKey
-from ._readmodel import MemoryReadModel, ReadModel
+from ._readmodel import MemoryReadModel, ReadModel, Snapshot
 from ._sqlite import SQLiteReadModel
 from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
 
-__all__ = ["ProjectionCheck", "Projector", "open_projector"]
+__all__ = ["ProjectionCheck", "Projector", "compare_snapshots", "open_projector"]
 
 
 class ProjectionCheck(msgspec.Struct, frozen=True):
@@ -163,28 +163,17 @@ class Projector:
                 progress(len(page))
         return replay
 
+    async def snapshot(self) -> Snapshot:
+        """The stored read model's content as of one position, without catching it up."""
+        return await self._model.snapshot()
+
     async def compare(self, replay: MemoryReadModel) -> ProjectionCheck:
         """Compare the stored read model with ``replay``, which must be at the same position.
 
         Raises:
             InvalidArgument: the read model reflects another position than the replay.
         """
-        position = replay.model.position
-        stored = await self._model.checkpoint()
-        if stored != position:
-            raise InvalidArgument(
-                f"the read model reflects position {stored} and the replay {position}; "
-                "replay to the read model's position first"
-            )
-        differences: list[str] = []
-        runs = await _compare(
-            "run", self._model.all_runs(), replay.all_runs(), _run_key, differences
-        )
-        sweeps = await _compare(
-            "sweep", self._model.all_sweeps(), replay.all_sweeps(), _sweep_key, differences
-        )
-        rows = await _compare_history(self._model, replay, differences)
-        return ProjectionCheck(position, runs, sweeps, rows, differences)
+        return compare_snapshots(await self.snapshot(), replay.snapshot_now())
 
     # --- queries ------------------------------------------------------------------------
 
@@ -341,15 +330,44 @@ def _sweep_key(state: SweepState) -> tuple[str]:
     return (state.sweep_id,)
 
 
-async def _compare(
-    kind: str,
-    stored: AsyncIterator[Any],
-    replayed: AsyncIterator[Any],
-    key: Any,
-    differences: list[str],
-) -> int:
-    left = {key(state): state async for state in stored}
-    right = {key(state): state async for state in replayed}
+def compare_snapshots(stored: Snapshot, replayed: Snapshot) -> ProjectionCheck:
+    """Every difference between a stored read model and a replay at the same position.
+
+    Raises:
+        InvalidArgument: the two are at different positions.
+    """
+    if stored.position != replayed.position:
+        raise InvalidArgument(
+            f"the read model reflects position {stored.position} and the replay "
+            f"{replayed.position}; replay to the read model's position first"
+        )
+    differences: list[str] = []
+    _compare("run", stored.runs, replayed.runs, _run_key, differences)
+    _compare("sweep", stored.sweeps, replayed.sweeps, _sweep_key, differences)
+    left = {(p, r): (n, d) for p, r, n, d in stored.history}
+    right = {(p, r): (n, d) for p, r, n, d in replayed.history}
+    differing = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
+    for project, run_id in differing:
+        differences.append(f"history of run {project}/{run_id} differs from the replay")
+    if stored.history_rows != replayed.history_rows and not differing:
+        differences.append(
+            f"the read model holds {stored.history_rows} history rows and the replay "
+            f"{replayed.history_rows}"
+        )
+    return ProjectionCheck(
+        stored.position,
+        len(replayed.runs),
+        len(replayed.sweeps),
+        replayed.history_rows,
+        differences,
+    )
+
+
+def _compare(
+    kind: str, stored: list[Any], replayed: list[Any], key: Any, differences: list[str]
+) -> None:
+    left = {key(state): state for state in stored}
+    right = {key(state): state for state in replayed}
     for name in sorted(set(left) | set(right)):
         shown = "/".join(name)
         if name not in right:
@@ -363,36 +381,6 @@ async def _compare(
                 if getattr(left[name], field) != getattr(right[name], field)
             ]
             differences.append(f"{kind} {shown} differs from the replay in {', '.join(fields)}")
-    return len(right)
-
-
-async def _compare_history(
-    stored: ReadModel, replay: MemoryReadModel, differences: list[str]
-) -> int:
-    """Compare every run's (step, position) rows; return the replay's row count."""
-    seen: dict[RunKey, int] = {}
-    differing: set[RunKey] = set()
-    async for key, rows in stored.all_history():
-        offset = seen.get(key, 0)
-        steps, positions = replay.history_of(key)
-        end = offset + len(rows)
-        window = zip(steps[offset:end], positions[offset:end], strict=False)
-        if key not in differing and rows != list(window):
-            differing.add(key)
-        seen[key] = end
-    total = 0
-    for key, count in replay.history_lengths().items():
-        total += count
-        if seen.get(key, 0) != count:
-            differing.add(key)
-    for key in sorted(differing):
-        differences.append(f"history of run {key[0]}/{key[1]} differs from the replay")
-    stored_total = await stored.history_rows()
-    if stored_total != total and not differing:
-        differences.append(
-            f"the read model holds {stored_total} history rows and the replay {total}"
-        )
-    return total
 
 
 def _run_status(status: RunStatus | str | None) -> RunStatus | None:

@@ -9,8 +9,9 @@ store's own database file (``_sqlite.py``).
 from __future__ import annotations
 
 import bisect
+import hashlib
 from array import array
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from itertools import groupby
 from operator import itemgetter
 from typing import Protocol, TypeVar
@@ -22,10 +23,34 @@ from eventstore import RecordedEvent
 from ._fold import Model, RunKey
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
-__all__ = ["MemoryReadModel", "ReadModel", "sample_steps"]
+__all__ = ["MemoryReadModel", "ReadModel", "Snapshot", "history_digest", "sample_steps"]
 
 _S = TypeVar("_S", RunState, SweepState)
 _encode = msgspec.msgpack.Encoder().encode
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """A read model's whole content at one position, with each run's history as a digest.
+
+    This is what an audit compares with a replay; it crosses process boundaries as
+    msgpack, so it is small: runs and sweeps, and per run only (rows, digest).
+    """
+
+    position: int
+    runs: list[RunState]
+    """Ordered by project and run id."""
+    sweeps: list[SweepState]
+    """Ordered by sweep id."""
+    history: list[tuple[str, str, int, bytes]]
+    """(project, run id, rows, ``history_digest``) for each run with history, in order."""
+    history_rows: int
+    """All history rows, including any of runs the read model does not hold."""
+
+
+def history_digest(pairs: array[int]) -> bytes:
+    """The digest of a run's history: ``pairs`` is step, position, step, position, ...
+    in step order, as machine integers."""
+    return hashlib.blake2b(pairs.tobytes(), digest_size=16).digest()
 
 
 def _copy(state: _S) -> _S:
@@ -64,17 +89,8 @@ class ReadModel(Protocol):
         """(step, position) rows of a run's history in ``[start, stop)``, or a sample."""
         ...
 
-    def all_runs(self) -> AsyncIterator[RunState]: ...
-
-    def all_sweeps(self) -> AsyncIterator[SweepState]: ...
-
-    def all_history(self) -> AsyncIterator[tuple[RunKey, list[tuple[int, int]]]]:
-        """Every run's history as (step, position) rows, ordered by project, run id and
-        step, in chunks (a long history comes as several consecutive chunks of its run)."""
-        ...
-
-    async def history_rows(self) -> int:
-        """How many history rows the read model holds in all."""
+    async def snapshot(self) -> Snapshot:
+        """Everything the read model holds, as of one position (one read transaction)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -188,28 +204,25 @@ class MemoryReadModel:
         indexes = sample_steps(window, points) if points is not None else range(len(window))
         return [(steps[low + i], positions[low + i]) for i in indexes]
 
-    async def all_runs(self) -> AsyncIterator[RunState]:
-        for key in sorted(self.model.runs):
-            yield self.model.runs[key]
+    async def snapshot(self) -> Snapshot:
+        return self.snapshot_now()
 
-    async def all_sweeps(self) -> AsyncIterator[SweepState]:
-        for sweep_id in sorted(self.model.sweeps):
-            yield self.model.sweeps[sweep_id]
-
-    async def all_history(self) -> AsyncIterator[tuple[RunKey, list[tuple[int, int]]]]:
+    def snapshot_now(self) -> Snapshot:
+        """``snapshot`` without the await (the states are not copied)."""
+        history = []
         for key in sorted(self._steps):
-            yield key, list(zip(self._steps[key], self._positions[key], strict=True))
-
-    async def history_rows(self) -> int:
-        return sum(len(steps) for steps in self._steps.values())
-
-    def history_lengths(self) -> dict[RunKey, int]:
-        """How many history rows each run has."""
-        return {key: len(steps) for key, steps in self._steps.items()}
-
-    def history_of(self, key: RunKey) -> tuple[Sequence[int], Sequence[int]]:
-        """A run's steps and their positions (the arrays themselves, not copies)."""
-        return self._steps.get(key, _EMPTY), self._positions.get(key, _EMPTY)
+            steps, positions = self._steps[key], self._positions[key]
+            pairs = array("q", bytes(16 * len(steps)))
+            pairs[0::2] = steps
+            pairs[1::2] = positions
+            history.append((key[0], key[1], len(steps), history_digest(pairs)))
+        return Snapshot(
+            position=self.model.position,
+            runs=[self.model.runs[key] for key in sorted(self.model.runs)],
+            sweeps=[self.model.sweeps[sweep_id] for sweep_id in sorted(self.model.sweeps)],
+            history=history,
+            history_rows=sum(len(steps) for steps in self._steps.values()),
+        )
 
     async def aclose(self) -> None:
         return None

@@ -9,8 +9,11 @@ the others find it done.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from array import array
+from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +24,7 @@ from eventstore import IncompatibleSchema, RecordedEvent
 from eventstore._sqlite import begin_immediate, run_on_thread
 
 from ._fold import HistoryRow, Model, RunKey
-from ._readmodel import sample_steps
+from ._readmodel import Snapshot, sample_steps
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["SQLiteReadModel"]
@@ -219,28 +222,8 @@ class SQLiteReadModel:
     ) -> list[tuple[int, int]]:
         return await self._run(_history, key, start, stop, points)
 
-    async def all_runs(self) -> AsyncIterator[RunState]:
-        for state in await self._run(
-            _fetch_runs, "SELECT state FROM rm_runs ORDER BY project, run_id", ()
-        ):
-            yield state
-
-    async def all_sweeps(self) -> AsyncIterator[SweepState]:
-        for state in await self._run(
-            _fetch_sweeps, "SELECT state FROM rm_sweeps ORDER BY sweep_id", ()
-        ):
-            yield state
-
-    async def all_history(self) -> AsyncIterator[tuple[RunKey, list[tuple[int, int]]]]:
-        keys: list[RunKey] = await self._run(_history_keys)
-        index, after = 0, -(1 << 62)
-        while index < len(keys):
-            chunks, index, after = await self._run(_history_chunks, keys, index, after)
-            for chunk in chunks:
-                yield chunk
-
-    async def history_rows(self) -> int:
-        return await self._run(_history_count)
+    async def snapshot(self) -> Snapshot:
+        return await self._run(_snapshot)
 
 
 _PAGE = 5000
@@ -330,32 +313,38 @@ def _history(
     return out
 
 
-def _history_keys(db: sqlite3.Connection) -> list[RunKey]:
-    return [(p, r) for p, r in db.execute("SELECT project, run_id FROM rm_runs ORDER BY 1, 2")]
-
-
-def _history_count(db: sqlite3.Connection) -> int:
-    return int(db.execute("SELECT count(*) FROM rm_history").fetchone()[0])
-
-
-def _history_chunks(
-    db: sqlite3.Connection, keys: list[RunKey], index: int, after: int
-) -> tuple[list[tuple[RunKey, list[tuple[int, int]]]], int, int]:
-    """Up to ``_PAGE`` rows, run by run from ``keys[index]``'s steps above ``after``."""
-    out: list[tuple[RunKey, list[tuple[int, int]]]] = []
-    budget = _PAGE
-    while index < len(keys) and budget > 0:
-        key = keys[index]
-        rows = db.execute(
-            "SELECT step, position FROM rm_history WHERE project = ? AND run_id = ? AND step > ? "
-            "ORDER BY step LIMIT ?",
-            (*key, after, budget),
-        ).fetchall()
-        if rows:
-            out.append((key, rows))
-        budget -= len(rows)
-        if budget > 0:  # the run is done
-            index, after = index + 1, -(1 << 62)
-        else:
-            after = rows[-1][0]
-    return out, index, after
+def _snapshot(db: sqlite3.Connection) -> Snapshot:
+    db.execute("BEGIN")  # one read transaction: one position
+    try:
+        position = _checkpoint(db)
+        runs = [
+            _decode_run(row[0])
+            for row in db.execute("SELECT state FROM rm_runs ORDER BY project, run_id")
+        ]
+        sweeps = [
+            _decode_sweep(row[0])
+            for row in db.execute("SELECT state FROM rm_sweeps ORDER BY sweep_id")
+        ]
+        history = []
+        for state in runs:
+            key = (state.project, state.run_id)
+            hasher = hashlib.blake2b(digest_size=16)
+            count, after = 0, -(1 << 62)
+            while True:  # a page at a time: one run may have millions of steps
+                rows = db.execute(
+                    "SELECT step, position FROM rm_history WHERE project = ? AND run_id = ? "
+                    "AND step > ? ORDER BY step LIMIT ?",
+                    (*key, after, _PAGE),
+                ).fetchall()
+                if rows:
+                    hasher.update(array("q", chain.from_iterable(rows)).tobytes())
+                    count += len(rows)
+                    after = rows[-1][0]
+                if len(rows) < _PAGE:
+                    break
+            if count:
+                history.append((key[0], key[1], count, hasher.digest()))
+        rows_in_all = int(db.execute("SELECT count(*) FROM rm_history").fetchone()[0])
+    finally:
+        db.execute("COMMIT")
+    return Snapshot(position, runs, sweeps, history, rows_in_all)
