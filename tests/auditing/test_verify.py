@@ -244,3 +244,32 @@ def test_an_undecodable_event_the_read_model_never_folded_is_caught(story: Story
     result = runlog("verify", "--store", story.path)
     assert result.returncode == 1
     assert f"position {head}: decode:" in result.stdout
+
+
+def test_verify_is_sound_while_a_training_process_keeps_logging(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "live.db"
+    anyio.run(long_log, path, 200)
+    trainer = Path(__file__).resolve().parents[1] / "_trainer.py"
+    child = subprocess.Popen(
+        [sys.executable, str(trainer), "flushing", str(path), "live"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        flushed = 0
+        while flushed < 3:  # it is writing
+            line = child.stdout.readline()
+            assert line, "the trainer ended early"
+            flushed += line.startswith("flushed")
+        for workers in (0, 2):
+            report = check(path, workers)
+            assert report.ok, (report.log.faults, report.projection, report.replay_error)
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
