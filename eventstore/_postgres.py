@@ -31,6 +31,7 @@ call raises ``StoreUnavailable``; nothing it acknowledged before is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import struct
@@ -125,6 +126,7 @@ _DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     *_TRANSIENT,
 )
+_CAUGHT: tuple[type[BaseException], ...] = (*_DRIVER_ERRORS, asyncpg.InternalClientError)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -171,6 +173,20 @@ def translate_postgres_error(exc: BaseException, where: str) -> StoreError:
     if isinstance(exc, asyncpg.RestrictViolationError):
         return StoreError(f"{where}: {exc}")
     return StoreError(f"{where}: unexpected PostgreSQL error {type(exc).__name__}: {exc}")
+
+
+def _broken(conn: Connection) -> bool:
+    """True if ``conn`` was closed under us (the pool then takes it back by itself)."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+
+
+def _discard(conn: Connection) -> None:
+    """Close ``conn`` so the pool replaces it; harmless if it is closed already."""
+    with contextlib.suppress(asyncpg.InterfaceError):
+        conn.terminate()
 
 
 def _display(url: str) -> str:
@@ -360,10 +376,32 @@ class PostgresStore:
             pool = self._checked_pool()
             try:
                 async with pool.acquire() as conn:
-                    return await fn(conn, *args)
-            except _DRIVER_ERRORS as exc:
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    try:
+                        return await fn(conn, *args)
+                    except _CAUGHT as exc:
+                        # Whatever asyncpg calls it, an error that leaves the connection
+                        # closed is a lost connection; an idle one killed by the server
+                        # can also surface as an InternalClientError (a protocol state
+                        # error) on its next use. Drop it, so the pool makes a new one.
+                        if (
+                            is_transient(exc)
+                            or isinstance(exc, asyncpg.InternalClientError)
+                            or _broken(conn)
+                        ):
+                            _discard(conn)
+                            raise ConnectionResetError(f"{type(exc).__name__}: {exc}") from exc
+                        raise
+            except _CAUGHT as exc:
+                if not is_transient(exc):
                     raise translate_postgres_error(exc, self._where) from exc
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(
+                        f"{self._where}: lost the connection ({exc}) and "
+                        f"could not get it back within lock_timeout ({self._lock_timeout:g} s). "
+                        "Check that the server is up. Everything acknowledged before is stored; "
+                        "an append that raised this may or may not be, so retry it with the "
+                        "same NewEvent ids."
+                    ) from exc
             await anyio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
