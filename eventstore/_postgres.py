@@ -306,8 +306,8 @@ class PostgresStore:
         try:
             quoted = '"' + name.replace('"', '""') + '"'
             await conn.execute(f"CREATE DATABASE {quoted}")
-        except asyncpg.DuplicateDatabaseError:
-            pass  # another process created it first
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            pass  # another process created it first (or at the same moment)
         finally:
             await conn.close()
 

@@ -89,7 +89,13 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 async def schema_version(conn: Connection) -> int | None:
     """The database's runlog schema version; None if it has no ``runlog_meta`` table."""
-    if await conn.fetchval("SELECT to_regclass('runlog_meta')") is None:
+    # A query on pg_tables, not to_regclass(): name lookups go through a cache that an
+    # advisory lock does not refresh, so they can miss a table another session just
+    # created; a query sees everything committed before it started.
+    if not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+        "WHERE schemaname = current_schema() AND tablename = 'runlog_meta')"
+    ):
         return None
     value = await conn.fetchval("SELECT value FROM runlog_meta WHERE key = 'schema_version'")
     return int(value) if value is not None else 0

@@ -254,7 +254,11 @@ def _fold(
 
 
 async def _schema_version(conn: Connection) -> int | None:
-    if await conn.fetchval("SELECT to_regclass('rm_meta')") is None:
+    # pg_tables, not to_regclass(): see eventstore._postgres_schema.schema_version.
+    if not await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+        "WHERE schemaname = current_schema() AND tablename = 'rm_meta')"
+    ):
         return None
     value = await conn.fetchval("SELECT value FROM rm_meta WHERE key = 'schema'")
     return int(value) if value is not None else None
