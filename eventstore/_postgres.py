@@ -530,9 +530,7 @@ class PostgresStore:
                         columns=_COLUMNS,
                     )
                 else:
-                    await conn.execute(
-                        _INSERT, last, stream_id, current, now, ids, datas, hashes
-                    )
+                    await conn.execute(_INSERT, last, stream_id, current, now, ids, datas, hashes)
                 # Sent when (and only if) the transaction commits.
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(last + count))
         except asyncpg.UniqueViolationError:
@@ -605,9 +603,7 @@ class PostgresStore:
         await self._run(self._put_file, source, digest, size)
         return digest, size
 
-    async def _put_file(
-        self, conn: Connection, source: Path, digest: str, size: int
-    ) -> None:
+    async def _put_file(self, conn: Connection, source: Path, digest: str, size: int) -> None:
         if await conn.fetchval("SELECT 1 FROM blobs WHERE digest = $1", digest):
             return
         chunks = -(-size // _BLOB_CHUNK)
@@ -882,9 +878,7 @@ class PostgresStore:
             for position, version, recorded_at, data in rows
         ]
 
-    async def _at_positions(
-        self, conn: Connection, wanted: list[int]
-    ) -> list[RecordedEvent]:
+    async def _at_positions(self, conn: Connection, wanted: list[int]) -> list[RecordedEvent]:
         rows = await conn.fetch(
             "SELECT position, stream_id, version, recorded_at, data FROM events "
             "WHERE position = ANY($1::bigint[])",

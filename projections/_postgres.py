@@ -127,9 +127,7 @@ class PostgresReadModel:
     async def _apply(self, conn: Connection, records: list[RecordedEvent]) -> int:
         async with conn.transaction():
             checkpoint = int(
-                await conn.fetchval(
-                    "SELECT value FROM rm_meta WHERE key = 'checkpoint' FOR UPDATE"
-                )
+                await conn.fetchval("SELECT value FROM rm_meta WHERE key = 'checkpoint' FOR UPDATE")
             )
             todo = [r for r in records if r.position > checkpoint]
             if not todo or todo[0].position != checkpoint + 1:

@@ -60,7 +60,9 @@ async def first_exit(store_path: Path) -> None:
                     return
 
 
-async def test_the_in_process_agent_runs_the_function_for_each_grid_cell(root: Path, store_target: str) -> None:
+async def test_the_in_process_agent_runs_the_function_for_each_grid_cell(
+    root: Path, store_target: str
+) -> None:
     store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     seen: list[dict[str, object]] = []
@@ -98,7 +100,9 @@ async def test_count_stops_the_agent(root: Path, store_target: str) -> None:
     assert await api.agent(sweep_id, train, store=store, count=3) == 3
 
 
-async def test_a_preempted_run_is_resumed_first_at_its_step_by_the_cli_agent(root: Path, store_target: str) -> None:
+async def test_a_preempted_run_is_resumed_first_at_its_step_by_the_cli_agent(
+    root: Path, store_target: str
+) -> None:
     store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     done = await anyio.run_process(
@@ -144,7 +148,9 @@ async def test_a_preempted_run_is_resumed_first_at_its_step_by_the_cli_agent(roo
     assert sweep.queue == [second[1]]
 
 
-async def test_cancel_kills_a_running_child_which_ends_killed(root: Path, store_target: str) -> None:
+async def test_cancel_kills_a_running_child_which_ends_killed(
+    root: Path, store_target: str
+) -> None:
     store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(agent_command(store, sweep_id, "long")) as agent:
@@ -155,7 +161,9 @@ async def test_cancel_kills_a_running_child_which_ends_killed(root: Path, store_
     assert set((await states(store)).values()) == {RunStatus.KILLED}
 
 
-async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(root: Path, store_target: str) -> None:
+async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(
+    root: Path, store_target: str
+) -> None:
     store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(
@@ -199,7 +207,9 @@ async def test_pause_and_stop_let_the_running_child_finish_and_start_nothing_new
             assert list((await states(store)).values()) == [RunStatus.FINISHED] * 2
 
 
-async def test_a_killed_agent_leaves_its_childs_run_to_finish_not_in_limbo(root: Path, store_target: str) -> None:
+async def test_a_killed_agent_leaves_its_childs_run_to_finish_not_in_limbo(
+    root: Path, store_target: str
+) -> None:
     store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(agent_command(store, sweep_id, "short")) as agent:

@@ -6,9 +6,7 @@ import anyio
 import asyncpg
 
 
-async def wait_for(
-    admin: asyncpg.Connection, sql: str, *args: object, at_least: int = 1
-) -> int:
+async def wait_for(admin: asyncpg.Connection, sql: str, *args: object, at_least: int = 1) -> int:
     """Poll ``sql`` (a count) on the server until it reaches ``at_least``; return it.
 
     Lock waits are server state with nothing to await on the client, so polling is

@@ -49,9 +49,10 @@ async def test_a_newer_schema_is_refused_and_left_untouched(url: str) -> None:
         with pytest.raises(IncompatibleSchema, match="newer runlog"):
             await open_store(url)
         assert await conn.fetchval("SELECT count(*) FROM events") == 2
-        assert await conn.fetchval(
-            "SELECT value FROM runlog_meta WHERE key = 'schema_version'"
-        ) == "99"
+        assert (
+            await conn.fetchval("SELECT value FROM runlog_meta WHERE key = 'schema_version'")
+            == "99"
+        )
     finally:
         await conn.close()
 

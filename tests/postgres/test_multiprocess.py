@@ -41,7 +41,15 @@ async def test_processes_appending_at_once_with_two_live_subscribers(url: str) -
                 for index in range(processes):
                     child = await stack.enter_async_context(
                         await anyio.open_process(
-                            [sys.executable, APPENDER, url, str(index), str(rounds), str(size), "--go"]
+                            [
+                                sys.executable,
+                                APPENDER,
+                                url,
+                                str(index),
+                                str(rounds),
+                                str(size),
+                                "--go",
+                            ]
                         )
                     )
                     assert child.stdout is not None
