@@ -175,6 +175,15 @@ def translate_postgres_error(exc: BaseException, where: str) -> StoreError:
     return StoreError(f"{where}: unexpected PostgreSQL error {type(exc).__name__}: {exc}")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is.
+
+    asyncpg's default reset costs a round trip per operation (``RESET ALL``,
+    ``UNLISTEN *``, ...) to undo session state this store never sets; the pool still
+    rolls back a transaction left open (a cancelled operation) before this runs.
+    """
+
+
 def _broken(conn: Connection) -> bool:
     """True if ``conn`` was closed under us (the pool then takes it back by itself)."""
     try:
@@ -292,6 +301,7 @@ class PostgresStore:
             max_size=_POOL_SIZE,
             server_settings=self._settings(),
             timeout=max(1.0, min(self._lock_timeout, 30.0)),
+            reset=_keep_session,
         )
         assert pool is not None
         return pool
@@ -481,6 +491,16 @@ class PostgresStore:
         datas: list[bytes],
         expected: int | str,
     ) -> AppendResult:
+        if expected != "any":
+            # Versions only grow, so a stream already past what the caller expects
+            # fails now as it would under the lock: a losing writer of a contended
+            # stream (racing agents' claims) need not queue for the append lock.
+            current = await _stream_version(conn, stream)
+            if not _satisfies(expected, current):
+                stored = await self._find_stored(conn, stream, ids, datas)
+                if stored is not None:
+                    return stored
+                raise WrongExpectedVersion(stream, expected, current)
         try:
             async with conn.transaction():
                 # The lock that keeps positions gap-free in commit order (module docstring).

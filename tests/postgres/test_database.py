@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 
 from eventstore import (
     CorruptStore,
     IncompatibleSchema,
+    NewEvent,
     NotARunlogDatabase,
     PostgresStore,
     StoreBusy,
@@ -192,3 +195,20 @@ def test_each_driver_error_relied_on_is_translated(
     translated = translate_postgres_error(error, "the database x")
     assert type(translated) is expected
     assert "the database x" in str(translated)
+
+
+async def test_the_same_appends_chain_to_the_same_hashes_as_on_sqlite(
+    url: str, tmp_path: Path
+) -> None:
+    events = [NewEvent(e) for e in steps(0, 5)] + [NewEvent(e) for e in steps(5, 3)]
+    stored = []
+    for target in (str(tmp_path / "log.db"), url):
+        times = iter(range(1_700_000_000, 1_700_000_100))
+        clock = lambda times=times: float(next(times))  # noqa: E731
+        async with open_store(target, clock=clock) as store:
+            await store.append("run:p/a", events[:5], "no_stream")
+            await store.append("run:p/b", events[5:])
+            stored.append([s async for s in store.read_stored()])
+    sqlite, postgres = stored
+    assert [s.hash for s in postgres] == [s.hash for s in sqlite]
+    assert postgres == sqlite  # positions, versions, ids, times, bytes: all the same
