@@ -9,6 +9,7 @@ import pytest
 from eventstore import (
     AppendResult,
     NewEvent,
+    StoreBusy,
     StoreUnavailable,
     open_store,
 )
@@ -131,3 +132,18 @@ async def test_an_unreachable_server_is_store_unavailable() -> None:
 async def test_a_missing_database_is_refused_without_create(url: str) -> None:
     with pytest.raises(StoreUnavailable, match="does not exist"):
         await open_store(url, create=False)
+
+
+async def test_an_append_lock_held_past_lock_timeout_is_store_busy(url: str) -> None:
+    async with open_store(url, lock_timeout=0.5) as store:
+        await store.append("run:p/a", steps(0, 1))
+        holder = await asyncpg.connect(url)
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+                with pytest.raises(StoreBusy, match="lock_timeout"):
+                    await store.append("run:p/a", steps(1, 1))
+        finally:
+            await holder.close()
+        await store.append("run:p/a", steps(1, 1))  # nothing was written; a retry works
+        assert [r.version async for r in store.read_stream("run:p/a")] == [0, 1]
