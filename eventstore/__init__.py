@@ -54,6 +54,7 @@ from ._events import SweepResumed as SweepResumed
 from ._events import SweepStopped as SweepStopped
 from ._open import Opening as Opening
 from ._open import open_store as open_store
+from ._postgres import PostgresStore as PostgresStore
 from ._protocol import EventStore as EventStore
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._subscription import Subscription as Subscription
@@ -105,6 +106,7 @@ __all__ = [
     "NotARunlogDatabase",
     "NotesEdited",
     "Opening",
+    "PostgresStore",
     "PreemptMarked",
     "RecordedEvent",
     "RunClaimed",

@@ -26,7 +26,7 @@ class StoreLocation(msgspec.Struct, frozen=True):
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _SUPPORTED = (
     "a file path, 'sqlite:///relative/path.db', 'sqlite:////absolute/path.db', "
-    "':memory:' or 'sqlite://' (in memory)"
+    "':memory:' or 'sqlite://' (in memory), or 'postgresql://user@host/dbname'"
 )
 
 
@@ -34,7 +34,8 @@ def parse_location(target: str | os.PathLike[str]) -> StoreLocation:
     """Turn a path or URL into a ``StoreLocation``.
 
     SQLite URLs follow SQLAlchemy's convention: three slashes before a relative path,
-    four before an absolute one.
+    four before an absolute one. ``postgresql://``, ``postgres://`` and
+    ``postgresql+asyncpg://`` URLs name a PostgreSQL database (libpq's URL syntax).
     """
     if isinstance(target, os.PathLike):
         target = os.fspath(target)
@@ -52,10 +53,7 @@ def parse_location(target: str | os.PathLike[str]) -> StoreLocation:
     scheme, sep, _ = target.partition("://")
     if sep and _SCHEME.fullmatch(scheme):
         if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
-            raise UnsupportedStore(
-                f"{scheme}:// stores need the PostgreSQL backend, which this build of runlog "
-                f"does not include yet; use a SQLite store: {_SUPPORTED}"
-            )
+            return StoreLocation("postgresql", None, target)
         raise UnsupportedStore(f"unknown store scheme {scheme!r} in {target!r}; pass {_SUPPORTED}")
     return _file(Path(target))
 

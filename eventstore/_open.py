@@ -11,6 +11,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from ._codec import EventCodec, default_codec
 from ._errors import InvalidArgument
 from ._location import parse_location
+from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
 
 __all__ = ["Opening", "open_store"]
@@ -63,14 +64,17 @@ def open_store(
     poll_interval: float = 0.1,
     codec: EventCodec | None = None,
     clock: Callable[[], float] = time.time,
-) -> Opening[SQLiteStore]:
+) -> Opening[SQLiteStore | PostgresStore]:
     """Open the event store at ``target``.
 
     Args:
-        target: a file path, ``sqlite:///relative.db``, ``sqlite:////absolute.db``, or
-            ``:memory:`` / ``sqlite://`` for a store that lives as long as the object.
+        target: a file path, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
+            ``:memory:`` / ``sqlite://`` for a store that lives as long as the object, or
+            ``postgresql://user:password@host:port/dbname`` for a PostgreSQL database.
         create: create the database (and its directory) if it does not exist.
-        lock_timeout: seconds an append waits for other writers before ``StoreBusy``.
+        lock_timeout: seconds an append waits for other writers before ``StoreBusy``;
+            on PostgreSQL also how long an operation retries a lost connection before
+            ``StoreUnavailable``.
         max_event_bytes: the largest encoded event accepted (``EventTooLarge`` above it).
         durability: ``"normal"`` survives a crash of the process (SQLite WAL,
             ``synchronous=NORMAL``); ``"full"`` also survives power loss, at the cost of
@@ -94,7 +98,8 @@ def open_store(
         raise InvalidArgument(f"durability is 'normal' or 'full', not {durability!r}")
     if poll_interval <= 0:
         raise InvalidArgument(f"poll_interval must be positive, got {poll_interval}")
-    store = SQLiteStore(
+    backend = PostgresStore if location.backend == "postgresql" else SQLiteStore
+    store = backend(
         location,
         codec=codec or default_codec,
         create=create,

@@ -25,7 +25,7 @@ from typing import Any, Self, TypeVar, cast
 import aiosqlite
 import anyio
 
-from ._chain import GENESIS_HASH, chain_hash
+from ._chain import GENESIS_HASH
 from ._codec import EventCodec, event_id_bytes
 from ._errors import (
     CorruptStore,
@@ -41,6 +41,7 @@ from ._errors import (
     WrongExpectedVersion,
 )
 from ._events import Event
+from ._import import check_imported, plan_import
 from ._location import StoreLocation
 from ._sqlite_schema import check_header, ensure_schema
 from ._subscription import Subscription
@@ -467,17 +468,7 @@ class SQLiteStore:
             WrongExpectedVersion: a stream here is not one version behind the event.
             EventTooLarge: an event is over this store's ``max_event_bytes``.
         """
-        rows = list(events)
-        for stored in rows:
-            _check_stream(stored.stream)
-            if len(stored.event_id_bytes) != 16:
-                raise InvalidArgument(f"event at position {stored.position} has no 16-byte id")
-            if len(stored.data) > self._max_event_bytes:
-                raise EventTooLarge(
-                    f"event at position {stored.position} is {len(stored.data)} bytes, over the "
-                    f"store's limit of {self._max_event_bytes}; open the store with a larger "
-                    "max_event_bytes"
-                )
+        rows = check_imported(events, self._max_event_bytes)
         result = await self._run(self._connection(writer=True), self._import_tx, rows)
         if result.added:
             self._appended.set()
@@ -491,73 +482,48 @@ class SQLiteStore:
             head = db.execute(
                 "SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1"
             ).fetchone()
-            last, last_time, previous = head if head is not None else (0, 0, GENESIS_HASH)
-            streams: dict[str, list[Any]] = {}  # name -> [stream_id or None, version]
-            added = skipped = raised = 0
-            for stored in rows:
-                found = known.get(stored.event_id_bytes)
-                if found is not None:
-                    if found != (stored.stream, stored.version, stored.data):
-                        raise EventIdConflict(
-                            f"event id {_show_id(stored.event_id_bytes)} (source position "
-                            f"{stored.position}) is already stored here with other content; "
-                            "this log and the imported one have diverged"
-                        )
-                    skipped += 1
-                    continue
-                entry = streams.get(stored.stream)
-                if entry is None:
-                    row = db.execute(
-                        "SELECT stream_id, version FROM streams WHERE name = ?", (stored.stream,)
-                    ).fetchone()
-                    entry = streams[stored.stream] = list(row) if row else [None, -1]
-                if stored.version != entry[1] + 1:
-                    raise WrongExpectedVersion(stored.stream, stored.version - 1, entry[1])
-                position = last + 1
-                recorded_at = stored.recorded_at_us
-                if recorded_at < last_time:
-                    recorded_at, raised = last_time, raised + 1
-                if entry[0] is None:
-                    cursor = db.execute(
-                        "INSERT INTO streams (name, version, first_position, last_position) "
-                        "VALUES (?, ?, ?, ?)",
-                        (stored.stream, stored.version, position, position),
-                    )
-                    entry[0] = cursor.lastrowid
-                else:
-                    db.execute(
-                        "UPDATE streams SET version = ?, last_position = ? WHERE stream_id = ?",
-                        (stored.version, position, entry[0]),
-                    )
-                entry[1] = stored.version
-                previous = chain_hash(
-                    previous,
-                    position,
-                    stored.version,
-                    recorded_at,
-                    stored.event_id_bytes,
-                    stored.stream.encode(),
-                    stored.data,
+            ids: dict[str, int] = {}
+            versions: dict[str, int] = {}
+            for name in {stored.stream for stored in rows}:
+                row = db.execute(
+                    "SELECT stream_id, version FROM streams WHERE name = ?", (name,)
+                ).fetchone()
+                if row is not None:
+                    ids[name], versions[name] = row
+            plan = plan_import(rows, known, versions, head)
+            for name, (version, first, last) in plan.new_streams.items():
+                cursor = db.execute(
+                    "INSERT INTO streams (name, version, first_position, last_position) "
+                    "VALUES (?, ?, ?, ?)",
+                    (name, version, first, last),
                 )
+                assert cursor.lastrowid is not None
+                ids[name] = cursor.lastrowid
+            for name, (version, last) in plan.moved_streams.items():
                 db.execute(
-                    _INSERT[1],
-                    (
-                        position,
-                        entry[0],
-                        stored.version,
-                        stored.event_id_bytes,
-                        recorded_at,
-                        stored.data,
-                        previous,
-                    ),
+                    "UPDATE streams SET version = ?, last_position = ? WHERE stream_id = ?",
+                    (version, last, ids[name]),
                 )
-                known[stored.event_id_bytes] = (stored.stream, stored.version, stored.data)
-                last, last_time, added = position, recorded_at, added + 1
+            db.executemany(
+                _INSERT[1],
+                [
+                    (
+                        r.position,
+                        ids[r.stream],
+                        r.version,
+                        r.event_id,
+                        r.recorded_at_us,
+                        r.data,
+                        r.hash,
+                    )
+                    for r in plan.rows
+                ],
+            )
             db.execute("COMMIT")
         finally:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-        return ImportResult(added=added, skipped=skipped, times_raised=raised, head=last)
+        return ImportResult(len(plan.rows), plan.skipped, plan.times_raised, plan.head)
 
     def _stored_ids(
         self, db: sqlite3.Connection, ids: list[bytes]

@@ -14,6 +14,7 @@ from eventstore import (
     EventStore,
     InvalidArgument,
     Opening,
+    PostgresStore,
     RecordedEvent,
     RunLogError,
     SQLiteStore,
@@ -21,6 +22,7 @@ from eventstore import (
 )
 
 from ._fold import Model, RunKey
+from ._postgres import PostgresReadModel
 from ._readmodel import MemoryReadModel, ReadModel, Snapshot
 from ._sqlite import SQLiteReadModel
 from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
@@ -51,8 +53,8 @@ class Projector:
     Every query first folds in whatever was appended since the last one (by this
     process or any other), so it sees every append that returned before it was asked.
     With a SQLite file store the read model is kept in the same file, with the position
-    it reflects, so opening a large store does not replay it; with an in-memory store
-    it lives in memory.
+    it reflects, so opening a large store does not replay it (with a PostgreSQL store,
+    in the same database); with an in-memory store it lives in memory.
 
     Use ``async with open_projector(store) as projector``.
     """
@@ -70,6 +72,9 @@ class Projector:
         path = self._store.path if isinstance(self._store, SQLiteStore) else None
         if path is not None:
             self._read_model = await SQLiteReadModel(path).open()
+            self._position = await self._read_model.checkpoint()
+        elif isinstance(self._store, PostgresStore):
+            self._read_model = await PostgresReadModel(self._store).open()
             self._position = await self._read_model.checkpoint()
         else:
             self._read_model = MemoryReadModel()

@@ -15,6 +15,8 @@ from typing import Any
 
 from eventstore import EventStore, open_store
 
+from ._postgres import database_url
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -26,6 +28,8 @@ class Backend:
 BACKENDS = [
     Backend("sqlite-file", lambda tmp: str(tmp / "store.db"), persistent=True),
     Backend("sqlite-memory", lambda tmp: ":memory:", persistent=False),
+    # A fresh database per target on the test server (see _postgres); skips without one.
+    Backend("postgres", database_url, persistent=True),
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from eventstore import EventStore
 
 from ._backends import BACKENDS, Backend, StoreFactory
+from ._postgres import stop_server
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
@@ -37,3 +38,10 @@ def persistent_backend(request: pytest.FixtureRequest) -> Backend:
 @pytest.fixture
 def persistent_factory(persistent_backend: Backend, tmp_path: Path) -> StoreFactory:
     return StoreFactory(persistent_backend, tmp_path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_server() -> Iterator[None]:
+    """Stop the throwaway PostgreSQL server (if a test started one) when the session ends."""
+    yield
+    stop_server()

@@ -202,10 +202,12 @@ def test_a_plain_path_and_a_pathlike(tmp_path: Path) -> None:
     assert parse_location(tmp_path / "x.db").url == f"sqlite:///{tmp_path / 'x.db'}"
 
 
-@pytest.mark.parametrize("target", ["postgresql://u@localhost/db", "postgres://h/db"])
-def test_postgres_urls_say_the_backend_is_not_in_this_build(target: str) -> None:
-    with pytest.raises(UnsupportedStore, match="PostgreSQL backend"):
-        parse_location(target)
+@pytest.mark.parametrize(
+    "target", ["postgresql://u@localhost/db", "postgres://h/db", "postgresql+asyncpg://h/db"]
+)
+def test_postgres_urls_name_the_postgres_backend(target: str) -> None:
+    location = parse_location(target)
+    assert (location.backend, location.path, location.url) == ("postgresql", None, target)
 
 
 def test_an_unknown_scheme_is_refused() -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .._postgres import database_url
+
 VARIABLES = ["RUN_ID", "RESUME", "PROJECT", "STORE", "DIR", "SWEEP_ID", "SWEEP_PARAM_PATH"]
 
 
@@ -23,3 +25,13 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working directory: the default root of the auto-resume file and the store."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_target(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A fresh store of each backend, also set as ``RUNLOG_STORE`` (the default store)."""
+    target = str(tmp_path / "store.db") if request.param == "sqlite" else database_url()
+    monkeypatch.setenv("RUNLOG_STORE", target)
+    return target

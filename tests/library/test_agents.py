@@ -19,7 +19,7 @@ GRID = {"method": "grid", "parameters": {"lr": {"values": [0.1, 0.01]}}}
 pytestmark = pytest.mark.slow
 
 
-def agent_command(store: Path, sweep_id: str, mode: str, *options: str) -> list[str]:
+def agent_command(store: Path | str, sweep_id: str, mode: str, *options: str) -> list[str]:
     """``runlog agent`` running the sweep trainer in ``mode`` as its child."""
     return [
         RUNLOG,
@@ -60,8 +60,10 @@ async def first_exit(store_path: Path) -> None:
                     return
 
 
-async def test_the_in_process_agent_runs_the_function_for_each_grid_cell(root: Path) -> None:
-    store = root / "store.db"
+async def test_the_in_process_agent_runs_the_function_for_each_grid_cell(
+    root: Path, store_target: str
+) -> None:
+    store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     seen: list[dict[str, object]] = []
 
@@ -83,8 +85,8 @@ async def test_the_in_process_agent_runs_the_function_for_each_grid_cell(root: P
     )
 
 
-async def test_count_stops_the_agent(root: Path) -> None:
-    store = root / "store.db"
+async def test_count_stops_the_agent(root: Path, store_target: str) -> None:
+    store = store_target
     sweep_id = await api.create_sweep(
         {**GRID, "method": "random", "parameters": {"lr": {"min": 0.0, "max": 1.0}}},
         project="p",
@@ -98,8 +100,10 @@ async def test_count_stops_the_agent(root: Path) -> None:
     assert await api.agent(sweep_id, train, store=store, count=3) == 3
 
 
-async def test_a_preempted_run_is_resumed_first_at_its_step_by_the_cli_agent(root: Path) -> None:
-    store = root / "store.db"
+async def test_a_preempted_run_is_resumed_first_at_its_step_by_the_cli_agent(
+    root: Path, store_target: str
+) -> None:
+    store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     done = await anyio.run_process(
         [
@@ -144,8 +148,10 @@ async def test_a_preempted_run_is_resumed_first_at_its_step_by_the_cli_agent(roo
     assert sweep.queue == [second[1]]
 
 
-async def test_cancel_kills_a_running_child_which_ends_killed(root: Path) -> None:
-    store = root / "store.db"
+async def test_cancel_kills_a_running_child_which_ends_killed(
+    root: Path, store_target: str
+) -> None:
+    store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(agent_command(store, sweep_id, "long")) as agent:
         await first_step_logged(store)
@@ -155,8 +161,10 @@ async def test_cancel_kills_a_running_child_which_ends_killed(root: Path) -> Non
     assert set((await states(store)).values()) == {RunStatus.KILLED}
 
 
-async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(root: Path) -> None:
-    store = root / "store.db"
+async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(
+    root: Path, store_target: str
+) -> None:
+    store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(
         agent_command(store, sweep_id, "long", "--forward-signals")
@@ -179,9 +187,9 @@ async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(root: Pat
     ids=["pause", "stop"],
 )
 async def test_pause_and_stop_let_the_running_child_finish_and_start_nothing_new(
-    root: Path, command: object, agent_exits: bool
+    root: Path, store_target: str, command: object, agent_exits: bool
 ) -> None:
-    store = root / "store.db"
+    store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(agent_command(store, sweep_id, "short")) as agent:
         await first_step_logged(store)
@@ -199,8 +207,10 @@ async def test_pause_and_stop_let_the_running_child_finish_and_start_nothing_new
             assert list((await states(store)).values()) == [RunStatus.FINISHED] * 2
 
 
-async def test_a_killed_agent_leaves_its_childs_run_to_finish_not_in_limbo(root: Path) -> None:
-    store = root / "store.db"
+async def test_a_killed_agent_leaves_its_childs_run_to_finish_not_in_limbo(
+    root: Path, store_target: str
+) -> None:
+    store = store_target
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(agent_command(store, sweep_id, "short")) as agent:
         await first_step_logged(store)

@@ -17,8 +17,8 @@ AGENT = str(Path(__file__).parent.parent / "_agent_process.py")
 pytestmark = pytest.mark.slow
 
 
-async def test_eight_agents_drain_200_runs_exactly_once(root: Path) -> None:
-    store = root / "store.db"
+async def test_eight_agents_drain_200_runs_exactly_once(root: Path, store_target: str) -> None:
+    store = store_target
     grid = {
         "method": "grid",
         "parameters": {"a": {"min": 1, "max": 20}, "b": {"min": 1, "max": 10}},

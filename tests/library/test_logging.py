@@ -151,8 +151,10 @@ async def test_heartbeats_are_written_only_when_nothing_else_was(root: Path) -> 
     assert idle >= 3
 
 
-async def test_a_saved_file_is_restored_by_a_resumed_run_elsewhere(tmp_path: Path) -> None:
-    store = tmp_path / "shared.db"
+async def test_a_saved_file_is_restored_by_a_resumed_run_elsewhere(
+    tmp_path: Path, store_target: str
+) -> None:
+    store = store_target
     checkpoint = tmp_path / "machine-a" / "model-best.h5"
     checkpoint.parent.mkdir()
     checkpoint.write_bytes(os.urandom(100_000))

@@ -11,6 +11,9 @@ import api
 from eventstore import open_store
 from projections import open_projector
 
+# Every test here runs on a SQLite file and on PostgreSQL (RUNLOG_STORE).
+pytestmark = pytest.mark.usefixtures("store_target")
+
 
 async def start_and_finish(run_id: str = "r1", exit_code: int = 0, steps: int = 3) -> None:
     run = await api.init(project="p", id=run_id)
@@ -97,8 +100,8 @@ async def test_the_legacy_resume_run_id_form_says_what_to_write(root: Path) -> N
 # --- §3.3 atomic decision -----------------------------------------------------------------
 
 
-async def test_two_racing_allows_give_one_creation_and_one_resume(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "store.db") as store:
+async def test_two_racing_allows_give_one_creation_and_one_resume(store_target: str) -> None:
+    async with open_store(store_target) as store:
         runs: list[api.Run] = []
 
         async def start() -> None:

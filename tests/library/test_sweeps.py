@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import anyio
 import pytest
 
@@ -15,8 +13,8 @@ GRID = {"method": "grid", "parameters": {"lr": {"values": [0.1, 0.01]}, "bs": {"
 
 
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    async with open_store(tmp_path / "store.db") as opened:
+async def store(store_target: str):  # type: ignore[no-untyped-def]
+    async with open_store(store_target) as opened:
         yield opened
 
 
@@ -209,8 +207,8 @@ async def test_run_cap_limits_runs_that_start(store: EventStore) -> None:
     )
 
 
-async def test_racing_agents_claim_every_combination_exactly_once(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+async def test_racing_agents_claim_every_combination_exactly_once(store_target: str) -> None:
+    path = store_target
     big = {"method": "grid", "parameters": {"a": {"min": 1, "max": 5}, "b": {"min": 1, "max": 4}}}
     async with open_store(path) as store:
         sweep_id = await running_sweep(store, big)
