@@ -159,3 +159,53 @@ def explain(run: str, store: str | None) -> None:
         raise click.UsageError("name the run as PROJECT/RUN_ID")
     for line in _run(lambda: explain_run(project, run_id, store=store)):
         click.echo(line)
+
+
+@main.command()
+@_store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port to listen on.")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding the write endpoints' bearer token (default: $RUNLOG_SERVER_TOKEN).",
+)
+@click.option(
+    "--reap-interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between watchdog rounds (0 turns the watchdog off).",
+)
+@click.option(
+    "--reap-timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds of silence before the watchdog expires a run.",
+)
+def serve(
+    store: str | None,
+    host: str,
+    port: int,
+    token_file: str | None,
+    reap_interval: float,
+    reap_timeout: float,
+) -> None:
+    """Serve the store over HTTP: JSON API, live events, remote runs and a dashboard."""
+    from ._server import load_token
+    from ._server import serve as run_server
+
+    try:
+        token = load_token(token_file)
+    except RunLogError as exc:
+        raise click.ClickException(str(exc)) from exc
+    run_server(
+        store_target(store, root_dir()),
+        host=host,
+        port=port,
+        token=token,
+        reap_interval=reap_interval or None,
+        reap_timeout=reap_timeout,
+    )

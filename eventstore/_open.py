@@ -6,12 +6,15 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from ._codec import EventCodec, default_codec
 from ._errors import InvalidArgument
 from ._location import parse_location
 from ._sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from ._http import HTTPStore
 
 __all__ = ["Opening", "open_store"]
 
@@ -63,12 +66,14 @@ def open_store(
     poll_interval: float = 0.1,
     codec: EventCodec | None = None,
     clock: Callable[[], float] = time.time,
-) -> Opening[SQLiteStore]:
+) -> Opening[SQLiteStore] | Opening[HTTPStore]:
     """Open the event store at ``target``.
 
     Args:
-        target: a file path, ``sqlite:///relative.db``, ``sqlite:////absolute.db``, or
-            ``:memory:`` / ``sqlite://`` for a store that lives as long as the object.
+        target: a file path, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
+            ``:memory:`` / ``sqlite://`` for a store that lives as long as the object, or
+            ``http(s)://host:port`` for a store served by ``runlog serve`` (writes send
+            the token in ``RUNLOG_TOKEN``).
         create: create the database (and its directory) if it does not exist.
         lock_timeout: seconds an append waits for other writers before ``StoreBusy``.
         max_event_bytes: the largest encoded event accepted (``EventTooLarge`` above it).
@@ -86,6 +91,12 @@ def open_store(
         StoreUnavailable: the file cannot be opened or created.
     """
     location = parse_location(target)
+    if location.backend == "http":
+        # A runlog server (runlog serve): writes send the bearer token in RUNLOG_TOKEN.
+        from ._http import HTTPStore
+
+        remote = HTTPStore(location.url, codec=codec or default_codec, poll_interval=poll_interval)
+        return Opening(remote._open)
     if lock_timeout <= 0:
         raise InvalidArgument(f"lock_timeout must be positive, got {lock_timeout}")
     if max_event_bytes <= 0:
