@@ -15,8 +15,7 @@ from typing import Protocol
 
 import msgspec
 
-from eventstore import EventStore, StreamInfo
-from eventstore._http import HTTPStore
+from eventstore import EventStore, HTTPStore, StreamInfo
 from projections import Projector, RunState, open_projector
 
 __all__ = ["RunStates", "run_states"]

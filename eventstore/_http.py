@@ -55,6 +55,7 @@ TOKEN_ENV = "RUNLOG_TOKEN"
 """The environment variable holding the bearer token a client sends with writes."""
 _MSGPACK = "application/msgpack"
 _PAGE = 1000
+_CHUNK = 1 << 20
 
 
 class _Wire(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -181,7 +182,7 @@ class HTTPStore:
         path: str,
         *,
         params: dict[str, Any] | None = None,
-        body: bytes | None = None,
+        body: bytes | AsyncIterator[bytes] | None = None,
         media: str = _MSGPACK,
         context: dict[str, Any] | None = None,
     ) -> bytes:
@@ -281,27 +282,58 @@ class HTTPStore:
         return AppendResult(out.stream, tuple(out.positions), out.version, out.deduplicated)
 
     async def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
-        """Upload a file to the server's content-addressed store; its digest and size."""
+        """Upload a file to the server's content-addressed store, a chunk at a time;
+        its digest and size."""
         source = Path(path)
         try:
-            data = await anyio.Path(source).read_bytes()
+            file = await anyio.open_file(source, "rb")
         except OSError as exc:
             raise InvalidArgument(f"cannot read {source}: {exc}") from exc
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async with file:
+                while chunk := await file.read(_CHUNK):
+                    yield chunk
+
         raw = await self.request(
-            "PUT", "/api/store/files", body=data, media="application/octet-stream"
+            "PUT", "/api/store/files", body=chunks(), media="application/octet-stream"
         )
         digest, size = msgspec.msgpack.decode(raw, type=tuple[str, int])
         return digest, size
 
     async def get_file(self, digest: str, path: str | os.PathLike[str]) -> int:
-        """Download the stored file ``digest`` to ``path`` (atomically); its size."""
-        data = await self.request("GET", f"/api/store/files/{digest}")
+        """Download the stored file ``digest`` to ``path`` (atomically); its size.
+
+        Raises:
+            InvalidArgument: nothing is stored under ``digest``.
+        """
+        import httpx
+
+        if self._client is None:
+            raise StoreClosed(f"the store {self._url} is closed; open it with open_store()")
         target = Path(path)
         partial = target.with_name(f".{target.name}.runlog-partial")
         await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
-        await anyio.Path(partial).write_bytes(data)
+        size = 0
+        try:
+            async with self._client.stream("GET", f"/api/store/files/{digest}") as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._raise_for(response, {})
+                async with await anyio.open_file(partial, "wb") as out:
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        size += len(chunk)
+                        await out.write(chunk)
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await anyio.Path(partial).unlink(missing_ok=True)
+            if isinstance(exc, httpx.TransportError):
+                raise StoreUnavailable(
+                    f"cannot reach the runlog server at {self._url}: {exc!r}"
+                ) from exc
+            raise
         os.replace(partial, target)
-        return len(data)
+        return size
 
     # --- reading ------------------------------------------------------------------------
 

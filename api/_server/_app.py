@@ -35,7 +35,6 @@ from ._openapi import openapi
 __all__ = ["create_app"]
 
 log = logging.getLogger("runlog.server")
-_MAX_BODY = 1 << 34  # file uploads stream to disk; other bodies are bounded by their endpoint
 
 
 def create_app(
@@ -117,7 +116,6 @@ def create_app(
             msgspec.ValidationError: validation_error_handler,
             msgspec.DecodeError: validation_error_handler,
         },
-        max_body_size=_MAX_BODY,
     )
 
 

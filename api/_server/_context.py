@@ -20,6 +20,7 @@ from ._schemas import EventOut, json_encoder
 __all__ = [
     "Context",
     "body_as",
+    "read_body",
     "context",
     "event_out",
     "int_param",
@@ -112,12 +113,31 @@ def text_param(request: Request, name: str) -> str | None:
     return value
 
 
-async def body_as(request: Request, kind: type[_T]) -> _T:
-    """The JSON body decoded into ``kind``; a 400/415 naming the problem otherwise."""
+JSON_BODY = 64 << 20
+"""The largest JSON body a write endpoint reads (bodies are read whole)."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"the body is too large: {declared} bytes, at most {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"the body is too large: over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def body_as(request: Request, kind: type[_T], limit: int = JSON_BODY) -> _T:
+    """The JSON body decoded into ``kind``; a 400/413/415 naming the problem otherwise."""
     media = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if media not in ("application/json", ""):
         raise Problem(415, f"send the body as application/json, not {media}")
-    raw = await request.body()
+    raw = await read_body(request, limit)
     try:
         return msgspec.json.decode(raw, type=kind)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

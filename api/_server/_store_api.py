@@ -22,7 +22,7 @@ from starlette.responses import Response
 from eventstore import DecodeError, NewEvent, RecordedEvent, default_codec
 
 from ._auth import require_token
-from ._context import MAX_PAGE, context, int_param, text_param
+from ._context import MAX_PAGE, context, int_param, read_body, text_param
 from ._errors import Problem
 from ._read import file_by_digest
 from ._schemas import AppendIn, AppendOut, RunStateOut, WireRecord, msgpack_encoder
@@ -42,7 +42,8 @@ __all__ = [
 ]
 
 MSGPACK = "application/msgpack"
-_MAX_FILE = 1 << 34
+_MAX_FILE = 1 << 34  # uploads stream to a temporary file, never held in memory
+_APPEND_BODY = 256 << 20  # a batch of appends is read whole; the library sends ~1000 events
 _append_decoder = msgspec.msgpack.Decoder(AppendIn)
 _positions_decoder = msgspec.msgpack.Decoder(list[int])
 
@@ -59,12 +60,13 @@ def _wire(records: list[RecordedEvent]) -> list[WireRecord]:
     ]
 
 
-async def _msgpack_body(request: Request, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
+async def _msgpack_body(request: Request, decoder: msgspec.msgpack.Decoder[Any], limit: int) -> Any:
     media = request.headers.get("content-type", "").split(";")[0].strip()
     if media != MSGPACK:
         raise Problem(415, f"send the body as {MSGPACK}, not {media or 'nothing'}")
+    raw = await read_body(request, limit)
     try:
-        return decoder.decode(await request.body())
+        return decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise Problem(400, f"the request body is invalid: {exc}") from None
 
@@ -73,7 +75,7 @@ async def append(request: Request) -> Response:
     """POST /api/store/append (token): ``store.append`` with ids and expected version."""
     ctx = context(request)
     require_token(request, ctx.token)
-    body: AppendIn = await _msgpack_body(request, _append_decoder)
+    body: AppendIn = await _msgpack_body(request, _append_decoder, _APPEND_BODY)
     batch: list[NewEvent] = []
     for index, wire in enumerate(body.events):
         if len(wire.id) != 16:
@@ -142,7 +144,7 @@ async def read_stream(request: Request) -> Response:
 async def positions(request: Request) -> Response:
     """POST /api/store/positions: the events at the positions given (a msgpack list)."""
     ctx = context(request)
-    wanted: list[int] = await _msgpack_body(request, _positions_decoder)
+    wanted: list[int] = await _msgpack_body(request, _positions_decoder, 1 << 20)
     if len(wanted) > MAX_PAGE:
         raise Problem(400, f"ask for at most {MAX_PAGE} positions at a time")
     return _reply(_wire(await ctx.store.read_positions(wanted)))

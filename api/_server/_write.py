@@ -36,6 +36,7 @@ from ._schemas import FinishIn, InitIn, InitOut, LogIn, LogOut, SweepCreateIn, S
 __all__ = ["control_sweep", "finish_run", "init_run", "log_steps", "new_sweep"]
 
 _ATTEMPTS = 50
+_SMALL = 1 << 20  # bodies that hold a few fields
 
 
 def _authorized(request: Request) -> Context:
@@ -143,7 +144,7 @@ async def finish_run(request: Request) -> Response:
     """POST /api/runs/{project}/{run_id}/finish: end an incarnation with an exit code."""
     ctx = _authorized(request)
     project, run_id = path_param(request, "project"), path_param(request, "run_id")
-    body = await body_as(request, FinishIn)
+    body = await body_as(request, FinishIn, _SMALL)
     if not -(1 << 31) <= body.exit_code < 1 << 31:
         raise Problem(400, f"exit_code {body.exit_code} is not a process exit code")
     event = RunExited(
@@ -155,7 +156,7 @@ async def finish_run(request: Request) -> Response:
 async def new_sweep(request: Request) -> Response:
     """POST /api/sweeps: create a sweep from a config."""
     ctx = _authorized(request)
-    body = await body_as(request, SweepCreateIn)
+    body = await body_as(request, SweepCreateIn, _SMALL)
     if body.sweep_id is not None:
         check_run_id(body.sweep_id)  # sweep ids follow the run id rules
     if body.project is not None:

@@ -37,6 +37,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
             **AUTH, "content-type": "application/msgpack"}}, 400, "invalid"),
         ("POST", "/api/store/append", {"json": {}, "headers": AUTH}, 415, "msgpack"),
         ("POST", "/api/sweeps/sw1/explode", {"headers": AUTH}, 404, "explode"),
+        ("POST", "/api/runs/a/done/finish", {"content": b" " * (2 << 20), "headers": AUTH},
+         413, "large"),
         ("POST", "/api/sweeps/nope/pause", {"headers": AUTH}, 404, "nope"),
     ],
 )  # fmt: skip

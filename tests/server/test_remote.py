@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import api
-from eventstore import StoreError, open_store
+from eventstore import InvalidArgument, StoreError, open_store
 
 from ._server import TOKEN, running_server
 
@@ -124,10 +124,19 @@ async def test_files_round_trip_through_the_server(
     checkpoint.write_bytes(bytes(range(256)) * 100)
     async with api.init(project="f", id="files", store=url, dir=tmp_path) as run:
         await run.save(checkpoint)
+        empty = tmp_path / "empty.txt"
+        empty.write_bytes(b"")
+        await run.save(empty)
     checkpoint.unlink()
+    empty.unlink()
     async with api.init(project="f", id="files", store=url, dir=tmp_path, resume="must") as run:
         restored = await run.restore("ckpt.bin")
+        assert (await run.restore("empty.txt")).read_bytes() == b""
     assert restored.read_bytes() == bytes(range(256)) * 100
+    async with open_store(url) as store:
+        with pytest.raises(InvalidArgument, match="no file"):
+            await store.get_file("blake2b-256:" + "0" * 64, tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
 
 
 async def test_without_the_token_a_remote_init_is_refused_and_writes_nothing(
