@@ -67,4 +67,6 @@ def running_server(
         output.close()
     # uvicorn re-raises the signal it stopped on once it has shut down cleanly.
     assert process.returncode in (0, -signal.SIGTERM), process.returncode
-    assert b"Application shutdown complete" in log_path.read_bytes()
+    logged = log_path.read_bytes()
+    assert b"Application shutdown complete" in logged
+    assert TOKEN.encode() not in logged  # the token is never logged

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
@@ -92,6 +94,39 @@ async def test_a_server_without_a_token_refuses_every_write(
             )
     assert response.status_code == 403
     assert "RUNLOG_SERVER_TOKEN" in response.json()["detail"]
+
+
+async def test_the_token_can_come_from_a_file(
+    populated: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    path, _ = populated
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file-0123456789\n")
+    with running_server(path, "--token-file", str(token_file), token=None) as url:
+        async with httpx.AsyncClient(base_url=url) as client:
+            wrong = await client.post(
+                "/api/runs", json={"project": "a", "id": "filed"}, headers=AUTH
+            )
+            right = await client.post(
+                "/api/runs",
+                json={"project": "a", "id": "filed"},
+                headers={"Authorization": "Bearer from-a-file-0123456789"},
+            )
+    assert wrong.status_code == 403
+    assert right.status_code == 201
+
+
+def test_a_short_token_is_refused_at_start(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("tiny-tok")
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "serve", "--store", str(tmp_path / "s.db"),
+         "--token-file", str(token_file)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "shorter than 16 characters" in done.stderr
+    assert "tiny-tok" not in done.stderr  # the message names the file, never the token
 
 
 async def test_init_log_finish_over_json_with_fencing(client: httpx.AsyncClient) -> None:

@@ -116,6 +116,19 @@ async def test_logging_is_group_committed_over_http(
     assert len(commits) <= 50
 
 
+def test_the_blocking_facade_logs_through_the_server(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api import sync
+
+    monkeypatch.setenv("RUNLOG_TOKEN", TOKEN)
+    with sync.init(project="s", id="blocking", store=url) as run:
+        for step in range(300):
+            run.log({"loss": 1 / (step + 1)})
+    state = httpx.get(f"{url}/api/runs/s/blocking").json()
+    assert (state["status"], state["steps"], state["last_step"]) == ("finished", 300, 299)
+
+
 async def test_files_round_trip_through_the_server(
     url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
