@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventstore import EventStore, RunLogError, open_store
-from projections import open_projector
+from projections import Projector, open_projector
 
 from .._sweeps import reap
 from . import _read, _sse, _store_api, _write
@@ -67,6 +67,7 @@ def create_app(
             app.state.runlog = Context(opened, projector, token, keepalive)
             try:
                 async with anyio.create_task_group() as group:
+                    group.start_soon(_keep_current, projector)
                     if reap_interval is not None:
                         group.start_soon(_watchdog, opened, reap_interval, reap_timeout)
                     yield
@@ -117,6 +118,21 @@ def create_app(
             msgspec.DecodeError: validation_error_handler,
         },
     )
+
+
+async def _keep_current(projector: Projector, interval: float = 0.5) -> None:
+    """Fold new events into the read model in the background.
+
+    Every query catches up first anyway (read-your-writes); doing it here as well keeps
+    that catch-up small, so a query after a burst of logging (a remote ``init``, a
+    dashboard refresh) does not fold the whole burst while the client waits.
+    """
+    while True:
+        try:
+            await projector.catch_up()
+        except RunLogError as exc:
+            log.warning("folding new events failed, retrying: %s", exc)
+        await anyio.sleep(interval)
 
 
 async def _watchdog(store: EventStore, interval: float, silence_s: float) -> None:

@@ -97,7 +97,9 @@ def openapi() -> dict[str, Any]:
         _param("limit", kind="integer", minimum=1, maximum=10_000),
         _param("offset", kind="integer", minimum=0),
     ]
-    listing = [_param("project"), _param("status"), *page]
+    order = {"name": "order", "in": "query", "required": False,
+             "schema": {"enum": ["oldest", "newest"]}}  # fmt: skip
+    listing = [_param("project"), _param("status"), order, *page]
     msgpack = "application/msgpack"
     paths: dict[str, Any] = {
         "/api/health": {"get": _op("The server and its store answer", "application/json")},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import msgspec
@@ -41,6 +42,7 @@ __all__ = [
     "timeline",
 ]
 
+_I = TypeVar("_I")
 _MAX_POINTS = 100_000
 _TIMELINE_SCAN = 20_000  # events one timeline request reads at most, skipping steps
 
@@ -54,6 +56,13 @@ async def health(request: Request) -> Response:
     """GET /api/health: the server is up and its store answers."""
     await context(request).store.head()
     return json_response({"ok": True})
+
+
+def _ordered(request: Request, items: list[_I]) -> list[_I]:
+    order = request.query_params.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise Problem(400, f"order is 'oldest' or 'newest', not {order!r}")
+    return items[::-1] if order == "newest" else items
 
 
 def _page_params(request: Request) -> tuple[int, int]:
@@ -74,11 +83,13 @@ def _status(raw: str | None, kind: type[RunStatus] | type[SweepStatus]) -> str |
 
 
 async def list_runs(request: Request) -> Response:
-    """GET /api/runs?project=&status=&limit=&offset="""
+    """GET /api/runs?project=&status=&order=&limit=&offset=: oldest first, or newest."""
     ctx = context(request)
     limit, offset = _page_params(request)
     status = _status(text_param(request, "status"), RunStatus)
-    runs = await ctx.projector.runs(text_param(request, "project") or None, status)
+    runs = _ordered(
+        request, await ctx.projector.runs(text_param(request, "project") or None, status)
+    )
     page = runs[offset : offset + limit]
     following = offset + len(page)
     return json_response(
@@ -188,11 +199,13 @@ def _remove(folder: str) -> None:
 
 
 async def list_sweeps(request: Request) -> Response:
-    """GET /api/sweeps?project=&status=&limit=&offset="""
+    """GET /api/sweeps?project=&status=&order=&limit=&offset=: oldest first, or newest."""
     ctx = context(request)
     limit, offset = _page_params(request)
     status = _status(text_param(request, "status"), SweepStatus)
-    sweeps = await ctx.projector.sweeps(text_param(request, "project") or None, status)
+    sweeps = _ordered(
+        request, await ctx.projector.sweeps(text_param(request, "project") or None, status)
+    )
     page = sweeps[offset : offset + limit]
     following = offset + len(page)
     return json_response(

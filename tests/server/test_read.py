@@ -15,6 +15,10 @@ async def test_runs_filter_by_project_and_status_and_paginate(client: httpx.Asyn
     ).json()
     assert [r["run_id"] for r in finished_a["items"]] == ["done"]
     assert finished_a["items"][0]["last_step"] == 99
+    newest = (await client.get("/api/runs", params={"order": "newest", "limit": 2})).json()
+    assert [r["run_id"] for r in newest["items"]] == [
+        r["run_id"] for r in everything["items"][::-1][:2]
+    ]
     failed = (await client.get("/api/runs", params={"status": "failed"})).json()
     assert [r["run_id"] for r in failed["items"]] == ["failed"]
 
