@@ -69,12 +69,12 @@ async def _stream(
     sent = anyio.current_time()
     async with ctx.store.subscribe(start) as subscription:
         while True:
+            if ctx.stopping:
+                return
             record: RecordedEvent | None = None
             # Cancelling a wait for the next event loses nothing: the subscription moves
             # on only after a page is read. An idle stream sends a comment now and then,
             # which is also how a vanished client is noticed (the write fails).
-            if ctx.stopping:
-                return
             with anyio.move_on_after(ctx.keepalive) as scope:
                 ctx.waiting.add(scope)
                 try:

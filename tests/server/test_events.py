@@ -9,6 +9,7 @@ import httpx
 
 from eventstore import StepLogged, open_store
 
+from ._server import running_server
 from ._sse import sse_events
 
 
@@ -80,3 +81,23 @@ async def test_a_bad_last_event_id_is_refused(client: httpx.AsyncClient) -> None
     response = await client.get("/api/events", headers={"Last-Event-ID": "yesterday"})
     assert response.status_code == 400
     assert "Last-Event-ID" in response.json()["detail"]
+
+
+async def test_stopping_the_server_ends_open_streams_cleanly(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    server = running_server(tmp_path / "runlog.db", log=log)
+    url = server.__enter__()
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+        client.stream("GET", "/api/events") as response,
+    ):
+        chunks = response.aiter_bytes()
+        assert b"connected" in await anext(chunks)
+        # SIGTERM while a client holds a stream open: the server ends the stream
+        # (a complete response, not a cut connection) and shuts down cleanly.
+        server.__exit__(None, None, None)
+        rest = b"".join([chunk async for chunk in chunks])
+    assert b"id:" not in rest
+    logged = log.read_text()
+    assert "Traceback" not in logged
+    assert "graceful shutdown exceeded" not in logged
