@@ -201,8 +201,11 @@ def serve(
         token = load_token(token_file)
     except RunLogError as exc:
         raise click.ClickException(str(exc)) from exc
+    target = store_target(store, root_dir())
+    writes = "need the bearer token" if token else "are disabled: no token configured"
+    click.echo(f"runlog serve: {target} at http://{host}:{port}/; writes {writes}", err=True)
     run_server(
-        store_target(store, root_dir()),
+        target,
         host=host,
         port=port,
         token=token,

@@ -172,3 +172,24 @@ async def test_a_server_that_is_not_there_is_store_unavailable() -> None:
 
     with pytest.raises(StoreUnavailable, match="runlog serve"):
         await open_store(f"http://127.0.0.1:{free_port()}")
+
+
+async def test_a_sweep_agent_works_through_the_server(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNLOG_TOKEN", TOKEN)
+    config = {"method": "grid", "parameters": {"lr": {"values": [0.1, 0.01]}}}
+    sweep_id = await api.create_sweep(config, project="sw", store=url)
+
+    async def train() -> None:
+        async with api.init() as run:
+            for step in range(run.step, 5):
+                await run.log({"loss": run.config["lr"] / (step + 1)})
+
+    assert await api.agent(sweep_id, train, store=url, poll_interval=0.05) == 2
+    async with httpx.AsyncClient(base_url=url) as client:
+        sweep = (await client.get(f"/api/sweeps/{sweep_id}")).json()
+        runs = (await client.get("/api/runs", params={"project": "sw"})).json()["items"]
+    assert sweep["status"] == "FINISHED"
+    assert sorted(run["config"]["lr"] for run in runs) == [0.01, 0.1]
+    assert all(run["status"] == "finished" and run["steps"] == 5 for run in runs)
