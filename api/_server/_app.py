@@ -30,6 +30,7 @@ from ._errors import (
     runlog_error_handler,
     validation_error_handler,
 )
+from ._fanout import Hub
 from ._openapi import openapi
 
 __all__ = ["create_app"]
@@ -64,9 +65,11 @@ def create_app(
                 opened = await stack.enter_async_context(open_store(store))
             projector = await stack.enter_async_context(open_projector(opened))
             await projector.catch_up()
-            app.state.runlog = Context(opened, projector, token, keepalive)
+            hub = Hub(opened)
             try:
                 async with anyio.create_task_group() as group:
+                    await group.start(hub.run)
+                    app.state.runlog = Context(opened, projector, hub, token, keepalive)
                     group.start_soon(_keep_current, projector)
                     if reap_interval is not None:
                         group.start_soon(_watchdog, opened, reap_interval, reap_timeout)

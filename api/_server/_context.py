@@ -15,6 +15,7 @@ from eventstore import EventStore, RecordedEvent
 from projections import Projector
 
 from ._errors import Problem
+from ._fanout import Hub
 from ._schemas import EventOut, json_encoder
 
 __all__ = [
@@ -37,9 +38,15 @@ class Context:
     """The server's open resources, set by the lifespan."""
 
     def __init__(
-        self, store: EventStore, projector: Projector, token: str | None, keepalive: float
+        self,
+        store: EventStore,
+        projector: Projector,
+        hub: Hub,
+        token: str | None,
+        keepalive: float,
     ) -> None:
         self.store = store
+        self.hub = hub
         self.projector = projector
         self.token = token
         self.keepalive = keepalive

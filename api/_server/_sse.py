@@ -1,8 +1,8 @@
 """The live event stream: server-sent events from a position, resumable with ``Last-Event-ID``.
 
-Each client gets its own subscription on the store. A subscription is pull-based (it
-reads the log in pages after the last position it delivered), so a slow client only
-delays itself, never skips or repeats an event, and costs at most one page of memory.
+Each client follows the log from its own position: it catches up from the store, then
+takes live events from the hub (one subscription on the store for all streams, see
+``_fanout``), so a slow client only delays itself and never skips or repeats an event.
 Every event's SSE ``id`` is its log position: a client that reconnects with
 ``Last-Event-ID: p`` continues at ``p + 1``, without a gap or a duplicate.
 """
@@ -19,6 +19,7 @@ from eventstore import RecordedEvent
 
 from ._context import Context, context, event_out, int_param, text_param
 from ._errors import Problem
+from ._fanout import Follower
 from ._schemas import json_encoder
 
 __all__ = ["events"]
@@ -67,18 +68,19 @@ async def _stream(
     # once so a client knows it is connected before the first event.
     yield b"retry: 1000\n: connected\n\n"
     sent = anyio.current_time()
-    async with ctx.store.subscribe(start) as subscription:
+    follower = Follower(ctx.hub, start)
+    try:
         while True:
             if ctx.stopping:
                 return
             record: RecordedEvent | None = None
-            # Cancelling a wait for the next event loses nothing: the subscription moves
+            # Cancelling a wait for the next event loses nothing: the follower moves
             # on only after a page is read. An idle stream sends a comment now and then,
             # which is also how a vanished client is noticed (the write fails).
             with anyio.move_on_after(ctx.keepalive) as scope:
                 ctx.waiting.add(scope)
                 try:
-                    record = await anext(subscription)
+                    record = await follower.next()
                 finally:
                     ctx.waiting.discard(scope)
             if ctx.stopping:
@@ -95,3 +97,5 @@ async def _stream(
                 record.type.encode(),
                 data,
             )
+    finally:
+        follower.close()
