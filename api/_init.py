@@ -22,10 +22,11 @@ from eventstore import (
     WrongExpectedVersion,
     open_store,
 )
-from projections import RunState, open_projector
+from projections import RunState
 
 from ._errors import ActiveRunError, ConfigurationError, RunAlreadyExists, RunNotFound
 from ._ids import check_run_id, generate_id
+from ._remote import run_states
 from ._run import Run, active_runs
 from ._settings import (
     ResumeMode,
@@ -276,11 +277,10 @@ async def _decide(
     max_buffer: int,
 ) -> Run:
     stream = f"run:{project}/{run_id}"
-    async with open_projector(store) as projector:
+    async with run_states(store) as projector:
         for _ in range(_ATTEMPTS):
-            state = await projector.run(project, run_id)
-            info = await store.stream_info(stream)
-            if info is not None and info.last_position > projector.position:
+            state, info, position = await projector.current(project, run_id)
+            if info is not None and info.last_position > position:
                 continue  # appended after the read model caught up: look again
             event = _initialization(template, state, mode, project, run_id)
             expected = info.version if info is not None else NO_STREAM

@@ -52,6 +52,7 @@ from ._events import SweepFinished as SweepFinished
 from ._events import SweepPaused as SweepPaused
 from ._events import SweepResumed as SweepResumed
 from ._events import SweepStopped as SweepStopped
+from ._http import HTTPStore as HTTPStore
 from ._open import Opening as Opening
 from ._open import open_store as open_store
 from ._postgres import PostgresStore as PostgresStore
@@ -91,6 +92,7 @@ __all__ = [
     "FencedWriter",
     "FileSaved",
     "GENESIS_HASH",
+    "HTTPStore",
     "Heartbeat",
     "HeartbeatExpired",
     "ImportResult",

@@ -17,7 +17,7 @@ __all__ = ["StoreLocation", "parse_location"]
 class StoreLocation(msgspec.Struct, frozen=True):
     """A parsed store location."""
 
-    backend: Literal["sqlite", "postgresql"]
+    backend: Literal["sqlite", "postgresql", "http"]
     path: Path | None
     """The database file for SQLite; None for an in-memory store or a server URL."""
     url: str
@@ -26,7 +26,8 @@ class StoreLocation(msgspec.Struct, frozen=True):
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _SUPPORTED = (
     "a file path, 'sqlite:///relative/path.db', 'sqlite:////absolute/path.db', "
-    "':memory:' or 'sqlite://' (in memory), or 'postgresql://user@host/dbname'"
+    "':memory:' or 'sqlite://' (in memory), 'postgresql://user@host/dbname', or a "
+    "'runlog serve' URL (http://host:port)"
 )
 
 
@@ -52,6 +53,8 @@ def parse_location(target: str | os.PathLike[str]) -> StoreLocation:
         return _file(Path(rest))
     scheme, sep, _ = target.partition("://")
     if sep and _SCHEME.fullmatch(scheme):
+        if scheme in ("http", "https"):
+            return StoreLocation("http", None, target.rstrip("/"))
         if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
             return StoreLocation("postgresql", None, target)
         raise UnsupportedStore(f"unknown store scheme {scheme!r} in {target!r}; pass {_SUPPORTED}")

@@ -6,13 +6,16 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from ._codec import EventCodec, default_codec
 from ._errors import InvalidArgument
 from ._location import parse_location
 from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from ._http import HTTPStore
 
 __all__ = ["Opening", "open_store"]
 
@@ -64,13 +67,15 @@ def open_store(
     poll_interval: float = 0.1,
     codec: EventCodec | None = None,
     clock: Callable[[], float] = time.time,
-) -> Opening[SQLiteStore | PostgresStore]:
+) -> Opening[SQLiteStore] | Opening[PostgresStore] | Opening[HTTPStore]:
     """Open the event store at ``target``.
 
     Args:
         target: a file path, ``sqlite:///relative.db``, ``sqlite:////absolute.db``,
             ``:memory:`` / ``sqlite://`` for a store that lives as long as the object, or
-            ``postgresql://user:password@host:port/dbname`` for a PostgreSQL database.
+            ``postgresql://user:password@host:port/dbname`` for a PostgreSQL database, or
+            ``http(s)://host:port`` for a store served by ``runlog serve`` (writes send
+            the token in ``RUNLOG_TOKEN``).
         create: create the database (and its directory) if it does not exist.
         lock_timeout: seconds an append waits for other writers before ``StoreBusy``;
             on PostgreSQL also how long an operation retries a lost connection before
@@ -90,6 +95,12 @@ def open_store(
         StoreUnavailable: the file cannot be opened or created.
     """
     location = parse_location(target)
+    if location.backend == "http":
+        # A runlog server (runlog serve): writes send the bearer token in RUNLOG_TOKEN.
+        from ._http import HTTPStore
+
+        remote = HTTPStore(location.url, codec=codec or default_codec, poll_interval=poll_interval)
+        return Opening(remote._open)
     if lock_timeout <= 0:
         raise InvalidArgument(f"lock_timeout must be positive, got {lock_timeout}")
     if max_event_bytes <= 0:
@@ -98,15 +109,15 @@ def open_store(
         raise InvalidArgument(f"durability is 'normal' or 'full', not {durability!r}")
     if poll_interval <= 0:
         raise InvalidArgument(f"poll_interval must be positive, got {poll_interval}")
-    backend = PostgresStore if location.backend == "postgresql" else SQLiteStore
-    store = backend(
-        location,
-        codec=codec or default_codec,
-        create=create,
-        lock_timeout=lock_timeout,
-        max_event_bytes=max_event_bytes,
-        durability=durability,
-        poll_interval=poll_interval,
-        clock=clock,
-    )
-    return Opening(store._open)
+    options: dict[str, Any] = {
+        "codec": codec or default_codec,
+        "create": create,
+        "lock_timeout": lock_timeout,
+        "max_event_bytes": max_event_bytes,
+        "durability": durability,
+        "poll_interval": poll_interval,
+        "clock": clock,
+    }
+    if location.backend == "postgresql":
+        return Opening(PostgresStore(location, **options)._open)
+    return Opening(SQLiteStore(location, **options)._open)

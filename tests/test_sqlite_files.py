@@ -211,8 +211,14 @@ def test_postgres_urls_name_the_postgres_backend(target: str) -> None:
 
 
 def test_an_unknown_scheme_is_refused() -> None:
-    with pytest.raises(UnsupportedStore, match="unknown store scheme 'http'"):
-        parse_location("http://localhost:8080")
+    with pytest.raises(UnsupportedStore, match="unknown store scheme 'ftp'"):
+        parse_location("ftp://localhost:8080")
+
+
+@pytest.mark.parametrize("target", ["http://localhost:8080", "https://runs.example/"])
+def test_a_server_url_is_an_http_store(target: str) -> None:
+    location = parse_location(target)
+    assert (location.backend, location.path, location.url) == ("http", None, target.rstrip("/"))
 
 
 @pytest.mark.parametrize("target", ["", "   "])
