@@ -177,3 +177,22 @@ def test_files_can_be_left_out(story: Story, tmp_path: Path, flag: str) -> None:
     assert all(line["kind"] != "file" for line in lines)
     assert lines[-1]["files"] == 0
     assert os.path.getsize(tmp_path / "log.jsonl") > 0
+
+
+def test_a_log_moves_from_sqlite_to_postgresql_and_back_unchanged(
+    story: Story, tmp_path: Path
+) -> None:
+    from .._postgres import database_url
+
+    original = export(story.path, tmp_path / "log.jsonl")
+    server = database_url()
+    moved = cli_json("import", tmp_path / "log.jsonl", "--store", server)
+    assert moved["added"] == len(events_of(original))
+    assert runlog("verify", "--store", server).returncode == 0
+    assert events_of(export(server, tmp_path / "from-postgres.jsonl")) == events_of(original)
+    assert cli_json("show", "p/alpha", "--store", server) == cli_json(
+        "show", "p/alpha", "--store", story.path
+    )
+    back = tmp_path / "back.db"
+    assert cli_json("import", tmp_path / "from-postgres.jsonl", "--store", back)["skipped"] == 0
+    assert events_of(export(back, tmp_path / "back.jsonl")) == events_of(original)
