@@ -41,12 +41,11 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Self, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from ._chain import GENESIS_HASH
 from ._codec import EventCodec, event_id_bytes
@@ -64,10 +63,9 @@ from ._errors import (
 from ._events import Event
 from ._import import check_imported, plan_import
 from ._location import StoreLocation
-from ._postgres_schema import APPEND_LOCK, ensure_schema
+from ._postgres_files import restore_file, store_file
+from ._postgres_schema import APPEND_LOCK, Connection, ensure_schema
 from ._sqlite import (
-    _BLOB_CHUNK,
-    _BLOB_PREFIX,
     _check_expected,
     _check_range,
     _check_size,
@@ -90,7 +88,6 @@ from ._types import (
 __all__ = ["CHANNEL", "PostgresStore", "is_transient", "translate_postgres_error"]
 
 _T = TypeVar("_T")
-Connection = asyncpg.Connection | PoolConnectionProxy
 _PAGE = 1000
 _POOL_SIZE = 4
 CHANNEL = "runlog_appended"
@@ -623,42 +620,8 @@ class PostgresStore:
         """
         source = Path(path)
         digest, size = await anyio.to_thread.run_sync(_hash_file, source)
-        await self._run(self._put_file, source, digest, size)
+        await self._run(store_file, source, digest, size)
         return digest, size
-
-    async def _put_file(self, conn: Connection, source: Path, digest: str, size: int) -> None:
-        if await conn.fetchval("SELECT 1 FROM blobs WHERE digest = $1", digest):
-            return
-        chunks = -(-size // _BLOB_CHUNK)
-        async with conn.transaction():
-            # A concurrent saver of the same content makes this wait for its commit,
-            # then find the row and write nothing.
-            claimed = await conn.fetchval(
-                "INSERT INTO blobs (digest, size, chunks) VALUES ($1, $2, $3) "
-                "ON CONFLICT (digest) DO NOTHING RETURNING 1",
-                digest,
-                size,
-                chunks,
-            )
-            if not claimed:
-                return
-            hasher = hashlib.blake2b(digest_size=32)
-            file = await anyio.to_thread.run_sync(_open_for_reading, source)
-            try:
-                seq = 0
-                while chunk := await anyio.to_thread.run_sync(file.read, _BLOB_CHUNK):
-                    hasher.update(chunk)
-                    await conn.execute(
-                        "INSERT INTO blob_chunks (digest, seq, data) VALUES ($1, $2, $3)",
-                        digest,
-                        seq,
-                        chunk,
-                    )
-                    seq += 1
-            finally:
-                await anyio.to_thread.run_sync(file.close)
-            if seq != chunks or _BLOB_PREFIX + hasher.hexdigest() != digest:
-                raise InvalidArgument(f"{source} changed while it was being saved; save it again")
 
     async def get_file(self, digest: str, path: str | os.PathLike[str]) -> int:
         """Write the stored file with ``digest`` to ``path`` (atomically); return its size.
@@ -667,32 +630,7 @@ class PostgresStore:
             InvalidArgument: nothing is stored under ``digest``.
             CorruptStore: the stored bytes do not match the digest.
         """
-        return await self._run(self._get_file, digest, Path(path))
-
-    async def _get_file(self, conn: Connection, digest: str, target: Path) -> int:
-        row = await conn.fetchrow("SELECT size, chunks FROM blobs WHERE digest = $1", digest)
-        if row is None:
-            raise InvalidArgument(f"no file with digest {digest} is stored in {self._where}")
-        size, chunks = row
-        partial = target.with_name(f".{target.name}.runlog-partial")
-        file = await anyio.to_thread.run_sync(_open_for_writing, partial)
-        hasher = hashlib.blake2b(digest_size=32)
-        try:
-            for seq in range(chunks):
-                data = await conn.fetchval(
-                    "SELECT data FROM blob_chunks WHERE digest = $1 AND seq = $2", digest, seq
-                )
-                if data is None:
-                    break
-                hasher.update(data)
-                await anyio.to_thread.run_sync(file.write, data)
-        finally:
-            await anyio.to_thread.run_sync(file.close)
-        if _BLOB_PREFIX + hasher.hexdigest() != digest:
-            await anyio.to_thread.run_sync(partial.unlink)
-            raise CorruptStore(f"{self._where}: the stored file {digest} does not match its digest")
-        await anyio.to_thread.run_sync(os.replace, partial, target)
-        return int(size)
+        return await self._run(restore_file, digest, Path(path), self._where)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -1096,15 +1034,3 @@ async def _position_at(conn: Connection, recorded_at_us: int) -> int:
         else:
             high = middle - 1
     return low
-
-
-def _open_for_reading(path: Path) -> BinaryIO:
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise InvalidArgument(f"cannot read {path}: {exc}") from exc
-
-
-def _open_for_writing(path: Path) -> BinaryIO:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("wb")

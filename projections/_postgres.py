@@ -27,7 +27,7 @@ import anyio.to_thread
 import msgspec
 
 from eventstore import IncompatibleSchema, PostgresStore, RecordedEvent
-from eventstore._postgres import Connection
+from eventstore._postgres_schema import Connection
 
 from ._fold import HistoryRow, Model, RunKey
 from ._readmodel import Snapshot, sample_steps
