@@ -83,7 +83,8 @@ def open_store(
         max_event_bytes: the largest encoded event accepted (``EventTooLarge`` above it).
         durability: ``"normal"`` survives a crash of the process (SQLite WAL,
             ``synchronous=NORMAL``); ``"full"`` also survives power loss, at the cost of
-            an fsync per commit.
+            an fsync per commit. On PostgreSQL, ``"full"`` sets ``synchronous_commit=on``
+            for the store's sessions and ``"normal"`` keeps the server's setting.
         poll_interval: how often an idle subscription looks for appends by other processes.
         codec: the event types and upcasters to use (the built-in catalogue by default).
         clock: the wall clock that stamps ``recorded_at``, in seconds since the epoch.
