@@ -36,7 +36,6 @@ import hashlib
 import os
 import struct
 import time
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -47,12 +46,12 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import asyncpg
 
+from ._batch import encode_batch
 from ._chain import GENESIS_HASH
-from ._codec import EventCodec, event_id_bytes
+from ._codec import EventCodec
 from ._errors import (
     CorruptStore,
     EventIdConflict,
-    EventTooLarge,
     InvalidArgument,
     StoreBusy,
     StoreClosed,
@@ -439,49 +438,11 @@ class PostgresStore:
         _check_stream(stream)
         expected = _check_expected(expected_version)
         self._checked_pool()
-        ids, datas = self._encode(events)
+        ids, datas = encode_batch(self._codec, events, self._max_event_bytes)
         result = await self._run(self._append_tx, stream, ids, datas, expected)
         if result.positions and not result.deduplicated:
             self._wake()
         return result
-
-    def _encode(self, events: Sequence[Event | NewEvent]) -> tuple[list[bytes], list[bytes]]:
-        if isinstance(events, (Event, NewEvent)) or not isinstance(events, Sequence):
-            raise InvalidArgument("append takes a sequence of events, e.g. [event]")
-        codec, limit = self._codec, self._max_event_bytes
-        known, encode = codec._known, codec._encoder.encode
-        datas: list[bytes] = []
-        given: dict[int, bytes] = {}  # index -> caller's event id, for NewEvent items
-        for index, item in enumerate(events):
-            event: object = item
-            if type(item) is NewEvent:
-                event = item.event
-                event_id = item.event_id
-                if isinstance(event_id, uuid.UUID):
-                    event_id = event_id.bytes
-                elif not isinstance(event_id, bytes) or len(event_id) != 16:
-                    raise InvalidArgument(f"event #{index}: an event id is a UUID or 16 bytes")
-                given[index] = event_id
-            if type(event) not in known:
-                codec.check(event, index)
-            try:
-                data = encode(event)
-            except Exception:
-                data = codec.encode(event)  # type: ignore[arg-type]  # raises InvalidEvent
-            if len(data) > limit:
-                raise EventTooLarge(
-                    f"event #{index} ({type(event).__name__}) is {len(data)} bytes encoded, over "
-                    f"the store's limit of {limit}; save large data as a file, or open the store "
-                    "with a larger max_event_bytes"
-                )
-            datas.append(data)
-        if not given:
-            return event_id_bytes(len(datas)), datas
-        fresh = iter(event_id_bytes(len(datas) - len(given)))
-        ids = [given[i] if i in given else next(fresh) for i in range(len(datas))]
-        if len(set(ids)) != len(ids):
-            raise InvalidArgument("the same event id appears twice in one append")
-        return ids, datas
 
     async def _append_tx(
         self,
