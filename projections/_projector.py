@@ -12,6 +12,7 @@ import msgspec
 
 from eventstore import (
     EventStore,
+    HTTPStore,
     InvalidArgument,
     Opening,
     PostgresStore,
@@ -24,6 +25,7 @@ from eventstore import (
 from ._fold import Model, RunKey
 from ._postgres import PostgresReadModel
 from ._readmodel import MemoryReadModel, ReadModel, Snapshot
+from ._remote import RemoteReadModel
 from ._sqlite import SQLiteReadModel
 from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
 
@@ -76,6 +78,9 @@ class Projector:
         elif isinstance(self._store, PostgresStore):
             self._read_model = await PostgresReadModel(self._store).open()
             self._position = await self._read_model.checkpoint()
+        elif isinstance(self._store, HTTPStore):
+            self._read_model = RemoteReadModel(self._store)
+            self._position = await self._read_model.checkpoint()
         else:
             self._read_model = MemoryReadModel()
         return self
@@ -115,6 +120,9 @@ class Projector:
         """Fold in everything appended so far; return the position now reflected."""
         async with self._lock:
             read_model = self._model
+            if isinstance(read_model, RemoteReadModel):
+                self._position = await read_model.follow()
+                return self._position
             head = await self._store.head()
             position = await read_model.checkpoint()
             while position < head:
@@ -193,6 +201,24 @@ class Projector:
         """Runs, optionally of one project and in one status, oldest first."""
         await self.catch_up()
         return await self._model.runs(project, _run_status(status))
+
+    async def runs_of_sweep(self, sweep_id: str) -> list[RunState]:
+        """The runs of one sweep."""
+        await self.catch_up()
+        return await self._model.runs_of_sweep(sweep_id)
+
+    async def history_rows(
+        self,
+        project: str,
+        run_id: str,
+        start: int | None = None,
+        stop: int | None = None,
+        points: int | None = None,
+    ) -> list[tuple[int, int]]:
+        """(step, position) of a run's history, as ``history`` selects them, without the
+        events (a remote projector reads those from its own store)."""
+        await self.catch_up()
+        return await self._model.history((project, run_id), start, stop, points)
 
     async def sweep(self, sweep_id: str) -> SweepState | None:
         """The current state of a sweep (with its queue), or None."""

@@ -21,7 +21,7 @@ from eventstore import EventStore, RunLogError, open_store
 from projections import Projector, open_projector
 
 from .._sweeps import reap
-from . import _read, _sse, _store_api, _write
+from . import _read, _readmodel_api, _sse, _store_api, _write
 from ._context import Context
 from ._errors import (
     Problem,
@@ -100,6 +100,14 @@ def create_app(
         Route("/api/events", _sse.events, methods=["GET"]),
         Route("/api/store/append", _store_api.append, methods=["POST"]),
         Route("/api/store/import", _store_api.import_events, methods=["POST"]),
+        Route("/api/store/rm/position", _readmodel_api.position, methods=["GET"]),
+        Route("/api/store/rm/catch_up", _readmodel_api.catch_up, methods=["POST"]),
+        Route("/api/store/rm/run", _readmodel_api.run, methods=["GET"]),
+        Route("/api/store/rm/runs", _readmodel_api.runs, methods=["GET"]),
+        Route("/api/store/rm/sweep", _readmodel_api.sweep, methods=["GET"]),
+        Route("/api/store/rm/sweeps", _readmodel_api.sweeps, methods=["GET"]),
+        Route("/api/store/rm/history", _readmodel_api.history, methods=["GET"]),
+        Route("/api/store/rm/snapshot", _readmodel_api.snapshot, methods=["GET"]),
         Route("/api/store/events", _store_api.read_all, methods=["GET"]),
         Route("/api/store/stored", _store_api.read_stored, methods=["GET"]),
         Route("/api/store/stream", _store_api.read_stream, methods=["GET"]),
