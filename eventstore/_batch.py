@@ -6,11 +6,14 @@ import uuid
 from collections.abc import Sequence
 
 from ._codec import EventCodec, event_id_bytes
-from ._errors import EventTooLarge, InvalidArgument
+from ._errors import EventIdConflict, EventTooLarge, InvalidArgument
 from ._events import Event
-from ._types import NewEvent
+from ._types import AppendResult, NewEvent
 
-__all__ = ["encode_batch"]
+__all__ = ["StoredIds", "encode_batch", "retried_append"]
+
+StoredIds = dict[bytes, tuple[int, int, str, bytes]]
+"""Event id -> (position, version, stream, stored bytes) of ids a store already holds."""
 
 
 def encode_batch(
@@ -53,3 +56,42 @@ def encode_batch(
     if len(set(ids)) != len(ids):
         raise InvalidArgument("the same event id appears twice in one append")
     return ids, datas
+
+
+def retried_append(
+    stream: str, ids: list[bytes], datas: list[bytes], found: StoredIds
+) -> AppendResult | None:
+    """The original result if ``found`` shows the whole batch stored before (a retry),
+    None if none of it is.
+
+    Raises:
+        EventIdConflict: part of the batch is stored, or an id holds other content.
+    """
+    if not found:
+        return None
+    if len(found) < len(ids):
+        sample = next(iter(found))
+        raise EventIdConflict(
+            f"{len(found)} of the {len(ids)} events in this append are already stored (event "
+            f"id {uuid.UUID(bytes=sample)} at position {found[sample][0]}) and the rest are not. "
+            "An append is all-or-nothing, so a retry resends exactly the same batch; give new "
+            "events fresh ids."
+        )
+    for event_id, data in zip(ids, datas, strict=True):
+        position, _, name, stored = found[event_id]
+        if name != stream:
+            raise EventIdConflict(
+                f"event id {uuid.UUID(bytes=event_id)} is already stored in stream {name!r} at "
+                f"position {position}, not in {stream!r}; give the new event a fresh id"
+            )
+        if stored != data:
+            raise EventIdConflict(
+                f"event id {uuid.UUID(bytes=event_id)} is already stored at position {position} "
+                "with different content; give the new event a fresh id (new_event_id())"
+            )
+    return AppendResult(
+        stream,
+        tuple(found[event_id][0] for event_id in ids),
+        max(found[event_id][1] for event_id in ids),
+        deduplicated=True,
+    )

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from ._batch import StoredIds
 from ._chain import GENESIS_HASH, chain_hash
 from ._errors import EventIdConflict, EventTooLarge, InvalidArgument, WrongExpectedVersion
 from ._types import StoredEvent
@@ -62,11 +63,11 @@ def check_imported(events: Sequence[StoredEvent], max_event_bytes: int) -> list[
 
 def plan_import(
     events: Sequence[StoredEvent],
-    known: dict[bytes, tuple[str, int, bytes]],
+    known: StoredIds,
     versions: dict[str, int],
     head: tuple[int, int, bytes] | None,
 ) -> ImportPlan:
-    """Decide a batch: ``known`` maps stored ids of the batch to (stream, version, data),
+    """Decide a batch: ``known`` holds the batch's ids the store already has,
     ``versions`` the batch's existing streams to their versions, ``head`` is the last
     event's (position, recorded_at, hash) or None for an empty log.
 
@@ -76,7 +77,7 @@ def plan_import(
     """
     last, last_time, previous = head if head is not None else (0, 0, GENESIS_HASH)
     current = dict(versions)
-    seen = dict(known)
+    seen = {event_id: (name, version, data) for event_id, (_, version, name, data) in known.items()}
     rows: list[NewRow] = []
     new_streams: dict[str, tuple[int, int, int]] = {}
     moved: dict[str, tuple[int, int]] = {}

@@ -46,12 +46,11 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import asyncpg
 
-from ._batch import encode_batch
+from ._batch import StoredIds, encode_batch, retried_append
 from ._chain import GENESIS_HASH
 from ._codec import EventCodec
 from ._errors import (
     CorruptStore,
-    EventIdConflict,
     InvalidArgument,
     StoreBusy,
     StoreClosed,
@@ -71,7 +70,6 @@ from ._sqlite import (
     _check_stream,
     _hash_file,
     _satisfies,
-    _show_id,
 )
 from ._subscription import Subscription
 from ._types import (
@@ -531,44 +529,7 @@ class PostgresStore:
         self, conn: Connection, stream: str, ids: list[bytes], datas: list[bytes]
     ) -> AppendResult | None:
         """The original result if every event of the batch is already stored, else None."""
-        if not ids:
-            return None
-        found: dict[bytes, tuple[int, int, str, bytes]] = {
-            row[0]: (row[1], row[2], row[3], row[4])
-            for row in await conn.fetch(
-                "SELECT e.event_id, e.position, e.version, s.name, e.data FROM events e "
-                "JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id = ANY($1::bytea[])",
-                ids,
-            )
-        }
-        if not found:
-            return None
-        if len(found) < len(ids):
-            sample = next(iter(found))
-            raise EventIdConflict(
-                f"{len(found)} of the {len(ids)} events in this append are already stored (event "
-                f"id {_show_id(sample)} at position {found[sample][0]}) and the rest are not. An "
-                "append is all-or-nothing, so a retry resends exactly the same batch; give new "
-                "events fresh ids."
-            )
-        for event_id, data in zip(ids, datas, strict=True):
-            position, _, name, stored = found[event_id]
-            if name != stream:
-                raise EventIdConflict(
-                    f"event id {_show_id(event_id)} is already stored in stream {name!r} at "
-                    f"position {position}, not in {stream!r}; give the new event a fresh id"
-                )
-            if stored != data:
-                raise EventIdConflict(
-                    f"event id {_show_id(event_id)} is already stored at position {position} with "
-                    "different content; give the new event a fresh id (new_event_id())"
-                )
-        return AppendResult(
-            stream,
-            tuple(found[event_id][0] for event_id in ids),
-            max(found[event_id][1] for event_id in ids),
-            deduplicated=True,
-        )
+        return retried_append(stream, ids, datas, await _stored_ids(conn, ids))
 
     async def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Store a file's bytes in the database once by content; return its digest and size.
@@ -700,15 +661,7 @@ class PostgresStore:
     async def _import_tx(self, conn: Connection, rows: list[StoredEvent]) -> ImportResult:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-            known = {
-                event_id: (name, version, data)
-                for event_id, version, name, data in await conn.fetch(
-                    "SELECT e.event_id, e.version, s.name, e.data FROM events e "
-                    "JOIN streams s ON s.stream_id = e.stream_id "
-                    "WHERE e.event_id = ANY($1::bytea[])",
-                    [stored.event_id_bytes for stored in rows],
-                )
-            }
+            known = await _stored_ids(conn, [stored.event_id_bytes for stored in rows])
             head = await conn.fetchrow(
                 "SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1"
             )
@@ -929,6 +882,19 @@ class PostgresStore:
 
 
 _MAX_POSITION = (1 << 63) - 1
+
+
+async def _stored_ids(conn: Connection, ids: list[bytes]) -> StoredIds:
+    if not ids:
+        return {}
+    return {
+        row[0]: (row[1], row[2], row[3], row[4])
+        for row in await conn.fetch(
+            "SELECT e.event_id, e.position, e.version, s.name, e.data FROM events e "
+            "JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id = ANY($1::bytea[])",
+            ids,
+        )
+    }
 
 
 def _chain(

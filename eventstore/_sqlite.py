@@ -15,7 +15,6 @@ import random
 import sqlite3
 import struct
 import time
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -25,12 +24,11 @@ from typing import Any, Self, TypeVar, cast
 import aiosqlite
 import anyio
 
-from ._batch import encode_batch
+from ._batch import StoredIds, encode_batch, retried_append
 from ._chain import GENESIS_HASH
 from ._codec import EventCodec
 from ._errors import (
     CorruptStore,
-    EventIdConflict,
     InvalidArgument,
     InvalidStreamName,
     NotARunlogDatabase,
@@ -372,46 +370,7 @@ class SQLiteStore:
         self, db: sqlite3.Connection, stream: str, ids: list[bytes], datas: list[bytes]
     ) -> AppendResult | None:
         """The original result if every event of the batch is already stored, else None."""
-        if not ids:
-            return None
-        found: dict[bytes, tuple[int, int, str, bytes]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for event_id, position, version, name, data in db.execute(
-                "SELECT e.event_id, e.position, e.version, s.name, e.data FROM events e "
-                f"JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id IN ({marks})",
-                chunk,
-            ):
-                found[event_id] = (position, version, name, data)
-        if not found:
-            return None
-        if len(found) < len(ids):
-            sample = next(iter(found))
-            raise EventIdConflict(
-                f"{len(found)} of the {len(ids)} events in this append are already stored (event "
-                f"id {_show_id(sample)} at position {found[sample][0]}) and the rest are not. An "
-                "append is all-or-nothing, so a retry resends exactly the same batch; give new "
-                "events fresh ids."
-            )
-        for event_id, data in zip(ids, datas, strict=True):
-            position, _, name, stored = found[event_id]
-            if name != stream:
-                raise EventIdConflict(
-                    f"event id {_show_id(event_id)} is already stored in stream {name!r} at "
-                    f"position {position}, not in {stream!r}; give the new event a fresh id"
-                )
-            if stored != data:
-                raise EventIdConflict(
-                    f"event id {_show_id(event_id)} is already stored at position {position} with "
-                    "different content; give the new event a fresh id (new_event_id())"
-                )
-        return AppendResult(
-            stream,
-            tuple(found[event_id][0] for event_id in ids),
-            max(found[event_id][1] for event_id in ids),
-            deduplicated=True,
-        )
+        return retried_append(stream, ids, datas, _stored_ids(db, ids))
 
     async def import_events(self, events: Sequence[StoredEvent]) -> ImportResult:
         """Append events read from another log, keeping their ids, bytes, versions and times.
@@ -440,7 +399,7 @@ class SQLiteStore:
     def _import_tx(self, db: sqlite3.Connection, rows: list[StoredEvent]) -> ImportResult:
         begin_immediate(db, self._lock_timeout)
         try:
-            known = self._stored_ids(db, [stored.event_id_bytes for stored in rows])
+            known = _stored_ids(db, [stored.event_id_bytes for stored in rows])
             head = db.execute(
                 "SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1"
             ).fetchone()
@@ -486,21 +445,6 @@ class SQLiteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
         return ImportResult(len(plan.rows), plan.skipped, plan.times_raised, plan.head)
-
-    def _stored_ids(
-        self, db: sqlite3.Connection, ids: list[bytes]
-    ) -> dict[bytes, tuple[str, int, bytes]]:
-        found: dict[bytes, tuple[str, int, bytes]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for event_id, version, name, data in db.execute(
-                "SELECT e.event_id, e.version, s.name, e.data FROM events e "
-                f"JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id IN ({marks})",
-                chunk,
-            ):
-                found[event_id] = (name, version, data)
-        return found
 
     # --- reading -----------------------------------------------------------------------
 
@@ -981,5 +925,15 @@ def _check_size(size: int) -> int:
     return size
 
 
-def _show_id(event_id: bytes) -> str:
-    return str(uuid.UUID(bytes=event_id))
+def _stored_ids(db: sqlite3.Connection, ids: list[bytes]) -> StoredIds:
+    found: StoredIds = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for event_id, position, version, name, data in db.execute(
+            "SELECT e.event_id, e.position, e.version, s.name, e.data FROM events e "
+            f"JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id IN ({marks})",
+            chunk,
+        ):
+            found[event_id] = (position, version, name, data)
+    return found
