@@ -108,35 +108,36 @@ def _limit(request: Request) -> int:
     return limit
 
 
+def _range(request: Request) -> tuple[int, int]:
+    """``from``, ``to`` and ``limit`` as the first and last position of one page."""
+    start = max(int_param(request, "from", 1) or 1, 1)
+    stop = int_param(request, "to", None)
+    last = start + _limit(request) - 1
+    return start, last if stop is None else min(last, stop)
+
+
 async def read_all(request: Request) -> Response:
     """GET /api/store/events?from=&to=&limit=: a page of the log."""
-    ctx = context(request)
-    start = int_param(request, "from", 1)
-    stop = int_param(request, "to", None)
-    assert start is not None
-    start = max(start, 1)
-    last = start + _limit(request) - 1
-    if stop is not None:
-        last = min(last, stop)
-    records = (
-        [r async for r in ctx.store.read_all(start, to_position=last)] if last >= start else []
-    )
+    start, last = _range(request)
+    records: list[RecordedEvent] = []
+    if last >= start:
+        async for page in context(request).store.read_all_pages(
+            start, to_position=last, size=last - start + 1
+        ):
+            records += page
     return _reply(_wire(records))
 
 
 async def read_stored(request: Request) -> Response:
     """GET /api/store/stored?from=&to=&limit=: a page of the log as stored (bytes, hashes)."""
-    ctx = context(request)
-    start = int_param(request, "from", 1)
-    stop = int_param(request, "to", None)
-    assert start is not None
-    start = max(start, 1)
-    last = start + _limit(request) - 1
-    if stop is not None:
-        last = min(last, stop)
-    if last < start:
-        return _reply([])
-    return _reply([r async for r in ctx.store.read_stored(start, to_position=last)])
+    start, last = _range(request)
+    stored: list[StoredEvent] = []
+    if last >= start:
+        async for page in context(request).store.read_stored_pages(
+            start, to_position=last, size=last - start + 1
+        ):
+            stored += page
+    return _reply(stored)
 
 
 async def read_stream(request: Request) -> Response:

@@ -40,6 +40,33 @@ class Lines:
                 return b"".join(chunks).decode()
 
 
+async def run_appenders(
+    target: str, processes: int, rounds: int, size: int, stack: AsyncExitStack
+) -> list[dict[str, float]]:
+    """Start ``processes`` appender children on ``target``, release them together once
+    all are open, and return each one's JSON result line."""
+    children = []
+    for index in range(processes):
+        child = await stack.enter_async_context(
+            await anyio.open_process(
+                [sys.executable, APPENDER, target, str(index), str(rounds), str(size), "--go"]
+            )
+        )
+        assert child.stdout is not None
+        lines = Lines(child.stdout)
+        assert await lines.next() == "ready"
+        children.append((child, lines))
+    for child, _ in children:  # all open and waiting: start them together
+        assert child.stdin is not None
+        await child.stdin.send(b"go\n")
+    results = []
+    for child, lines in children:
+        output = await lines.rest()
+        assert await child.wait() == 0
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    return results
+
+
 async def test_processes_appending_at_once_with_a_live_subscriber(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.db")
     processes, rounds, size = 4, 60, 10
@@ -58,32 +85,7 @@ async def test_processes_appending_at_once_with_a_live_subscriber(tmp_path: Path
         with anyio.fail_after(240):
             async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
                 tg.start_soon(subscribe)
-                children = []
-                for index in range(processes):
-                    child = await stack.enter_async_context(
-                        await anyio.open_process(
-                            [
-                                sys.executable,
-                                APPENDER,
-                                path,
-                                str(index),
-                                str(rounds),
-                                str(size),
-                                "--go",
-                            ]
-                        )
-                    )
-                    assert child.stdout is not None
-                    lines = Lines(child.stdout)
-                    assert await lines.next() == "ready"
-                    children.append((child, lines))
-                for child, _ in children:  # all open and waiting: start them together
-                    assert child.stdin is not None
-                    await child.stdin.send(b"go\n")
-                for child, lines in children:
-                    output = await lines.rest()
-                    assert await child.wait() == 0
-                    results.append(json.loads(output.strip().splitlines()[-1]))
+                results = await run_appenders(path, processes, rounds, size, stack)
         head = await store.head()
 
     # Every event seen exactly once, in position order, positions gap-free.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from collections import Counter
@@ -14,7 +13,7 @@ from anyio.streams.text import TextReceiveStream
 
 from eventstore import GENESIS_HASH, RecordedEvent, StepLogged, open_store
 
-from ..conformance.test_multiprocess import APPENDER, Lines
+from ..conformance.test_multiprocess import APPENDER, run_appenders
 
 pytestmark = pytest.mark.slow
 
@@ -37,32 +36,7 @@ async def test_processes_appending_at_once_with_two_live_subscribers(url: str) -
             async with anyio.create_task_group() as tg, AsyncExitStack() as stack:
                 tg.start_soon(subscribe, 0, first)
                 tg.start_soon(subscribe, 1, second)
-                children = []
-                for index in range(processes):
-                    child = await stack.enter_async_context(
-                        await anyio.open_process(
-                            [
-                                sys.executable,
-                                APPENDER,
-                                url,
-                                str(index),
-                                str(rounds),
-                                str(size),
-                                "--go",
-                            ]
-                        )
-                    )
-                    assert child.stdout is not None
-                    lines = Lines(child.stdout)
-                    assert await lines.next() == "ready"
-                    children.append((child, lines))
-                for child, _ in children:
-                    assert child.stdin is not None
-                    await child.stdin.send(b"go\n")
-                for child, lines in children:
-                    output = await lines.rest()
-                    assert await child.wait() == 0
-                    results.append(json.loads(output.strip().splitlines()[-1]))
+                results.extend(await run_appenders(url, processes, rounds, size, stack))
         head = await first.head()
         event_ids = {s.event_id async for s in first.read_stored()}
 
