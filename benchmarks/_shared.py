@@ -6,11 +6,14 @@ beside them, so a script imports it directly.
 
 from __future__ import annotations
 
+import json
 import resource
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from time import perf_counter
+from typing import Any
 
 from eventstore import (
     Event,
@@ -61,6 +64,18 @@ def spread(values: list[float]) -> dict[str, float]:
         "median": round(statistics.median(values), 2),
         "max": round(max(values), 2),
     }
+
+
+def fresh_process(script: str, *args: object) -> dict[str, Any]:
+    """Run ``script`` with ``args`` in a new interpreter; the JSON object on its last line,
+    with ``process_wall_ms``, the child's whole life as seen from here."""
+    began = perf_counter()
+    done = subprocess.run(
+        [sys.executable, script, *map(str, args)], check=True, capture_output=True, text=True
+    )
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["process_wall_ms"] = round((perf_counter() - began) * 1e3, 1)
+    return figures
 
 
 def warm_page_cache(path: Path) -> None:

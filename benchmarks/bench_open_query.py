@@ -56,7 +56,6 @@ import asyncio
 import json
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -67,6 +66,7 @@ from _shared import (
     PROJECT,
     Plan,
     catch_up,
+    fresh_process,
     spread,
     warm_page_cache,
     write_log,
@@ -140,17 +140,7 @@ def query_only(path: Path, impl: str, run_id: str) -> dict[str, Any]:
 
 def query_in_fresh_process(path: Path, impl: str, run_id: str) -> dict[str, Any]:
     """Run ``--query-only`` in a new interpreter; its JSON figures and its wall time."""
-    began = perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--query-only", str(path), "--impl", impl, "--run-id", run_id],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    wall = perf_counter() - began
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["process_wall_ms"] = round(wall * 1e3, 1)
-    return figures
+    return fresh_process(__file__, "--query-only", path, "--impl", impl, "--run-id", run_id)
 
 
 def main() -> None:

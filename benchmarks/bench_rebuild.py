@@ -59,7 +59,6 @@ import json
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -72,6 +71,7 @@ from _shared import (
     Plan,
     catch_up,
     current_rss_mb,
+    fresh_process,
     peak_rss_mb,
     reset_peak_rss,
     warm_page_cache,
@@ -193,14 +193,7 @@ def measure_only(path: Path, impl: str) -> dict[str, Any]:
 
 def measure_in_fresh_process(path: Path, impl: str) -> dict[str, Any]:
     """Run ``--measure-only`` in a new interpreter and return its JSON figures."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--measure-only", str(path), "--impl", impl],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    return fresh_process(__file__, "--measure-only", path, "--impl", impl)
 
 
 def main() -> None:

@@ -46,14 +46,20 @@ import json
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from _shared import current_rss_mb, metrics, peak_rss_mb, reset_peak_rss, warm_page_cache
+from _shared import (
+    current_rss_mb,
+    fresh_process,
+    metrics,
+    peak_rss_mb,
+    reset_peak_rss,
+    warm_page_cache,
+)
 
 from eventstore import Event, FileSaved, RunInitialized, StepLogged, default_codec, open_store
 
@@ -156,14 +162,7 @@ def replay_only(path: Path, impl: str) -> dict[str, Any]:
 
 def replay_in_fresh_process(path: Path, impl: str) -> dict[str, Any]:
     """Run ``--replay-only`` in a new interpreter and return its JSON figures."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--replay-only", str(path), "--impl", impl],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    return fresh_process(__file__, "--replay-only", path, "--impl", impl)
 
 
 def main() -> None:

@@ -56,7 +56,6 @@ import asyncio
 import json
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -64,7 +63,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from _shared import catch_up, metrics, spread, warm_page_cache
+from _shared import catch_up, fresh_process, metrics, spread, warm_page_cache
 
 import api
 from eventstore import Event, RunExited, RunInitialized, StepLogged, default_codec, open_store
@@ -166,26 +165,9 @@ def resume_only(path: Path, impl: str, expect_step: int) -> dict[str, Any]:
 
 def resume_in_fresh_process(path: Path, impl: str, expect_step: int) -> dict[str, Any]:
     """Run ``--resume-only`` in a new interpreter; its JSON figures and its wall time."""
-    began = perf_counter()
-    done = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--resume-only",
-            str(path),
-            "--impl",
-            impl,
-            "--expect-step",
-            str(expect_step),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+    return fresh_process(
+        __file__, "--resume-only", path, "--impl", impl, "--expect-step", expect_step
     )
-    wall = perf_counter() - began
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["process_wall_ms"] = round(wall * 1e3, 1)
-    return figures
 
 
 def main() -> None:

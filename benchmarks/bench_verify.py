@@ -35,14 +35,21 @@ import resource
 import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from _shared import Plan, catch_up, current_rss_mb, peak_rss_mb, reset_peak_rss, warm_page_cache
+from _shared import (
+    Plan,
+    catch_up,
+    current_rss_mb,
+    fresh_process,
+    peak_rss_mb,
+    reset_peak_rss,
+    warm_page_cache,
+)
 from _shared import write_log as write_mixed_log
 
 from eventstore import default_codec
@@ -95,12 +102,9 @@ def measure_only(path: Path, impl: str, workers: int | None) -> dict[str, Any]:
 
 
 def measure_in_fresh_process(path: Path, impl: str, workers: int | None) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--measure-only", str(path), "--impl", impl]
-    if workers is not None:
-        command += ["--workers", str(workers)]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return figures
+    """Run ``--measure-only`` in a new interpreter and return its JSON figures."""
+    extra = () if workers is None else ("--workers", workers)
+    return fresh_process(__file__, "--measure-only", path, "--impl", impl, *extra)
 
 
 def main() -> None:
