@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -453,10 +452,3 @@ def parse_time(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.astimezone()  # a time without a zone is the user's local time
     return int(moment.timestamp() * 1_000_000)
-
-
-def describe_path(store: StoreArg) -> str:
-    """Where ``store`` points, for messages."""
-    if store is not None and not isinstance(store, (str, os.PathLike)):
-        return store.url
-    return str(Path(store_target(store, root_dir())))

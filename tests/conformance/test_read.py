@@ -207,3 +207,20 @@ async def test_a_page_size_must_be_a_positive_int(store: EventStore, size: objec
     with pytest.raises(InvalidArgument):
         async for _ in store.read_stored_pages(size=size):  # type: ignore[arg-type]
             pass
+
+
+async def test_check_log_finds_a_sound_log_and_names_its_head_hash(store: EventStore) -> None:
+    from eventstore import check_log
+
+    await store.append("run:p/a", steps(0, 7))
+    await store.append("run:p/b", steps(0, 3))
+    check = await check_log(store)
+    assert check.ok
+    assert (check.events, check.streams, check.first_position, check.last_position) == (
+        10,
+        2,
+        1,
+        10,
+    )
+    [last] = [s async for s in store.read_stored(10)]
+    assert check.head_hash == last.hash.hex()
