@@ -45,10 +45,24 @@ async def test_a_higher_step_writes_the_pending_row_and_moves_there(root: Path) 
         await run.log({"a": 1}, step=2)
         await run.log({"a": 2}, step=5)
         assert run.step == 5
-        assert await logged_steps(run) == [(2, {"a": 1})]  # step 5 is still pending
+        await run.log({"b": 3}, step=5)  # step 5 is still pending: this merges into it
     async with open_store(root / "runlog" / "runlog.db") as store:
-        steps = [r.event.step async for r in store.read_all() if isinstance(r.event, StepLogged)]
-    assert steps == [2, 5]  # finish() wrote the pending row
+        rows = [
+            (r.event.step, r.event.metrics)
+            async for r in store.read_all()
+            if isinstance(r.event, StepLogged)
+        ]
+    assert rows == [(2, {"a": 1}), (5, {"a": 2, "b": 3})]  # finish() wrote the pending row
+
+
+async def test_flush_commits_the_pending_row_and_moves_past_its_step(root: Path) -> None:
+    async with api.init(project="p", id="r") as run:
+        await run.log({"a": 1}, step=5)
+        assert await logged_steps(run) == [(5, {"a": 1})]
+        assert run.step == 6
+        with pytest.warns(api.StepDroppedWarning):
+            await run.log({"a": 2}, step=5)  # that step is written: later rows are dropped
+        assert run.dropped_steps == 1
 
 
 async def test_the_same_step_merges_into_the_pending_row(root: Path) -> None:
