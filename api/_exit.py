@@ -141,8 +141,12 @@ def _watch_main_frame() -> None:
 
 
 def _main_code(main: types.ModuleType) -> types.CodeType | None:
-    """The code object of the ``__main__`` module's frame, if it is on the stack."""
-    frame: types.FrameType | None = sys._getframe()
+    """The code object of the ``__main__`` module's frame, if it is on the main thread's
+    stack (runs may be created on another thread, such as the blocking facade's)."""
+    ident = threading.main_thread().ident
+    frame: types.FrameType | None = (
+        sys._getframe() if ident == threading.get_ident() else sys._current_frames().get(ident or 0)
+    )
     found = None
     while frame is not None:
         if frame.f_globals is main.__dict__ and frame.f_code.co_name == "<module>":

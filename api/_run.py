@@ -65,6 +65,7 @@ from eventstore._codec import event_id_bytes
 from . import _exit
 from ._errors import RunFinishedError, StepDroppedWarning, ValueNotStored
 from ._exit import exit_code_for
+from ._loop import background
 from ._settings import remove_auto_resume
 
 __all__ = ["Preemption", "Run", "active_runs", "exit_code_for", "handling_preemption"]
@@ -563,7 +564,7 @@ class Run:
     async def _write_before_loop_ends(self) -> None:
         with anyio.CancelScope(shield=True):
             if self._store.url == "sqlite://":
-                # An in-memory store dies with this loop's connections: finish now.
+                # An in-memory store ends with this loop's connections: finish now.
                 code, interrupted = _exit.exit_status()
                 with contextlib.suppress(Exception):
                     await self.finish(code, interrupted=interrupted, _from_writer=True)
@@ -576,6 +577,16 @@ class Run:
                 # Its connections would otherwise keep the interpreter from exiting.
                 with contextlib.suppress(Exception):
                     await self._store.aclose()
+            try:
+                # Live on where the exit code can still be recorded at interpreter exit.
+                await background.run(self._move_to_this_loop())
+            except Exception as exc:
+                print(
+                    f"runlog: run {self._project}/{self._id} outlived its event loop and "
+                    f"cannot be finished at exit ({exc}); what it logged is stored, and the "
+                    "watchdog (runlog reap) will end it",
+                    file=sys.stderr,
+                )
 
     async def _drain(self, *, interrupted: bool = False, heartbeat: bool = False) -> None:
         async with self._write_lock:
@@ -698,8 +709,17 @@ class Run:
             return
         if isinstance(exit_code, bool) or not isinstance(exit_code, int):
             raise InvalidArgument(f"exit_code is an int, not {exit_code!r}")
+        here = asyncio.get_running_loop()
+        if here is not self._loop and self._loop.is_running():
+            # The run lives on another thread's loop (it outlived its own): finish there.
+            await asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(
+                    self.finish(exit_code, interrupted=interrupted), self._loop
+                )
+            )
+            return
         with anyio.CancelScope(shield=True):
-            if asyncio.get_running_loop() is not self._loop:
+            if here is not self._loop:
                 await self._move_to_this_loop()
             if not self._closing:
                 with self._guard(_interrupted):
@@ -750,7 +770,7 @@ class Run:
         self._loop = asyncio.get_running_loop()
         self._write_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._background = None
+        self._background = self._loop.create_task(self._work(), name=f"runlog writer {self._id}")
 
     def _finish_at_exit(self, exit_code: int, interrupted: bool) -> None:
         """Finish this open run as the interpreter exits (from the main thread)."""

@@ -22,20 +22,19 @@ itself (the seed pattern: ``mark_preempting()``, save a checkpoint, ``sys.exit(1
 from __future__ import annotations
 
 import _thread as _low
-import asyncio
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from ._exit import exit_code_for
 from ._init import init as _async_init
+from ._loop import background
 from ._run import Preemption, Run
 
 __all__ = ["DEFAULT_GRACE", "SyncRun", "handle_preemption", "init"]
@@ -49,36 +48,7 @@ well under the 30 s most schedulers allow between SIGTERM and SIGKILL."""
 _STUCK = 5.0  # after the grace period, how long the main thread may stay in native code
 
 
-class _LoopThread:
-    """One event loop on a daemon thread, started on first use."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def serve() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                threading.Thread(target=serve, name="runlog-sync", daemon=True).start()
-                ready.wait()
-                self._loop = loop
-            return self._loop
-
-    def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return future.result()
-
-
-_thread = _LoopThread()
+_thread = background  # every blocking run lives on the shared loop thread
 
 
 class SyncRun:
