@@ -21,7 +21,6 @@ itself (the seed pattern: ``mark_preempting()``, save a checkpoint, ``sys.exit(1
 
 from __future__ import annotations
 
-import _thread as _low
 import os
 import signal
 import sys
@@ -247,7 +246,7 @@ def handle_preemption(
             return  # a repeated signal, or the loop still has time to reach its next log
         if inner._owned():
             # We interrupted log() itself: let it finish its few lines, then come back.
-            threading.Timer(0.05, _low.interrupt_main, (signal.Signals(signum),)).start()
+            threading.Timer(0.05, _signal_main_thread, (signum,)).start()
             return
         run._leave_for_preemption()
 
@@ -260,13 +259,21 @@ def handle_preemption(
     return remove
 
 
+def _signal_main_thread(signum: int) -> None:
+    """Deliver ``signum`` to the main thread itself, so that a blocking call there (a
+    sleep, a read) is interrupted and the Python handler runs now."""
+    ident = threading.main_thread().ident
+    if ident is not None:
+        signal.pthread_kill(ident, signum)
+
+
 def _grace_watch(run: SyncRun, preemption: Preemption) -> None:
     """After the grace period, make the main thread leave; if it is stuck in native code
     past that, end the run from here so the log says PREEMPTED, and exit."""
     time.sleep(max(0.0, preemption.deadline - time.monotonic()))
     if preemption.leaving or run.finished:
         return
-    _low.interrupt_main(signal.Signals(preemption.signum))
+    _signal_main_thread(preemption.signum)
     stuck_until = time.monotonic() + _STUCK
     while time.monotonic() < stuck_until:
         time.sleep(0.05)
