@@ -93,7 +93,9 @@ async def _mark_then_wait(run: Run, preemption: Preemption, grace: float) -> Non
     try:
         await _to_the_end(run._checkpoint_and_finish(preemption))
     except BaseException:
-        log.exception("runlog: handling signal %d failed; exiting with %d anyway", preemption.signum, code)
+        log.exception(
+            "runlog: handling signal %d failed; exiting with %d anyway", preemption.signum, code
+        )
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

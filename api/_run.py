@@ -396,7 +396,9 @@ class Run:
     def _set_notes_now(self, notes: str, *, interrupted: bool = False) -> None:
         if not isinstance(notes, str):
             raise InvalidArgument(f"notes are a string, not {type(notes).__name__}")
-        self._enqueue(NotesEdited(notes=notes, incarnation=self._incarnation), interrupted=interrupted)
+        self._enqueue(
+            NotesEdited(notes=notes, incarnation=self._incarnation), interrupted=interrupted
+        )
         self._notes = notes
 
     async def mark_preempting(self, *, _interrupted: bool = False) -> None:

@@ -156,9 +156,7 @@ class SyncRun:
     def finish(self, exit_code: int = 0, *, interrupted: bool = False) -> None:
         """End the run and write everything; idempotent."""
         run = self._run
-        _thread.call(
-            run.finish(exit_code, interrupted=interrupted, _interrupted=run._owned())
-        )
+        _thread.call(run.finish(exit_code, interrupted=interrupted, _interrupted=run._owned()))
 
     def _leave_for_preemption(self) -> None:
         """At a step boundary after a preemption signal: commit the step, checkpoint,

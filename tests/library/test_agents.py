@@ -199,8 +199,10 @@ async def test_the_seed_handler_pattern_under_forwarded_signals_is_requeued_and_
     async with open_store(store) as opened, open_projector(opened) as projector:
         sweep = await projector.sweep(sweep_id)
         run = await projector.run("p", run_id)
-    assert sweep is not None and sweep.queue == [run_id]
-    assert run is not None and run.exit_code == 143
+    assert sweep is not None
+    assert sweep.queue == [run_id]
+    assert run is not None
+    assert run.exit_code == 143
     stopped_at = run.last_step
     assert stopped_at is not None
     # The next agent claims the queued run first and the script resumes it.
@@ -221,7 +223,9 @@ async def test_the_seed_handler_pattern_under_forwarded_signals_is_requeued_and_
             if isinstance(r.event, StepLogged)
         ]
     assert claims == [(run_id, False), (run_id, True)]
-    assert run is not None and run.status is RunStatus.FINISHED and run.incarnation == 2
+    assert run is not None
+    assert run.status is RunStatus.FINISHED
+    assert run.incarnation == 2
     assert f"{run_id}.ckpt" in run.files  # the handler's checkpoint is kept with the run
     assert steps == list(range(stopped_at + 6))  # resumed right after, nothing lost or doubled
 

@@ -5,6 +5,7 @@ run records is durable in the order it was called."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import signal
 import subprocess
@@ -12,10 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from eventstore import FileSaved, StepLogged, open_store
-from projections import RunStatus, open_projector
+from projections import RunState, RunStatus, open_projector
 
 from .. import _boundary_trainer as trainer
 
@@ -23,7 +25,9 @@ SCRIPT = str(Path(trainer.__file__))
 pytestmark = pytest.mark.slow
 
 
-def launch(api: str, store: Path, steps: int, every: int, grace: float = 10.0) -> subprocess.Popen[str]:
+def launch(
+    api: str, store: Path, steps: int, every: int, grace: float = 10.0
+) -> subprocess.Popen[str]:
     child = subprocess.Popen(
         [sys.executable, SCRIPT, api, str(store), "r1", str(steps), str(every), str(grace)],
         stdout=subprocess.PIPE,
@@ -60,7 +64,7 @@ async def history(store: Path) -> list[tuple[int, dict[str, object]]]:
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])
-async def test_random_preemptions_and_kills_end_with_the_uninterrupted_history(
+def test_random_preemptions_and_kills_end_with_the_uninterrupted_history(
     tmp_path: Path, api: str
 ) -> None:
     steps, every = 400, 40
@@ -73,7 +77,7 @@ async def test_random_preemptions_and_kills_end_with_the_uninterrupted_history(
         kill = chance.random() < 0.3
         child.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         code, err = ended(child)
-        if code == 0 or (code == -signal.SIGTERM and await finished(store)):
+        if code == 0 or (code == -signal.SIGTERM and asyncio.run(finished(store))):
             code = 0
             break  # it finished before the signal (or the signal met the exiting interpreter)
         assert code == (-signal.SIGKILL if kill else 128 + signal.SIGTERM), err
@@ -82,16 +86,14 @@ async def test_random_preemptions_and_kills_end_with_the_uninterrupted_history(
         code, err = ended(launch(api, store, steps, every))  # let it finish
         assert code == 0, err
     assert interruptions["SIGTERM"] >= 3, interruptions  # the seed makes this many happen
-    rows = await history(store)
+    rows = asyncio.run(history(store))
     assert [step for step, _ in rows] == list(range(steps))  # no hole, nothing twice
     assert dict(rows) == trainer.reference(steps)  # nothing diverged
-    async with open_store(store) as opened, open_projector(opened) as projector:
-        state = await projector.run("p", "r1")
-    assert state is not None and state.status is RunStatus.FINISHED
+    assert asyncio.run(finished(store))
 
 
 @pytest.mark.parametrize("api", ["sync", "async"])
-async def test_a_loop_that_does_not_log_in_time_leaves_after_the_grace_period(
+def test_a_loop_that_does_not_log_in_time_leaves_after_the_grace_period(
     tmp_path: Path, api: str
 ) -> None:
     store = tmp_path / "store.db"
@@ -99,9 +101,13 @@ async def test_a_loop_that_does_not_log_in_time_leaves_after_the_grace_period(
     child.send_signal(signal.SIGTERM)
     code, err = ended(child, 60)
     assert code == 128 + signal.SIGTERM, err
-    async with open_store(store) as opened, open_projector(opened) as projector:
-        state = await projector.run("p", "r1")
-        saved = [r.event for r in [r async for r in opened.read_stream("run:p/r1")] if isinstance(r.event, FileSaved)]
+
+    async def recorded() -> tuple[RunState | None, list[FileSaved]]:
+        async with open_store(store) as opened, open_projector(opened) as projector:
+            events = [r.event async for r in opened.read_stream("run:p/r1")]
+            return await projector.run("p", "r1"), [e for e in events if isinstance(e, FileSaved)]
+
+    state, saved = asyncio.run(recorded())
     assert state is not None
     assert (state.status, state.exit_code) == (RunStatus.PREEMPTED, 143)
     assert [f.name for f in saved] == ["ckpt.json"]  # the checkpoint callback still ran
@@ -138,13 +144,10 @@ async def test_a_file_saved_after_a_step_is_never_durable_before_that_step(
     tmp_path: Path, api: str
 ) -> None:
     store, checkpoint = tmp_path / "store.db", tmp_path / "ckpt.txt"
-    done = subprocess.run(
-        [sys.executable, "-c", DURABLE_ORDER[api], str(store), str(checkpoint)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = await anyio.run_process(
+        [sys.executable, "-c", DURABLE_ORDER[api], str(store), str(checkpoint)], check=False
     )
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
     async with open_store(store) as opened:
         events = [r.event async for r in opened.read_stream("run:p/r1")]
     kinds = [type(e) for e in events]
