@@ -554,7 +554,10 @@ class Run:
                 try:
                     await self._drain(heartbeat=heartbeat)
                 except (StoreBusy, StoreUnavailable):
-                    continue  # the events stay buffered; the next round or flush() retries
+                    # The events stay buffered; the next round or flush() retries, after
+                    # a pause, so a store that is away is not asked in a tight loop.
+                    await anyio.sleep(self._flush_interval)
+                    continue
                 except Exception as exc:
                     self._error = exc
                     return
