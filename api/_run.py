@@ -160,6 +160,7 @@ class Run:
         self._step = starting_step
         self._pending: dict[str, Any] | None = None
         self._pending_bytes = 0
+        self._known_names: list[Any] = [frozenset(), 0]
         self._dropped = 0
         self._warned_drop = False
         self._marked = False
@@ -283,7 +284,7 @@ class Run:
             await self._leave_for_preemption()
 
     def _log_now(self, metrics: Mapping[str, Any], step: int | None, commit: bool | None) -> int:
-        row, row_bytes = _checked_metrics(metrics)
+        row, row_bytes = _checked_metrics(metrics, self._known_names)
         if _exit._status is not None:
             _exit.forget_exit()  # a sys.exit was caught: the program goes on
         dropped = None
@@ -332,7 +333,8 @@ class Run:
 
     def _merge(self, row: dict[str, Any], row_bytes: int, step: int) -> None:
         if self._pending is None:
-            self._merge_check(row_bytes, step, fresh=True)
+            if row_bytes > self._max_row_bytes:
+                self._merge_check(row_bytes, step, fresh=True)
             self._pending = row
             self._pending_bytes = row_bytes
             return
@@ -848,46 +850,54 @@ async def _forever() -> None:
     await asyncio.Event().wait()
 
 
-def _checked_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+def _checked_metrics(metrics: Mapping[str, Any], known: list[Any]) -> tuple[dict[str, Any], int]:
     """A copy of ``metrics`` known to encode, and its approximate encoded size: a value
-    the store cannot hold fails here, naming its key, not in a later batch."""
+    the store cannot hold fails here, naming its key, not in a later batch. ``known``
+    holds the last set of names found good and their size, ``[frozenset, int]``."""
     if not isinstance(metrics, Mapping):
         raise InvalidArgument(
             f"log() takes a mapping of metric names to values, not {type(metrics).__name__}"
         )
     row = dict(metrics)
-    size = 0
+    keys = row.keys()
+    if keys == known[0]:  # a loop logs the same names step after step: checked once
+        size = known[1]
+    else:
+        try:
+            names = "".join(row)  # in C: every name is a str, and their total length
+        except TypeError:
+            bad = next(key for key in row if type(key) is not str)
+            raise InvalidArgument(f"metric names are strings; got {bad!r}") from None
+        if not names.isascii():
+            for key in row:
+                _check_text(key, f"metric name {key!r}")
+        size = len(names) + (2 + _SCALAR_BYTES) * len(row)
+        known[:] = [frozenset(keys), size]
     for key, value in row.items():
-        if type(key) is not str:
-            raise InvalidArgument(f"metric names are strings; got {key!r}")
-        if not key.isascii():
-            _check_text(key, f"metric name {key!r}")
-        size += len(key) + 2
         kind = type(value)
         if kind is float or kind is bool or value is None:
-            size += _SCALAR_BYTES
-        elif kind is int:
-            if not _INT_MIN <= value <= _INT_MAX:
-                raise InvalidArgument(
-                    f"metric {key!r}: the integer {value} does not fit in 64 bits (the store "
-                    "keeps -2**63 .. 2**64-1); log it as a float or a string. Nothing was logged "
-                    "by this call"
-                )
-            size += _SCALAR_BYTES
-        else:
-            try:
-                size += len(_value_encoder.encode(value))
-            except UnicodeEncodeError as exc:
-                raise InvalidArgument(
-                    f"metric {key!r}: the text holds a character UTF-8 cannot encode ({exc.reason}, "
-                    f"at index {exc.start}); clean it, e.g. with .encode('utf-8', 'replace')"
-                    ".decode(). Nothing was logged by this call"
-                ) from exc
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise InvalidArgument(
-                    f"metric {key!r}: {exc}. Metrics hold str, int (64-bit), float, bool, None, "
-                    "and lists and str-keyed dicts of those. Nothing was logged by this call"
-                ) from exc
+            continue
+        if kind is int:
+            if _INT_MIN <= value <= _INT_MAX:
+                continue
+            raise InvalidArgument(
+                f"metric {key!r}: the integer {value} does not fit in 64 bits (the store "
+                "keeps -2**63 .. 2**64-1); log it as a float or a string. Nothing was logged "
+                "by this call"
+            )
+        try:
+            size += len(_value_encoder.encode(value))
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(
+                f"metric {key!r}: the text holds a character UTF-8 cannot encode ({exc.reason}, "
+                f"at index {exc.start}); clean it, e.g. with .encode('utf-8', 'replace')"
+                ".decode(). Nothing was logged by this call"
+            ) from exc
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidArgument(
+                f"metric {key!r}: {exc}. Metrics hold str, int (64-bit), float, bool, None, "
+                "and lists and str-keyed dicts of those. Nothing was logged by this call"
+            ) from exc
     return row, size
 
 
