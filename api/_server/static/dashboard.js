@@ -534,6 +534,7 @@ function timelineSection(line, project, runId) {
     label.textContent = "#" + position;
     const mark = line.marks.find((m) => m.position === position);
     const answer = await getJSON("/api/dash/runs/" + enc(project) + "/" + enc(runId) + "/as_of?position=" + position);
+    if (stops[Number(slider.value)] !== position) return; // the slider moved on meanwhile
     const s = answer.state;
     out.dataset.position = String(position);
     out.replaceChildren(s ? el("div", { class: "kv" },
@@ -541,7 +542,11 @@ function timelineSection(line, project, runId) {
         ["preempting", s.preempting], ["exit code", fmt(s.exit_code)], ["summary", fmt(s.summary)]].map(([k, v]) => [el("div", { text: k }), el("div", { class: k === "status" ? "status " + v : "", "data-field": k, text: fmt(v) })]))
       : el("p", { class: "empty", text: "the run did not exist yet" }));
   };
-  slider.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => show().catch(showError), 120); });
+  slider.addEventListener("input", () => {
+    label.textContent = "#" + stops[Number(slider.value)];
+    clearTimeout(timer);
+    timer = setTimeout(() => show().catch(showError), 120);
+  });
   section.append(el("h3", { text: "State as of a log position" }), el("div", { class: "bar" }, slider, label), out);
   show().catch(showError);
   section.append(el("h3", { text: "Events" }), el("table", { id: "marks" }, el("thead", {}, el("tr", {}, ["position", "time", "what", "incarnation", "after step"].map((h) => el("th", { text: h })))),
