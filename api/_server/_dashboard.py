@@ -149,19 +149,24 @@ async def static(request: Request) -> Response:
 def _query(request: Request) -> RunQuery:
     status = text_param(request, "status") or None
     if status is not None and status not in {s.value for s in RunStatus}:
-        raise Problem(400, f"unknown status {status!r}; use one of "
-                      + ", ".join(s.value for s in RunStatus))
+        raise Problem(
+            400, f"unknown status {status!r}; use one of " + ", ".join(s.value for s in RunStatus)
+        )
     sort = text_param(request, "sort") or "created"
     if sort not in SORTABLE and not sort.startswith(("config.", "summary.")):
-        raise Problem(400, f"cannot sort by {sort!r}; use one of {', '.join(SORTABLE)}, "
-                      "config.<key> or summary.<key>")
+        raise Problem(
+            400,
+            f"cannot sort by {sort!r}; use one of {', '.join(SORTABLE)}, "
+            "config.<key> or summary.<key>",
+        )
     order = text_param(request, "order") or "desc"
     if order not in ("asc", "desc"):
         raise Problem(400, f"order is 'asc' or 'desc', not {order!r}")
     search = (text_param(request, "q") or "").strip().lower()
     limit = int_param(request, "limit", 50, minimum=1, maximum=MAX_PAGE)
     offset = int_param(request, "offset", 0)
-    assert limit is not None and offset is not None
+    assert limit is not None
+    assert offset is not None
     return RunQuery(
         project=text_param(request, "project") or None,
         status=status,
@@ -197,9 +202,21 @@ def _dash_row(row: RunRow, columns: list[str]) -> DashRow:
             if isinstance(value, float) and not math.isfinite(value):
                 value = str(value)
             chosen[column] = value
-    return DashRow(row.project, row.run_id, row.name, row.status, row.sweep_id, row.tags,
-                   row.steps, row.last_step, row.created_us, row.updated_us, row.runtime_s,
-                   row.incarnation, chosen)
+    return DashRow(
+        row.project,
+        row.run_id,
+        row.name,
+        row.status,
+        row.sweep_id,
+        row.tags,
+        row.steps,
+        row.last_step,
+        row.created_us,
+        row.updated_us,
+        row.runtime_s,
+        row.incarnation,
+        chosen,
+    )
 
 
 async def dash_runs(request: Request) -> Response:
@@ -212,8 +229,9 @@ async def dash_runs(request: Request) -> Response:
     columns = _columns(request)
     position = await ctx.run_index.refresh()
     rows, total = ctx.run_index.select(query)
-    return json_response(DashRunPage([_dash_row(r, columns) for r in rows], total,
-                                     query.offset, position))
+    return json_response(
+        DashRunPage([_dash_row(r, columns) for r in rows], total, query.offset, position)
+    )
 
 
 async def facets(request: Request) -> Response:
@@ -243,10 +261,18 @@ async def facets(request: Request) -> Response:
             config_keys[key] = config_keys.get(key, 0) + 1
         for key in row.summary:
             summary_keys[key] = summary_keys.get(key, 0) + 1
-    body = msgspec.json.encode(Facets(
-        projects=dict(sorted(projects.items())), statuses=statuses, sweeps=sorted(sweeps),
-        tags=sorted(tags), config_keys=_common(config_keys), summary_keys=_common(summary_keys),
-        runs=len(rows), position=position))
+    body = msgspec.json.encode(
+        Facets(
+            projects=dict(sorted(projects.items())),
+            statuses=statuses,
+            sweeps=sorted(sweeps),
+            tags=sorted(tags),
+            config_keys=_common(config_keys),
+            summary_keys=_common(summary_keys),
+            runs=len(rows),
+            position=position,
+        )
+    )
     ctx.facets_cache[project] = (position, body)
     return Response(body, media_type="application/json")
 
@@ -279,6 +305,10 @@ async def as_of(request: Request) -> Response:
     position = int_param(request, "position", None)
     if position is None:
         raise Problem(400, "pass position=, a log position")
+    if position >= state.last_position and position <= ctx.projector.position:
+        # Nothing of the run happened since: its current state is its state then, and
+        # the slider's starting point costs no replay.
+        return json_response(AsOf(position, state))
     past = await ctx.projector.run_as_of(state.project, state.run_id, position=position)
     return json_response(AsOf(position, past))
 
@@ -307,23 +337,50 @@ async def dash_sweep(request: Request) -> Response:
     parameters: set[str] = set()
     for state in states:
         value = state.summary.get(metric) if metric else None
-        number = (float(value) if isinstance(value, int | float) and not isinstance(value, bool)
-                  and math.isfinite(value) else None)
+        number = (
+            float(value)
+            if isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            else None
+        )
         params = dict(state.params or {})
         parameters.update(k for k, v in params.items() if not isinstance(v, dict))
-        runs.append(SweepRun(state.run_id, state.status.value, params, number, state.steps,
-                             state.run_id in queued))
+        runs.append(
+            SweepRun(
+                state.run_id,
+                state.status.value,
+                params,
+                number,
+                state.steps,
+                state.run_id in queued,
+            )
+        )
     scored = [r for r in runs if r.metric is not None]
     best = None
     if scored:
         pick = max if goal == "maximize" else min
         best = pick(scored, key=lambda r: r.metric if r.metric is not None else 0.0)
-    return json_response(DashSweep(
-        sweep_id=sweep.sweep_id, project=sweep.project, status=sweep.status.value,
-        method=sweep.method, config=sweep.config, run_cap=sweep.run_cap,
-        counts=sweep.counts, queue=sweep.queue, claims=sweep.claims,
-        agents=sorted(sweep.agents), metric=metric, goal=goal,
-        parameters=sorted(parameters), runs=runs, best=best, position=sweep.last_position))
+    return json_response(
+        DashSweep(
+            sweep_id=sweep.sweep_id,
+            project=sweep.project,
+            status=sweep.status.value,
+            method=sweep.method,
+            config=sweep.config,
+            run_cap=sweep.run_cap,
+            counts=sweep.counts,
+            queue=sweep.queue,
+            claims=sweep.claims,
+            agents=sorted(sweep.agents),
+            metric=metric,
+            goal=goal,
+            parameters=sorted(parameters),
+            runs=runs,
+            best=best,
+            position=sweep.last_position,
+        )
+    )
 
 
 async def explain_run(request: Request) -> Response:
@@ -339,14 +396,16 @@ async def verify_store(request: Request) -> Response:
     ctx = context(request)
     report = await verify(store=ctx.store, workers=0)
     fault = report.log.first_fault
-    return json_response({
-        "ok": report.ok,
-        "head": report.head,
-        "checked": report.log.last_position,
-        "first_bad_position": report.first_bad_position,
-        "fault": None if fault is None else msgspec.to_builtins(fault),
-        "projection_differences": (
-            [] if report.projection is None else report.projection.differences[:20]
-        ),
-        "replay_error": report.replay_error,
-    })
+    return json_response(
+        {
+            "ok": report.ok,
+            "head": report.head,
+            "checked": report.log.last_position,
+            "first_bad_position": report.first_bad_position,
+            "fault": None if fault is None else msgspec.to_builtins(fault),
+            "projection_differences": (
+                [] if report.projection is None else report.projection.differences[:20]
+            ),
+            "replay_error": report.replay_error,
+        }
+    )

@@ -91,17 +91,22 @@ class Lifeline(msgspec.Struct, kw_only=True):
 
 def _label(event: Any) -> str:
     if isinstance(event, RunInitialized):
-        return (f"incarnation {event.incarnation} started"
-                + (f", resumed at step {event.starting_step}" if event.resumed else "")
-                + (f" on {event.host} pid {event.pid}" if event.host else ""))
+        return (
+            f"incarnation {event.incarnation} started"
+            + (f", resumed at step {event.starting_step}" if event.resumed else "")
+            + (f" on {event.host} pid {event.pid}" if event.host else "")
+        )
     if isinstance(event, PreemptMarked):
         return f"incarnation {event.incarnation} marked preempting"
     if isinstance(event, RunExited):
         return f"incarnation {event.incarnation} exited with code {event.exit_code}" + (
-            " (interrupted)" if event.interrupted else "")
+            " (interrupted)" if event.interrupted else ""
+        )
     if isinstance(event, HeartbeatExpired):
-        return (f"incarnation {event.incarnation} silent for {event.timeout_s:g} s: expired "
-                f"(last seen at #{event.last_position})")
+        return (
+            f"incarnation {event.incarnation} silent for {event.timeout_s:g} s: expired "
+            f"(last seen at #{event.last_position})"
+        )
     if isinstance(event, RunRevived):
         return f"incarnation {event.incarnation} wrote again: revived"
     if isinstance(event, RunKilled):
@@ -139,15 +144,26 @@ class _Builder:
         return None
 
     def _mark(
-        self, kind: str, record: RecordedEvent, incarnation: int | None, label: str,
-        *, in_run: bool = True,
+        self,
+        kind: str,
+        record: RecordedEvent,
+        incarnation: int | None,
+        label: str,
+        *,
+        in_run: bool = True,
     ) -> None:
         # A sweep event is read after the run's own events, so the step reached by then
         # says nothing about when it happened: it gets none.
-        self.line.marks.append(Mark(kind=kind, position=record.position,
-                                    recorded_at_us=record.recorded_at_us,
-                                    incarnation=incarnation,
-                                    step=self.step if in_run else None, label=label))
+        self.line.marks.append(
+            Mark(
+                kind=kind,
+                position=record.position,
+                recorded_at_us=record.recorded_at_us,
+                incarnation=incarnation,
+                step=self.step if in_run else None,
+                label=label,
+            )
+        )
 
     def run_event(self, record: RecordedEvent) -> None:
         line, event = self.line, record.event
@@ -159,22 +175,37 @@ class _Builder:
         if isinstance(event, RunInitialized):
             line.sweep_id = line.sweep_id or event.sweep_id
             self.current = max(self.current, event.incarnation)
-            line.bands.append(Band(
-                incarnation=event.incarnation, position=record.position,
-                started_us=record.recorded_at_us, ended_us=record.recorded_at_us,
-                resumed=event.resumed, starting_step=event.starting_step,
-                host=event.host, pid=event.pid))
-            self._mark("resume" if event.resumed else "init", record, event.incarnation,
-                       _label(event))
+            line.bands.append(
+                Band(
+                    incarnation=event.incarnation,
+                    position=record.position,
+                    started_us=record.recorded_at_us,
+                    ended_us=record.recorded_at_us,
+                    resumed=event.resumed,
+                    starting_step=event.starting_step,
+                    host=event.host,
+                    pid=event.pid,
+                )
+            )
+            self._mark(
+                "resume" if event.resumed else "init", record, event.incarnation, _label(event)
+            )
             return
         if isinstance(incarnation, int) and incarnation < self.current:
             line.fenced += 1
             # One mark per fenced stretch, not one per step a stale writer logged.
-            if not (line.marks and line.marks[-1].kind == "fenced"
-                    and line.marks[-1].incarnation == incarnation):
-                self._mark("fenced", record, incarnation,
-                           f"incarnation {incarnation} wrote after incarnation {self.current} "
-                           "took over: fenced, ignored")
+            if not (
+                line.marks
+                and line.marks[-1].kind == "fenced"
+                and line.marks[-1].incarnation == incarnation
+            ):
+                self._mark(
+                    "fenced",
+                    record,
+                    incarnation,
+                    f"incarnation {incarnation} wrote after incarnation {self.current} "
+                    "took over: fenced, ignored",
+                )
             return
         band = self._band(incarnation if isinstance(incarnation, int) else None)
         if band is not None and band.end is None:
@@ -209,9 +240,13 @@ class _Builder:
         if getattr(event, "run_id", None) != self.line.run_id:
             return
         if isinstance(event, RunScheduled):
-            self._mark("scheduled", record, None,
-                       f"scheduled by sweep {self.line.sweep_id} with {event.params}",
-                       in_run=False)
+            self._mark(
+                "scheduled",
+                record,
+                None,
+                f"scheduled by sweep {self.line.sweep_id} with {event.params}",
+                in_run=False,
+            )
         elif isinstance(event, RunClaimed):
             kind = "requeued" if event.requeue else "claimed"
             what = "claimed again from the queue" if event.requeue else "claimed"
@@ -243,8 +278,9 @@ class Lifelines:
             line.marks = list(line.marks)
             builder = _Builder(line)
             new_sweep: list[RecordedEvent] = []
-            async for record in self._store.read_stream(f"run:{project}/{run_id}",
-                                                        line.version + 1):
+            async for record in self._store.read_stream(
+                f"run:{project}/{run_id}", line.version + 1
+            ):
                 builder.run_event(record)
             sweep = line.sweep_id or sweep_id
             if sweep is not None:

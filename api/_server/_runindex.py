@@ -12,7 +12,8 @@ then costs a filter and a sort over small in-memory rows.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any
 
 import anyio
@@ -21,10 +22,19 @@ import msgspec
 from eventstore import EventStore
 from projections import Projector, RunState
 
-__all__ = ["RunIndex", "RunQuery", "RunRow", "SORTABLE"]
+__all__ = ["SORTABLE", "RunIndex", "RunQuery", "RunRow", "row_of", "select"]
 
-SORTABLE = ("created", "updated", "runtime", "steps", "last_step", "status", "run_id", "name",
-            "project")
+SORTABLE = (
+    "created",
+    "updated",
+    "runtime",
+    "steps",
+    "last_step",
+    "status",
+    "run_id",
+    "name",
+    "project",
+)
 """Sort keys besides ``config.<key>`` and ``summary.<key>``."""
 _GAP_READ = 2000  # up to this many new events are read to see which runs moved
 
@@ -71,8 +81,14 @@ def row_of(state: RunState) -> RunRow:
     """The table row of a run state."""
     last = state.last_event_us or state.updated_us
     text = " ".join(
-        [state.project, state.run_id, state.name or "", state.group or "", state.notes or "",
-         *state.tags]
+        [
+            state.project,
+            state.run_id,
+            state.name or "",
+            state.group or "",
+            state.notes or "",
+            *state.tags,
+        ]
     ).lower()
     return RunRow(
         project=state.project,
@@ -107,34 +123,27 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _sort_value(row: RunRow, sort: str) -> Any:
+_FIELDS: dict[str, Callable[[RunRow], Any]] = {
+    "created": attrgetter("created_us"),
+    "updated": attrgetter("updated_us"),
+    "runtime": attrgetter("runtime_s"),
+    "steps": attrgetter("steps"),
+    "last_step": attrgetter("last_step"),
+    "status": attrgetter("status"),
+    "run_id": attrgetter("run_id"),
+    "name": lambda row: row.name or row.run_id,
+    "project": attrgetter("project"),
+}
+
+
+def _getter(sort: str) -> Callable[[RunRow], Any]:
     if sort.startswith("config."):
-        return row.config.get(sort[7:])
+        key = sort[7:]
+        return lambda row: row.config.get(key)
     if sort.startswith("summary."):
-        return row.summary.get(sort[8:])
-    return {
-        "created": row.created_us,
-        "updated": row.updated_us,
-        "runtime": row.runtime_s,
-        "steps": row.steps,
-        "last_step": row.last_step,
-        "status": row.status,
-        "run_id": row.run_id,
-        "name": row.name or row.run_id,
-        "project": row.project,
-    }[sort]
-
-
-def _rank(value: Any) -> tuple[int, Any]:
-    # Numbers before strings before anything else; a run without the value sorts last
-    # whichever the direction (handled by the caller), so mixed columns still order.
-    if isinstance(value, bool):
-        return (0, int(value))
-    if isinstance(value, int | float):
-        return (0, value) if value == value else (3, 0)  # NaN after the numbers
-    if isinstance(value, str):
-        return (1, value)
-    return (2, repr(value))
+        key = sort[8:]
+        return lambda row: row.summary.get(key)
+    return _FIELDS[sort]
 
 
 class RunIndex:
@@ -145,6 +154,7 @@ class RunIndex:
         self._projector = projector
         self._rows: dict[tuple[str, str], RunRow] = {}
         self._streams: dict[str, int] = {}  # stream -> last position seen
+        self._keys: list[tuple[str, str]] = []  # of the rows, sorted: the order of ties
         self._position = -1  # -1: never loaded
         self._lock = anyio.Lock()
         self.loaded_in_s = 0.0
@@ -198,7 +208,7 @@ class RunIndex:
             for info in await self._store.streams(prefix):
                 if self._streams.get(info.name) != info.last_position:
                     self._streams[info.name] = info.last_position
-                    (runs if prefix == "run:" else sweeps).add(info.name[len(prefix):])
+                    (runs if prefix == "run:" else sweeps).add(info.name[len(prefix) :])
         await self._reload({"run:" + r for r in runs}, sweeps)
 
     async def _reload(self, run_streams: Iterable[str], sweeps: Iterable[str]) -> None:
@@ -211,9 +221,9 @@ class RunIndex:
             for state in await self._projector.runs_of_sweep(sweep_id):
                 self._rows[(state.project, state.run_id)] = row_of(state)
         for project, run_id in keys:
-            state = await self._projector.run(project, run_id)
-            if state is not None:
-                self._rows[(project, run_id)] = row_of(state)
+            found = await self._projector.run(project, run_id)
+            if found is not None:
+                self._rows[(project, run_id)] = row_of(found)
 
     def rows(self) -> list[RunRow]:
         """Every row, in no particular order."""
@@ -221,20 +231,57 @@ class RunIndex:
 
     def select(self, query: RunQuery) -> tuple[list[RunRow], int]:
         """The rows of one page of ``query`` and how many rows match in all."""
-        matching = [row for row in self._rows.values() if _matches(row, query)]
-        key = query.sort
-        if key not in SORTABLE and not key.startswith(("config.", "summary.")):
-            raise ValueError(key)
-        present = []
-        absent = []
-        for row in matching:
-            value = _sort_value(row, key)
-            (absent if value is None else present).append((_rank(value), row.project,
-                                                           row.run_id, row))
-        present.sort(key=lambda item: (item[0], item[1], item[2]), reverse=query.descending)
-        absent.sort(key=lambda item: (item[1], item[2]))
-        ordered = [item[3] for item in present] + [item[3] for item in absent]
-        return ordered[query.offset : query.offset + query.limit], len(matching)
+        if len(self._keys) != len(self._rows):
+            self._keys = sorted(self._rows)  # a run was added since
+        return select([self._rows[key] for key in self._keys], query)
+
+
+def select(rows: list[RunRow], query: RunQuery) -> tuple[list[RunRow], int]:
+    """One page of ``rows`` filtered and sorted as ``query`` says, and how many match.
+
+    ``rows`` must be in (project, run id) order: it is the order of ties.
+
+    Numbers come first, then strings, then other values, then NaN, then the runs without
+    the value, whichever the direction: the direction orders values within each kind, so
+    a column mixing kinds still reads sensibly and missing values never lead.
+
+    Raises:
+        ValueError: ``query.sort`` is not a sort key.
+    """
+    key = query.sort
+    if key not in SORTABLE and not key.startswith(("config.", "summary.")):
+        raise ValueError(f"cannot sort by {key!r}")
+    value_of = _getter(key)
+    ordered = rows
+    if any(
+        v is not None for v in (query.project, query.status, query.sweep, query.tag, query.search)
+    ):
+        ordered = [row for row in ordered if _matches(row, query)]
+    # Only lists of existing objects and of indexes are built: at 100,000 runs, a tuple
+    # per row would cost more in garbage collection than the sort itself.
+    values = [value_of(row) for row in ordered]
+    kinds: list[list[int]] = [[], [], [], [], []]  # number, string, other, NaN, missing
+    for index, value in enumerate(values):
+        of_type = type(value)
+        if of_type is float or of_type is int or of_type is bool:
+            kinds[0 if value == value else 3].append(index)
+        elif of_type is str:
+            kinds[1].append(index)
+        elif value is None:
+            kinds[4].append(index)
+        else:
+            values[index] = repr(value)
+            kinds[2].append(index)
+    wanted = query.offset + query.limit
+    chosen: list[int] = []
+    for kind, indexes in enumerate(kinds):
+        if len(chosen) >= wanted:
+            break
+        if kind < 3:
+            # Python's sort is stable, also reversed: ties keep the (project, run id) order.
+            indexes.sort(key=values.__getitem__, reverse=query.descending)
+        chosen += indexes[: wanted - len(chosen)]
+    return [ordered[i] for i in chosen[query.offset : wanted]], len(ordered)
 
 
 def _matches(row: RunRow, query: RunQuery) -> bool:

@@ -27,19 +27,42 @@ async def bulk_runs(path: Path, runs: int, steps: int, *, seed: int = 7) -> None
         for i in range(runs):
             project = PROJECTS[i % len(PROJECTS)]
             lr = 10 ** rng.uniform(-4, -1)
-            config = {"lr": lr, "batch_size": rng.choice([32, 64, 128]),
-                      "optimizer": rng.choice(OPTIMIZERS), "model": {"depth": rng.choice([18, 34, 50])}}
+            config = {
+                "lr": lr,
+                "batch_size": rng.choice([32, 64, 128]),
+                "optimizer": rng.choice(OPTIMIZERS),
+                "model": {"depth": rng.choice([18, 34, 50])},
+            }
             tags = [rng.choice(["baseline", "ablation", "final"])] + (["gpu"] if i % 3 else [])
-            events: list = [RunInitialized(project=project, run_id=f"run-{i:05d}", incarnation=1,
-                                           resumed=False, starting_step=0, config=config,
-                                           name=f"{config['optimizer']}-lr{lr:.0e}", tags=tags,
-                                           host="node-%d" % (i % 8), pid=1000 + i)]
+            events: list = [
+                RunInitialized(
+                    project=project,
+                    run_id=f"run-{i:05d}",
+                    incarnation=1,
+                    resumed=False,
+                    starting_step=0,
+                    config=config,
+                    name=f"{config['optimizer']}-lr{lr:.0e}",
+                    tags=tags,
+                    host=f"node-{i % 8}",
+                    pid=1000 + i,
+                )
+            ]
             floor = rng.uniform(0.05, 0.4)
             for step in range(steps):
                 loss = floor + 2.0 * math.exp(-step / max(1, steps / 5)) + rng.gauss(0, 0.02)
-                events.append(StepLogged(incarnation=1, step=step, metrics={
-                    "loss": loss, "val_loss": loss * 1.1, "acc": 1 - loss / 2.5,
-                    "lr": lr * (1 - step / max(1, steps))}))
+                events.append(
+                    StepLogged(
+                        incarnation=1,
+                        step=step,
+                        metrics={
+                            "loss": loss,
+                            "val_loss": loss * 1.1,
+                            "acc": 1 - loss / 2.5,
+                            "lr": lr * (1 - step / max(1, steps)),
+                        },
+                    )
+                )
             events.append(RunExited(incarnation=1, exit_code=0 if i % 11 else 1))
             await store.append(f"run:{project}/run-{i:05d}", events)
 
@@ -50,9 +73,14 @@ async def twice_preempted(path: Path, *, project: str = "vision", run_id: str = 
     store = str(path)
     step = 0
     for incarnation in range(3):
-        run = await api.init(project=project, id=run_id, store=store,
-                             resume=None if incarnation == 0 else "must",
-                             config={"lr": 0.01, "epochs": 3}, tags=["preemptible"])
+        run = await api.init(
+            project=project,
+            id=run_id,
+            store=store,
+            resume=None if incarnation == 0 else "must",
+            config={"lr": 0.01, "epochs": 3},
+            tags=["preemptible"],
+        )
         for _ in range(40):
             await run.log({"loss": 2.0 / (step + 1), "acc": step / 120})
             step += 1
@@ -75,9 +103,17 @@ async def grid_sweep(path: Path, *, project: str = "tune") -> str:
             lr, batch = float(work.params["lr"]), int(work.params["batch"])
             # What an agent's training process writes (the library takes the sweep from
             # the agent's environment); written directly to keep the test fast.
-            events: list = [RunInitialized(project=project, run_id=work.run_id, incarnation=1,
-                                           resumed=False, starting_step=0, sweep_id=sweep_id,
-                                           config=dict(work.params))]
+            events: list = [
+                RunInitialized(
+                    project=project,
+                    run_id=work.run_id,
+                    incarnation=1,
+                    resumed=False,
+                    starting_step=0,
+                    sweep_id=sweep_id,
+                    config=dict(work.params),
+                )
+            ]
             for step in range(30):
                 value = abs(math.log10(lr) + 2) + 0.3 / (step + 1) + batch / 1000
                 events.append(StepLogged(incarnation=1, step=step, metrics={"val_loss": value}))

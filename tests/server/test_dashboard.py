@@ -125,8 +125,9 @@ async def test_selected_runs_are_overlaid_in_one_panel_per_metric(
     loss = page.locator(".panel[data-metric='loss']")
     await page.wait_for_selector(".panel[data-metric='loss'][data-runs='2']", timeout=WAIT_MS)
     assert await loss.get_attribute("data-points") == "400"  # 200 steps from each run
-    assert sorted(await page.locator(".panel").evaluate_all(
-        "nodes => nodes.map(n => n.dataset.metric)")) == ["acc", "loss", "lr", "val_loss"]
+    assert sorted(
+        await page.locator(".panel").evaluate_all("nodes => nodes.map(n => n.dataset.metric)")
+    ) == ["acc", "loss", "lr", "val_loss"]
     assert await loss.locator("canvas").count() == 1
     legend = await loss.locator(".u-legend").inner_text()
     assert legend.count("vision/run-") == 2
@@ -136,9 +137,7 @@ async def test_selected_runs_are_overlaid_in_one_panel_per_metric(
     assert errors == []
 
 
-async def test_the_runs_table_sorts_searches_and_pages(
-    browser: BrowserContext, url: str
-) -> None:
+async def test_the_runs_table_sorts_searches_and_pages(browser: BrowserContext, url: str) -> None:
     page, errors = await _open(browser, url)
     await page.wait_for_selector("#runs tbody tr[data-run]", timeout=WAIT_MS)
     await page.click("#runs th[data-sort='steps']")
@@ -205,20 +204,21 @@ async def test_a_run_preempted_twice_shows_both_preemptions_on_its_timeline(
     exits = page.locator("#marks tbody tr[data-kind='exit']")
     assert await exits.count() == 3
     assert "code 143" in (await exits.nth(0).inner_text())
-    await page.wait_for_selector(".panel[data-metric='loss'][data-last-step='119']",
-                                 timeout=WAIT_MS)
+    await page.wait_for_selector(
+        ".panel[data-metric='loss'][data-last-step='119']", timeout=WAIT_MS
+    )
 
     # Time travel: back to the first exit, the run was preempted in incarnation 1.
     position = await exits.nth(0).locator("a").inner_text()
     stops = await page.evaluate("""() => {
         const s = document.querySelector('#as-of'); return Number(s.max); }""")
     for index in range(stops + 1):
-        await page.eval_on_selector("#as-of", "(s, i) => { s.value = i; "
-                                    "s.dispatchEvent(new Event('input')); }", index)
+        await page.eval_on_selector(
+            "#as-of", "(s, i) => { s.value = i; s.dispatchEvent(new Event('input')); }", index
+        )
         if await page.locator("#as-of-position").inner_text() == position:
             break
-    await page.wait_for_selector(f"#as-of-state[data-position='{position[1:]}']",
-                                 timeout=WAIT_MS)
+    await page.wait_for_selector(f"#as-of-state[data-position='{position[1:]}']", timeout=WAIT_MS)
     assert await page.locator("#as-of-state [data-field='status']").inner_text() == "preempted"
     assert await page.locator("#as-of-state [data-field='incarnation']").inner_text() == "1"
     await _shot(page, shots, "run")
@@ -284,9 +284,7 @@ async def test_the_audit_view_verifies_the_log_and_explains_a_run(
     assert errors == []
 
 
-async def test_the_sweep_page_shows_the_queue(
-    browser: BrowserContext, tmp_path: Path
-) -> None:
+async def test_the_sweep_page_shows_the_queue(browser: BrowserContext, tmp_path: Path) -> None:
     from .conftest import _populate
 
     path = tmp_path / "queue.db"

@@ -109,8 +109,12 @@ async def test_runs_pages_cover_every_matching_run_once(client: httpx.AsyncClien
 
 
 async def test_runs_refuse_an_unknown_sort_status_or_column(client: httpx.AsyncClient) -> None:
-    for params in ({"sort": "colour"}, {"status": "sleeping"}, {"columns": "loss"},
-                   {"order": "sideways"}):
+    for params in (
+        {"sort": "colour"},
+        {"status": "sleeping"},
+        {"columns": "loss"},
+        {"order": "sideways"},
+    ):
         response = await client.get("/api/dash/runs", params=params)
         assert response.status_code == 400, params
         assert response.json()["detail"]
@@ -171,21 +175,27 @@ async def test_lifeline_marks_expiry_revival_and_fenced_writes(
     client: httpx.AsyncClient, store_path: Path
 ) -> None:
     stream = "run:edge/zombie"
-    await _append(store_path, stream, [
-        RunInitialized(project="edge", run_id="zombie", incarnation=1, resumed=False,
-                       starting_step=0),
-        StepLogged(incarnation=1, step=0, metrics={"loss": 1.0}),
-        HeartbeatExpired(incarnation=1, last_position=0, observed_at_us=1, timeout_s=60.0),
-        Heartbeat(incarnation=1),
-        RunRevived(incarnation=1),
-        RunInitialized(project="edge", run_id="zombie", incarnation=2, resumed=True,
-                       starting_step=1),
-        StepLogged(incarnation=1, step=1, metrics={"loss": 0.5}),  # the old writer, fenced
-        StepLogged(incarnation=1, step=2, metrics={"loss": 0.4}),
-        StepLogged(incarnation=2, step=1, metrics={"loss": 0.6}),
-        PreemptMarked(incarnation=2),
-        RunExited(incarnation=2, exit_code=137),
-    ])
+    await _append(
+        store_path,
+        stream,
+        [
+            RunInitialized(
+                project="edge", run_id="zombie", incarnation=1, resumed=False, starting_step=0
+            ),
+            StepLogged(incarnation=1, step=0, metrics={"loss": 1.0}),
+            HeartbeatExpired(incarnation=1, last_position=0, observed_at_us=1, timeout_s=60.0),
+            Heartbeat(incarnation=1),
+            RunRevived(incarnation=1),
+            RunInitialized(
+                project="edge", run_id="zombie", incarnation=2, resumed=True, starting_step=1
+            ),
+            StepLogged(incarnation=1, step=1, metrics={"loss": 0.5}),  # the old writer, fenced
+            StepLogged(incarnation=1, step=2, metrics={"loss": 0.4}),
+            StepLogged(incarnation=2, step=1, metrics={"loss": 0.6}),
+            PreemptMarked(incarnation=2),
+            RunExited(incarnation=2, exit_code=137),
+        ],
+    )
     line = (await client.get("/api/dash/runs/edge/zombie/lifeline")).json()
     kinds = [m["kind"] for m in line["marks"]]
     assert kinds == ["init", "expired", "revived", "resume", "fenced", "preempt", "exit"]
@@ -216,36 +226,58 @@ async def test_lifeline_of_a_sweep_run_shows_its_claims_and_requeue(
     client: httpx.AsyncClient, store_path: Path
 ) -> None:
     sweep_id = await api.create_sweep(
-        {"method": "grid", "parameters": {"x": {"values": [1]}}}, project="sq",
-        store=str(store_path), sweep_id="requeue1")
+        {"method": "grid", "parameters": {"x": {"values": [1]}}},
+        project="sq",
+        store=str(store_path),
+        sweep_id="requeue1",
+    )
     agent = await api.register_agent(sweep_id, store=str(store_path))
     work = await api.claim(sweep_id, agent, store=str(store_path))
     assert work is not None
-    await _append(store_path, f"run:sq/{work.run_id}", [
-        RunInitialized(project="sq", run_id=work.run_id, incarnation=1, resumed=False,
-                       starting_step=0, sweep_id=sweep_id),
-        PreemptMarked(incarnation=1),
-        RunExited(incarnation=1, exit_code=143),
-    ])
+    await _append(
+        store_path,
+        f"run:sq/{work.run_id}",
+        [
+            RunInitialized(
+                project="sq",
+                run_id=work.run_id,
+                incarnation=1,
+                resumed=False,
+                starting_step=0,
+                sweep_id=sweep_id,
+            ),
+            PreemptMarked(incarnation=1),
+            RunExited(incarnation=1, exit_code=143),
+        ],
+    )
     again = await api.claim(sweep_id, agent, store=str(store_path))
-    assert again is not None and again.run_id == work.run_id
+    assert again is not None
+    assert again.run_id == work.run_id
     line = (await client.get(f"/api/dash/runs/sq/{work.run_id}/lifeline")).json()
     kinds = [m["kind"] for m in line["marks"]]
     assert kinds[:2] == ["scheduled", "claimed"]
     assert kinds[-1] == "requeued"
-    assert "preempt" in kinds and "exit" in kinds
+    assert "preempt" in kinds
+    assert "exit" in kinds
 
 
 async def test_state_as_of_a_position_is_the_state_back_then(client: httpx.AsyncClient) -> None:
     line = (await client.get("/api/dash/runs/vision/twice/lifeline")).json()
     first_exit = next(m for m in line["marks"] if m["kind"] == "exit")
-    then = (await client.get("/api/dash/runs/vision/twice/as_of",
-                             params={"position": first_exit["position"]})).json()
+    then = (
+        await client.get(
+            "/api/dash/runs/vision/twice/as_of", params={"position": first_exit["position"]}
+        )
+    ).json()
     assert then["state"]["status"] == "preempted"
     assert then["state"]["incarnation"] == 1
     assert then["state"]["last_step"] == 39
-    before = (await client.get("/api/dash/runs/vision/twice/as_of",
-                               params={"position": line["bands"][0]["position"] - 1})).json()
+    before = (
+        await client.get(
+            "/api/dash/runs/vision/twice/as_of",
+            params={"position": line["bands"][0]["position"] - 1},
+        )
+    ).json()
     assert before["state"] is None
     missing = await client.get("/api/dash/runs/vision/twice/as_of")
     assert missing.status_code == 400
@@ -298,9 +330,10 @@ async def test_one_event_stream_follows_several_runs(
         await run.finish()
     params = [("stream", "run:live/one"), ("stream", "run:live/two"), ("from", str(head + 1))]
     seen: list[str] = []
-    async with httpx.AsyncClient(base_url=url, timeout=30) as streaming, streaming.stream(
-        "GET", "/api/events", params=params
-    ) as response:
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=30) as streaming,
+        streaming.stream("GET", "/api/events", params=params) as response,
+    ):
         async for _, _, data in sse_events(response):
             seen.append(data["stream"])
             if data["stream"] == "run:live/two" and data["type"] == "RunExited":
