@@ -136,6 +136,7 @@ class _Builder:
         self.line = line
         self.step: int | None = line.bands[-1].last_step if line.bands else None
         self.current = line.bands[-1].incarnation if line.bands else 0
+        self.bands_by = {band.incarnation: band for band in line.bands}
 
     def _band(self, incarnation: int | None) -> Band | None:
         for band in reversed(self.line.bands):
@@ -167,6 +168,23 @@ class _Builder:
 
     def run_event(self, record: RecordedEvent) -> None:
         line, event = self.line, record.event
+        if type(event) is StepLogged and event.incarnation == self.current:
+            live = self.bands_by.get(event.incarnation)
+            if live is not None and live.end is None:
+                # The hot path: a long run is almost all steps of its live incarnation.
+                line.version = record.version
+                line.position = max(line.position, record.position)
+                live.ended_us = record.recorded_at_us
+                if record.recorded_at_us > line.last_us:
+                    line.last_us = record.recorded_at_us
+                step = event.step
+                if self.step is None or step > self.step:
+                    self.step = step
+                live.steps += 1
+                if live.first_step is None:
+                    live.first_step = step
+                live.last_step = self.step
+                return
         line.version = record.version
         line.position = max(line.position, record.position)
         line.first_us = line.first_us or record.recorded_at_us
@@ -176,7 +194,7 @@ class _Builder:
             line.sweep_id = line.sweep_id or event.sweep_id
             self.current = max(self.current, event.incarnation)
             line.bands.append(
-                Band(
+                opened := Band(
                     incarnation=event.incarnation,
                     position=record.position,
                     started_us=record.recorded_at_us,
@@ -187,6 +205,7 @@ class _Builder:
                     pid=event.pid,
                 )
             )
+            self.bands_by[event.incarnation] = opened
             self._mark(
                 "resume" if event.resumed else "init", record, event.incarnation, _label(event)
             )
@@ -264,35 +283,44 @@ class Lifelines:
         self._store = store
         self._keep = keep
         self._lines: OrderedDict[tuple[str, str], Lifeline] = OrderedDict()
-        self._lock = anyio.Lock()
+        # One lock per run: a long run's first reading must not hold up other runs' pages.
+        self._locks: dict[tuple[str, str], anyio.Lock] = {}
 
     async def get(self, project: str, run_id: str, sweep_id: str | None) -> Lifeline:
         """The run's timeline with every event stored so far."""
-        async with self._lock:
-            key = (project, run_id)
-            line = self._lines.pop(key, None)
-            if line is None:
-                line = Lifeline(project=project, run_id=run_id, sweep_id=sweep_id)
-            line = msgspec.structs.replace(line)  # the cached one stays whole if reading fails
-            line.bands = [msgspec.structs.replace(b) for b in line.bands]
-            line.marks = list(line.marks)
-            builder = _Builder(line)
-            new_sweep: list[RecordedEvent] = []
-            async for record in self._store.read_stream(
-                f"run:{project}/{run_id}", line.version + 1
-            ):
-                builder.run_event(record)
-            sweep = line.sweep_id or sweep_id
-            if sweep is not None:
-                line.sweep_id = sweep
-                async for record in self._store.read_stream(f"sweep:{sweep}"):
-                    if record.position > line.sweep_position:
-                        new_sweep.append(record)
-                for record in new_sweep:
-                    line.sweep_position = record.position
-                    builder.sweep_event(record)
-                line.marks.sort(key=lambda mark: mark.position)
-            self._lines[key] = line
-            while len(self._lines) > self._keep:
-                self._lines.popitem(last=False)
-            return line
+        key = (project, run_id)
+        lock = self._locks.setdefault(key, anyio.Lock())
+        try:
+            async with lock:
+                return await self._continue(key, sweep_id)
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._locks.pop(key, None)
+
+    async def _continue(self, key: tuple[str, str], sweep_id: str | None) -> Lifeline:
+        project, run_id = key
+        line = self._lines.get(key)
+        if line is None:
+            line = Lifeline(project=project, run_id=run_id, sweep_id=sweep_id)
+        line = msgspec.structs.replace(line)  # the cached one stays whole if reading fails
+        line.bands = [msgspec.structs.replace(b) for b in line.bands]
+        line.marks = list(line.marks)
+        builder = _Builder(line)
+        new_sweep: list[RecordedEvent] = []
+        async for record in self._store.read_stream(f"run:{project}/{run_id}", line.version + 1):
+            builder.run_event(record)
+        sweep = line.sweep_id or sweep_id
+        if sweep is not None:
+            line.sweep_id = sweep
+            async for record in self._store.read_stream(f"sweep:{sweep}"):
+                if record.position > line.sweep_position:
+                    new_sweep.append(record)
+            for record in new_sweep:
+                line.sweep_position = record.position
+                builder.sweep_event(record)
+            line.marks.sort(key=lambda mark: mark.position)
+        self._lines.pop(key, None)
+        self._lines[key] = line  # the most recently used last
+        while len(self._lines) > self._keep:
+            self._lines.popitem(last=False)
+        return line

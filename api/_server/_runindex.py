@@ -11,7 +11,6 @@ then costs a filter and a sort over small in-memory rows.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any
@@ -157,7 +156,6 @@ class RunIndex:
         self._keys: list[tuple[str, str]] = []  # of the rows, sorted: the order of ties
         self._position = -1  # -1: never loaded
         self._lock = anyio.Lock()
-        self.loaded_in_s = 0.0
 
     @property
     def position(self) -> int:
@@ -169,10 +167,8 @@ class RunIndex:
         async with self._lock:
             head = await self._projector.catch_up()
             if self._position < 0:
-                began = time.perf_counter()
                 await self._load_all()
                 self._position = head
-                self.loaded_in_s = time.perf_counter() - began
             elif head > self._position:
                 if head - self._position <= _GAP_READ:
                     await self._reload_read(head)

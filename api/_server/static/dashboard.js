@@ -217,7 +217,15 @@ async function runsPage(view) {
   await loadFacets();
   await loadPage();
   charts.setRuns([...table.selected.values()]);
-  every(async () => { if (!document.hidden) { await loadPage(); if (Math.random() < 0.2) await loadFacets(); } }, REFRESH_MS);
+  let ticks = 0;
+  every(async () => {
+    if (document.hidden) return;
+    await loadPage();
+    // New projects, tags or keys appear in the filters now and then, but never while the
+    // user is choosing in them (redrawing would close the column chooser under them).
+    const busy = filters.contains(document.activeElement) || $("columns").open;
+    if (++ticks % 5 === 0 && !busy) await loadFacets();
+  }, REFRESH_MS);
 }
 
 // --- charts: one uPlot panel per metric, the chosen runs overlaid, live --------------
@@ -457,7 +465,12 @@ class Charts {
 // --- run page -------------------------------------------------------------------------
 async function runPage(view, project, runId) {
   const base = runPath(project, runId);
-  const [run, files, line] = await Promise.all([getJSON(base), getJSON(base + "/files"), getJSON("/api/dash/runs/" + enc(project) + "/" + enc(runId) + "/lifeline")]);
+  // The timeline may need the run's whole stream read once (a long run's first opening):
+  // everything else is shown without waiting for it.
+  const lineRequest = getJSON("/api/dash/runs/" + enc(project) + "/" + enc(runId) + "/lifeline");
+  lineRequest.catch(() => {});
+  const [run, files] = await Promise.all([getJSON(base), getJSON(base + "/files")]);
+  const timelineBox = el("section", { id: "timeline-pending", class: "timeline" }, el("h2", { text: "Incarnation timeline" }), el("p", { class: "empty", text: "reading the run's events\u2026" }));
   const kv = (pairs) => el("div", { class: "kv" }, pairs.map(([k, v]) => [el("div", { text: k }), el("div", { text: fmt(v) })]));
   const flat = (obj, prefix = "") => Object.entries(obj || {}).flatMap(([k, v]) => v && typeof v === "object" && !Array.isArray(v) ? flat(v, prefix + k + ".") : [[prefix + k, v]]);
   view.append(
@@ -479,12 +492,15 @@ async function runPage(view, project, runId) {
         files.length ? el("table", {}, el("tbody", {}, files.map((f) => el("tr", {},
           el("td", {}, el("a", { href: base + "/files/" + enc(f.name), download: f.name, text: f.name })),
           el("td", { class: "num", text: f.size + " B" }), el("td", {}, el("a", { href: "#/audit?from=" + f.position, text: "#" + f.position })))))) : el("p", { class: "empty", text: "no files saved" }))),
-    timelineSection(line, project, runId));
+    timelineBox);
   const charts = el("section", { id: "charts-section" });
   view.append(charts);
   const chart = new Charts(charts, { single: true });
   cleanup.push(() => chart.close());
-  await chart.setRuns([{ project, run_id: runId, status: run.status }]);
+  await Promise.all([
+    chart.setRuns([{ project, run_id: runId, status: run.status }]),
+    lineRequest.then((line) => timelineBox.replaceWith(timelineSection(line, project, runId))),
+  ]);
 }
 
 function timelineSection(line, project, runId) {
