@@ -137,15 +137,69 @@ async def test_selected_runs_are_overlaid_in_one_panel_per_metric(
     assert errors == []
 
 
+async def test_charts_take_another_metric_as_x_axis_and_smooth(
+    browser: BrowserContext, url: str
+) -> None:
+    page, errors = await _open(browser, url)
+    await page.fill("#search", "twice")
+    await page.locator('#runs tbody tr[data-run="vision/twice"] input.pick').check()
+    await page.wait_for_selector(".panel[data-metric='loss'][data-points='120']", timeout=WAIT_MS)
+    await page.select_option("#chart-x", "acc")
+    await page.wait_for_selector(".panel[data-metric='loss'][data-runs='1']", timeout=WAIT_MS)
+    metrics = await page.locator(".panel").evaluate_all("ns => ns.map(n => n.dataset.metric)")
+    assert metrics == ["loss"]  # the x metric has no panel of its own
+    await page.eval_on_selector(
+        "#chart-smooth", "s => { s.value = 0.9; s.dispatchEvent(new Event('input')); }"
+    )
+    assert await page.locator(".panel[data-metric='loss']").get_attribute("data-points") == "120"
+    assert errors == []
+
+
+async def test_zooming_in_asks_the_server_for_the_range_at_full_resolution(
+    browser: BrowserContext, url: str, store_path: Path
+) -> None:
+    # 3,000 steps: more than the 1,000 points a chart asks for, so zooming adds points.
+    async with api.init(project="zoom", id="long", store=str(store_path)) as run:
+        for step in range(3000):
+            await run.log({"loss": 1 / (step + 1)})
+    page, errors = await _open(browser, url)
+    await page.fill("#search", "long")
+    await page.locator('#runs tbody tr[data-run="zoom/long"] input.pick').check()
+    panel = page.locator(".panel[data-metric='loss']")
+    await page.wait_for_selector(
+        ".panel[data-metric='loss'][data-last-step='2999']", timeout=WAIT_MS
+    )
+    before = int(await panel.get_attribute("data-points") or 0)
+    assert before <= 1000
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    over = panel.locator(".u-over")
+    box = await over.bounding_box()
+    assert box is not None
+    # Drag over the first tenth of the x axis: steps 0 to about 300.
+    await page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] + box["width"] / 10, box["y"] + box["height"] / 2, steps=5)
+    await page.mouse.up()
+    await page.wait_for_function(
+        f"Number(document.querySelector(\".panel[data-metric='loss']\").dataset.points) > {before}",
+        timeout=WAIT_MS,
+    )
+    assert any("/history?" in u and "start=" in u and "stop=" in u for u in requests)
+    assert errors == []
+
+
 async def test_the_runs_table_sorts_searches_and_pages(browser: BrowserContext, url: str) -> None:
     page, errors = await _open(browser, url)
     await page.wait_for_selector("#runs tbody tr[data-run]", timeout=WAIT_MS)
     await page.click("#runs th[data-sort='steps']")
     await page.wait_for_selector("#runs th.sorted[data-sort='steps']", timeout=WAIT_MS)
     first = page.locator("#runs tbody tr").first
-    await page.wait_for_function(
-        "document.querySelector('#runs tbody tr .steps').textContent === '200'", timeout=WAIT_MS
+    steps = await page.locator("#runs tbody .steps").evaluate_all(
+        "cells => cells.map(c => Number(c.textContent))"
     )
+    assert len(steps) == 50
+    assert steps == sorted(steps, reverse=True)  # most steps first
     await page.click("#next")
     await page.wait_for_function(
         "document.querySelector('#page-info').textContent.startsWith('51\u2013100 of')",
