@@ -20,7 +20,7 @@ SWEEP = {
 }
 
 
-async def bulk_runs(path: Path, runs: int, steps: int, *, seed: int = 7) -> None:
+async def bulk_runs(path: Path | str, runs: int, steps: int, *, seed: int = 7) -> None:
     """``runs`` finished or failed runs of ``steps`` steps each, appended as events."""
     rng = random.Random(seed)
     async with open_store(str(path)) as store:
@@ -67,7 +67,9 @@ async def bulk_runs(path: Path, runs: int, steps: int, *, seed: int = 7) -> None
             await store.append(f"run:{project}/run-{i:05d}", events)
 
 
-async def twice_preempted(path: Path, *, project: str = "vision", run_id: str = "twice") -> None:
+async def twice_preempted(
+    path: Path | str, *, project: str = "vision", run_id: str = "twice"
+) -> None:
     """A run the library preempts twice (exit 143 after ``mark_preempting``) and resumes
     each time, then finishes: three incarnations."""
     store = str(path)
@@ -91,7 +93,7 @@ async def twice_preempted(path: Path, *, project: str = "vision", run_id: str = 
             await run.finish(0)
 
 
-async def grid_sweep(path: Path, *, project: str = "tune") -> str:
+async def grid_sweep(path: Path | str, *, project: str = "tune") -> str:
     """A grid sweep whose runs logged ``val_loss``; returns its id."""
     store = str(path)
     sweep_id = await api.create_sweep(SWEEP, project=project, store=store, sweep_id="grid1")

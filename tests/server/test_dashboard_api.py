@@ -340,3 +340,22 @@ async def test_one_event_stream_follows_several_runs(
                 break
     assert set(seen) == {"run:live/one", "run:live/two"}
     assert json.dumps(seen).count("other") == 0
+
+
+@pytest.mark.slow
+async def test_the_dashboard_endpoints_read_a_postgres_store(tmp_path: Path) -> None:
+    from .._postgres import database_url
+
+    url = database_url()
+    await _dashstore.bulk_runs(url, 6, 5)
+    await _dashstore.twice_preempted(url)
+    await _dashstore.grid_sweep(url)
+    with running_server(url, log=tmp_path / "serve.log") as served:
+        async with httpx.AsyncClient(base_url=served, timeout=30) as client:
+            page = await _runs(client, sort="summary.loss", order="asc", columns="summary.loss")
+            assert page["total"] == 6 + 1 + 4
+            assert page["items"][0]["run_id"] == "twice"
+            line = (await client.get("/api/dash/runs/vision/twice/lifeline")).json()
+            assert [b["end"] for b in line["bands"]] == ["exit 143", "exit 143", "exit 0"]
+            sweep = (await client.get("/api/dash/sweeps/grid1")).json()
+            assert sweep["best"]["params"] == {"lr": 0.01, "batch": 32}
