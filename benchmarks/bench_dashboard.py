@@ -21,7 +21,9 @@ What it measures
       these without waiting for the timeline.
     - timeline (``/lifeline`` of the long run): cold on the first opening (the run's
       stream is read once), warm afterwards (only new events are read).
-    - time travel: the long run's state at a position half way through its history.
+    - time travel: the long run's state at a position half way through its history (the
+      first answer folds the run up to there), then 1,000 positions further and 30,000
+      back (both from the copies the first left behind).
     - sweep page: ``/api/dash/sweeps/{id}``.
     - audit page: ``/api/log?from=1&limit=100``; ``explain`` of the long run is reported
       apart (it is sent when asked for).
@@ -255,6 +257,14 @@ async def measure(url: str, sweep_id: str, runs: int, steps: int, repeat: int) -
             figures[f"{name}_ms"] = round(statistics.median(samples), 1)
         figures["time_travel_middle_ms"] = round(
             await timed(lambda: get(client, f"{dash}/as_of?position={middle}")), 1
+        )
+        # The slider moved a little further, then back: folds from the copies the first
+        # answer left behind.
+        figures["time_travel_next_ms"] = round(
+            await timed(lambda: get(client, f"{dash}/as_of?position={middle + 1000}")), 1
+        )
+        figures["time_travel_back_ms"] = round(
+            await timed(lambda: get(client, f"{dash}/as_of?position={max(0, middle - 30_000)}")), 1
         )
         figures["explain_long_run_ms"] = round(
             await timed(lambda: get(client, f"/api/dash/explain/{project}/{run_id}")), 1

@@ -19,6 +19,7 @@ from ._fanout import Hub
 from ._lifeline import Lifelines
 from ._runindex import RunIndex
 from ._schemas import EventOut, json_encoder
+from ._timetravel import TimeTravel
 
 __all__ = [
     "Context",
@@ -56,6 +57,7 @@ class Context:
         self.run_index = RunIndex(store, projector)
         """The dashboard's runs table, loaded on its first request."""
         self.lifelines = Lifelines(store)
+        self.time_travel = TimeTravel(store)
         self.facets_cache: dict[str | None, tuple[int, bytes]] = {}
         self.waiting: set[anyio.CancelScope] = set()
         """The waits of open event streams, cancelled when the server stops."""

@@ -309,7 +309,7 @@ async def as_of(request: Request) -> Response:
         # Nothing of the run happened since: its current state is its state then, and
         # the slider's starting point costs no replay.
         return json_response(AsOf(position, state))
-    past = await ctx.projector.run_as_of(state.project, state.run_id, position=position)
+    past = await ctx.time_travel.run_as_of((state.project, state.run_id), state.sweep_id, position)
     return json_response(AsOf(position, past))
 
 
