@@ -279,7 +279,7 @@ class _Builder:
 class Lifelines:
     """Built timelines, continued from where they stopped; the most recent few are kept."""
 
-    def __init__(self, store: EventStore, keep: int = 32) -> None:
+    def __init__(self, store: EventStore, keep: int = 256) -> None:
         self._store = store
         self._keep = keep
         self._lines: OrderedDict[tuple[str, str], Lifeline] = OrderedDict()
