@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from importlib import resources
 
 import anyio
 import msgspec
@@ -21,7 +20,7 @@ from eventstore import EventStore, RunLogError, open_store
 from projections import Projector, open_projector
 
 from .._sweeps import reap
-from . import _read, _readmodel_api, _sse, _store_api, _write
+from . import _dashboard, _read, _readmodel_api, _sse, _store_api, _write
 from ._context import Context
 from ._errors import (
     Problem,
@@ -79,7 +78,15 @@ def create_app(
                 app.state.runlog = None
 
     routes = [
-        Route("/", _dashboard, methods=["GET"]),
+        Route("/", _dashboard.page, methods=["GET"]),
+        Route("/static/{name}", _dashboard.static, methods=["GET"]),
+        Route("/api/dash/runs", _dashboard.dash_runs, methods=["GET"]),
+        Route("/api/dash/facets", _dashboard.facets, methods=["GET"]),
+        Route("/api/dash/runs/{project}/{run_id}/lifeline", _dashboard.lifeline, methods=["GET"]),
+        Route("/api/dash/runs/{project}/{run_id}/as_of", _dashboard.as_of, methods=["GET"]),
+        Route("/api/dash/sweeps/{sweep_id}", _dashboard.dash_sweep, methods=["GET"]),
+        Route("/api/dash/explain/{project}/{run_id}", _dashboard.explain_run, methods=["GET"]),
+        Route("/api/dash/verify", _dashboard.verify_store, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/api/health", _read.health, methods=["GET"]),
         Route("/api/head", _read.head, methods=["GET"]),
@@ -166,8 +173,3 @@ async def _openapi(request: Request) -> Response:
     if _OPENAPI is None:
         _OPENAPI = msgspec.json.encode(openapi())
     return Response(_OPENAPI, media_type="application/json")
-
-
-async def _dashboard(request: Request) -> Response:
-    page = resources.files(__package__).joinpath("dashboard.html").read_bytes()
-    return Response(page, media_type="text/html; charset=utf-8")

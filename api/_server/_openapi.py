@@ -299,6 +299,7 @@ def openapi() -> dict[str, Any]:
             )
         },
     }
+    paths.update(_dashboard_paths(run, components))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -312,4 +313,47 @@ def openapi() -> dict[str, Any]:
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
+    }
+
+
+def _dashboard_paths(run: list[dict[str, Any]], components: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's read endpoints (``_dashboard``), added to ``components`` in place."""
+    from ._dashboard import AsOf, DashRunPage, DashSweep, Facets
+    from ._lifeline import Lifeline
+
+    _, more = msgspec.json.schema_components(
+        (AsOf, DashRunPage, DashSweep, Facets, Lifeline), ref_template=_PREFIX + "{name}"
+    )
+    components.update(more)
+    order = {"name": "order", "in": "query", "required": False,
+             "schema": {"enum": ["asc", "desc"]}}  # fmt: skip
+    table = [
+        _param("project"), _param("status"), _param("sweep"), _param("tag"), _param("q"),
+        _param("sort"), order, _param("columns"),
+        _param("limit", kind="integer", minimum=1, maximum=10_000),
+        _param("offset", kind="integer", minimum=0),
+    ]  # fmt: skip
+    return {
+        "/api/dash/runs": {"get": _op(
+            "Dashboard: one page of the runs table, filtered, searched (q) and sorted by "
+            "created, updated, runtime, steps, last_step, status, run_id, name, project, "
+            "config.<key> or summary.<key>; columns picks config/summary columns",
+            DashRunPage, params=table)},
+        "/api/dash/facets": {"get": _op(
+            "Dashboard: projects, statuses, sweeps, tags and column keys of the runs",
+            Facets, params=[_param("project")])},
+        "/api/dash/runs/{project}/{run_id}/lifeline": {"get": _op(
+            "Dashboard: a run's incarnations and the events that shaped them", Lifeline,
+            params=run)},
+        "/api/dash/runs/{project}/{run_id}/as_of": {"get": _op(
+            "Dashboard: a run's state at a past log position", AsOf,
+            params=[*run, _param("position", kind="integer", minimum=0)])},
+        "/api/dash/sweeps/{sweep_id}": {"get": _op(
+            "Dashboard: a sweep with its runs' parameters and metric, and the best run",
+            DashSweep, params=[_path("sweep_id")])},
+        "/api/dash/explain/{project}/{run_id}": {"get": _op(
+            "Dashboard: why a run is in its state (runlog explain)", "application/json",
+            params=run)},
+        "/api/dash/verify": {"get": _op(
+            "Dashboard: verify the log's hash chain and the read model", "application/json")},
     }
