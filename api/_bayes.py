@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -76,18 +77,21 @@ def suggest(
     observed = _keep(observed)
     pending = pending[-MAX_IN_FLIGHT:]
     key = hashlib.sha256(msgspec.json.encode([seed, index, config.raw, observed, pending])).digest()
-    cached = _CACHE.get(key)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
     if cached is None:
         cached = _fit_and_choose(space, seed, index, observed, pending)
-        _CACHE[key] = cached
-        while len(_CACHE) > 64:
-            _CACHE.popitem(last=False)
+        with _CACHE_LOCK:  # fits run in worker threads
+            _CACHE[key] = cached
+            while len(_CACHE) > 64:
+                _CACHE.popitem(last=False)
     return config.params(space.decode(np.asarray(cached)))
 
 
 # A claim that loses a race decides again on nearly the same log; the same inputs give
 # the same answer, so it is kept rather than refitted.
 _CACHE: OrderedDict[bytes, list[float]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 class _Space:
@@ -140,11 +144,15 @@ class _Space:
 
     def snap(self, points: NDArray[np.float64]) -> NDArray[np.float64]:
         """Move each point to the nearest one a run could have (integers, multiples of
-        q, one category), so the model judges what would really be proposed."""
-        snapped = np.empty_like(points)
-        for row, point in enumerate(points):
-            encoded = self.encode(self.config.params(self.decode(point)))
-            snapped[row] = encoded if encoded is not None else point
+        q), so the model judges what would really be proposed. Categories are one-hot
+        already and continuous dimensions need nothing."""
+        snapped = points.copy()
+        for _, p, start, _size in self.slices:
+            if p.distribution == "int_uniform" or p.distribution.startswith("q_"):
+                column = [p.to_unit(p.from_unit(float(u))) for u in points[:, start]]
+                snapped[:, start] = [
+                    u if v is None else v for u, v in zip(points[:, start], column, strict=True)
+                ]
         return snapped
 
     def sample(self, rng: np.random.Generator, count: int) -> NDArray[np.float64]:
@@ -230,6 +238,7 @@ def _fit_and_choose(
     try:
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern
+        from threadpoolctl import threadpool_limits
     except ImportError as exc:  # pragma: no cover - scikit-learn is a default dependency
         raise SweepConfigError(
             "method: bayes needs scikit-learn; install it with: pip install 'scikit-learn>=1.3'"
@@ -240,7 +249,9 @@ def _fit_and_choose(
     kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
         length_scale=np.full(space.dimensions, 0.3), length_scale_bounds=(1e-2, 1e2), nu=2.5
     )
-    with warnings.catch_warnings():
+    # One BLAS thread: the matrices are small, and on a busy machine threads that spin
+    # waiting for each other made a fit several times slower.
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         # A poor fit on few points is expected early in a sweep, not worth a warning.
         warnings.simplefilter("ignore")
         gp = GaussianProcessRegressor(

@@ -561,8 +561,13 @@ def _parameter(path: tuple[str, ...], spec: object, notes: list[str]) -> Paramet
             f"values themselves; use {_EXPONENT_FORMS[distribution]} to give the values"
         )
     used = set(_USES.get(distribution, ()))
-    for key in _NUMERIC_KEYS:
-        if key in spec and key not in used:
+    arguments = {
+        "constant": {"value"},
+        "categorical": {"values"},
+        "categorical_w_probabilities": {"values", "probabilities"},
+    }.get(distribution, used)
+    for key in (*_NUMERIC_KEYS, "value", "values", "probabilities"):
+        if key in spec and key not in arguments:
             notes.append(f"{where}.{key}: not used by a {distribution} distribution, ignored")
     fields: dict[str, Any] = {"name": name, "distribution": distribution, "path": path}
     if distribution == "constant":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -470,6 +472,22 @@ def test_a_key_the_distribution_does_not_use_warns() -> None:
         api.load_sweep_config(config)
 
 
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [
+        (
+            {"distribution": "categorical", "values": [1, 2], "probabilities": [0.5, 0.5]},
+            "probabilities",
+        ),
+        ({"distribution": "uniform", "min": 0.0, "max": 1.0, "values": [1, 2]}, "values"),
+        ({"distribution": "normal", "min": 0.0}, "min"),
+    ],
+)
+def test_every_key_a_distribution_ignores_is_named(spec: dict[str, Any], key: str) -> None:
+    with pytest.warns(SweepConfigWarning, match=rf"parameters\.p\.{key}: not used by a"):
+        api.load_sweep_config({"method": "random", "parameters": {"p": spec}})
+
+
 def test_an_unknown_distribution_suggests_the_closest_name() -> None:
     config = {
         "method": "random",
@@ -631,3 +649,43 @@ async def test_a_grid_with_duplicate_values_runs_each_cell_once_end_to_end(tmp_p
 
     assert await api.agent(sweep_id, train, store=store, poll_interval=0.05) == 4
     assert seen == [(1, "a"), (1, "b"), (2, "a"), (2, "b")]
+
+
+# --- the CLI ----------------------------------------------------------------------------
+
+RUNLOG = str(Path(sys.executable).with_name("runlog"))
+
+
+def test_the_cli_creates_the_sweep_and_prints_each_warning_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "sweep.yaml").write_text(
+        "method: random\ncolour: blue\nparameters:\n  lr:\n    distribtion: log_uniform_values\n"
+        "    min: 0.001\n    max: 0.1\n"
+    )
+    done = subprocess.run(
+        [RUNLOG, "sweep", "sweep.yaml", "--store", "s.db"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("created sweep ")
+    assert done.stderr.splitlines() == [
+        "runlog: warning: colour: unknown top-level key, ignored",
+        "runlog: warning: parameters.lr.distribtion: unknown key, ignored (did you mean 'distribution'?)",
+    ]
+
+
+def test_the_cli_refuses_a_bound_read_as_text_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "sweep.yaml").write_text(
+        "method: random\nparameters:\n  lr:\n    distribution: log_uniform_values\n    min: 1e-5\n    max: 0.1\n"
+    )
+    done = subprocess.run(
+        [RUNLOG, "sweep", "sweep.yaml", "--store", "s.db"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 5  # refused: invalid input
+    assert "parameters.lr.min: '1e-5' is a string" in done.stderr
+    assert "write 1.0e-5" in done.stderr
+    assert "Traceback" not in done.stderr
