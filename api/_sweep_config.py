@@ -241,6 +241,8 @@ class Parameter(msgspec.Struct, frozen=True):
             elif d == "inv_log_uniform_values":
                 lo, hi = math.log(1 / self.max), math.log(1 / self.min)
                 u = (-math.log(x) - lo) / (hi - lo)
+            elif d.endswith("normal") and self.sigma == 0:
+                u = 0.5  # a point mass at mu (or e^mu)
             elif d in ("normal", "q_normal"):
                 u = _normal_cdf((x - self.mu) / self.sigma)
             elif d in ("log_normal", "q_log_normal"):
@@ -613,8 +615,8 @@ def _parameter(path: tuple[str, ...], spec: object, notes: list[str]) -> Paramet
                 raise SweepConfigError(f"{where}: int_uniform needs integer min and max")
         if fields.get("q", 1.0) <= 0:
             raise SweepConfigError(f"{where}.q: must be positive")
-        if fields.get("sigma", 1.0) <= 0:
-            raise SweepConfigError(f"{where}.sigma: must be positive")
+        if fields.get("sigma", 1.0) < 0:  # 0 is allowed, as in W&B: always mu
+            raise SweepConfigError(f"{where}.sigma: must not be negative")
         if distribution in ("beta", "q_beta") and not (
             fields.get("a", 1.0) > 0 and fields.get("b", 1.0) > 0
         ):

@@ -276,6 +276,13 @@ def test_normal_defaults_to_mean_zero_and_deviation_one() -> None:
     assert abs(deviation - 1) < 0.1
 
 
+def test_a_normal_with_sigma_zero_always_gives_mu() -> None:
+    parsed = api.load_sweep_config(
+        {"method": "random", "parameters": {"x": {"distribution": "normal", "mu": 3.0, "sigma": 0}}}
+    )
+    assert {parsed.suggestion(seed=1, index=i)["x"] for i in range(5)} == {3.0}
+
+
 def test_categorical_probabilities_weight_the_draws() -> None:
     parsed = api.load_sweep_config(
         {
