@@ -57,6 +57,19 @@ def test_grid_order_follows_sorted_parameter_names_not_the_order_written() -> No
     ]  # fmt: skip
 
 
+async def test_run_cap_cuts_the_grid_where_wandbs_order_does(tmp_path: Path) -> None:
+    store = str(tmp_path / "store.db")
+    config = {**grid(zeta={"values": [1, 2]}, alpha={"values": ["x", "y"]}), "run_cap": 2}
+    sweep_id = await api.create_sweep(config, project="p", store=store)
+    await api.register_agent(sweep_id, store=store, agent_id="agent-1")
+    claimed = [await api.claim(sweep_id, "agent-1", store=store) for _ in range(3)]
+    assert [w.params if w else None for w in claimed] == [
+        {"alpha": "x", "zeta": 1},
+        {"alpha": "x", "zeta": 2},
+        None,  # run_cap: two claims outstanding
+    ]
+
+
 def test_list_values_are_grid_values_like_any_other() -> None:
     assert pairs(grid(v1={"values": ["", [9, 5]]}, v2={"values": [256, 512]})) == [
         ("", 256), ("", 512), ([9, 5], 256), ([9, 5], 512),
