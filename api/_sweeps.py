@@ -43,7 +43,6 @@ from eventstore import (
 )
 from projections import Projector, RunStatus, SweepState, SweepStatus, open_projector
 
-from ._bayes import Observation, suggest
 from ._ids import generate_id
 from ._settings import env, root_dir, store_target
 from ._sweep_config import SweepConfig, load_sweep_config, parse_sweep_config, sweep_id_of
@@ -401,6 +400,10 @@ async def _next_work(
 async def _bayes_suggestion(
     projector: Projector, sweep: SweepState, config: SweepConfig, index: int
 ) -> dict[str, Any]:
+    # Imported here: numpy (and scikit-learn after it) add global warning filters, which
+    # importing api must not do for users who never run a bayes sweep.
+    from ._bayes import Observation, suggest
+
     # Only the most recent runs are read, so a claim's cost stays bounded however long
     # the sweep has been going; the fit itself is bounded in api._bayes.
     runs: list[Observation] = []
