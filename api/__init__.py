@@ -27,6 +27,7 @@ from ._run import Run as Run
 from ._settings import Settings as Settings
 from ._sweep_config import SweepConfig as SweepConfig
 from ._sweep_config import SweepConfigError as SweepConfigError
+from ._sweep_config import SweepConfigWarning as SweepConfigWarning
 from ._sweep_config import load_sweep_config as load_sweep_config
 from ._sweeps import SweepError as SweepError
 from ._sweeps import SweepNotFound as SweepNotFound
@@ -60,6 +61,7 @@ __all__ = [
     "StepDroppedWarning",
     "SweepConfig",
     "SweepConfigError",
+    "SweepConfigWarning",
     "SweepError",
     "SweepNotFound",
     "ValueNotStored",

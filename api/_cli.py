@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from eventstore import ConcurrencyError, RunLogError, StoreError
 
 from ._errors import RunNotFound
 from ._settings import root_dir, store_target
+from ._sweep_config import SweepConfigWarning
 from ._sweeps import SweepNotFound
 
 __all__ = ["EXIT_CODES", "main"]
@@ -486,7 +488,11 @@ def sweep(
         files = target[1:] if target[0] == "create" else target
         if len(files) != 1:
             raise click.UsageError("give one sweep config file: runlog sweep create sweep.yaml")
-        sweep_id = _run(lambda: create_sweep(files[0], project=project, store=store))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SweepConfigWarning)
+            sweep_id = _run(lambda: create_sweep(files[0], project=project, store=store))
+        for warning in caught:  # as W&B's CLI does: the sweep is created, the key named
+            click.echo(f"runlog: warning: {warning.message}", err=True)
         if as_json:
             _emit({"sweep_id": sweep_id})
         else:

@@ -8,6 +8,7 @@ of agents in any number of processes, and a grid never propose a combination twi
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import secrets
@@ -44,7 +45,7 @@ from projections import Projector, RunStatus, SweepState, SweepStatus, open_proj
 
 from ._ids import generate_id
 from ._settings import env, root_dir, store_target
-from ._sweep_config import SweepConfig, load_sweep_config
+from ._sweep_config import SweepConfig, load_sweep_config, parse_sweep_config, sweep_id_of
 
 __all__ = [
     "SweepError",
@@ -63,6 +64,7 @@ __all__ = [
 _T = TypeVar("_T")
 _PATIENCE_S = 60.0  # how long a command keeps deciding again while others win the race
 _ALIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PREEMPTING)
+_BAYES_WINDOW = 400  # the most recent runs of a bayes sweep its model learns from
 
 
 class SweepError(RunLogError):
@@ -170,6 +172,7 @@ async def _control(
     store: StoreArg,
     decide: Callable[[SweepState, Projector], Awaitable[list[Event]]],
 ) -> SweepState:
+    sweep_id = sweep_id_of(sweep_id)
     async with _opened(store) as opened, open_projector(opened) as projector:
 
         async def attempt(version: int) -> tuple[list[Event], None]:
@@ -303,6 +306,7 @@ async def register_agent(
         SweepNotFound: no such sweep.
     """
     chosen = agent_id or f"agent-{generate_id()}"
+    sweep_id = sweep_id_of(sweep_id)
     async with _opened(store) as opened:
         if await opened.stream_info(f"sweep:{sweep_id}") is None:
             raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
@@ -325,6 +329,7 @@ async def claim(
 
     Exactly one agent wins each claim, however many race for it (contract §8.2).
     """
+    sweep_id = sweep_id_of(sweep_id)
     async with _opened(store) as opened, open_projector(opened) as projector:
 
         async def attempt(
@@ -361,7 +366,7 @@ async def _next_work(
         run_id = sweep.reoffer[0]
         claimed = RunClaimed(run_id=run_id, agent_id=agent_id, lease_s=lease_s)
         return [claimed], (run_id, await _params(projector, sweep, run_id), False)
-    config = load_sweep_config(sweep.config)
+    config = _stored_config(sweep.config)
     index = len(sweep.scheduled)
     # New suggestions claimed but not started yet count against run_cap (§9.1).
     outstanding = max(0, index - sweep.ever_running - len(sweep.reoffer))
@@ -376,6 +381,8 @@ async def _next_work(
             params = config.grid_cell(index)
         else:
             reason = "exhausted"
+    elif config.method == "bayes":
+        params = await _bayes_suggestion(projector, sweep, config, index)
     else:
         params = config.suggestion(sweep.seed, index)
     if params is None:
@@ -388,6 +395,39 @@ async def _next_work(
     scheduled = RunScheduled(run_id=run_id, params=params, index=index)
     claimed = RunClaimed(run_id=run_id, agent_id=agent_id, lease_s=lease_s)
     return [scheduled, claimed], (run_id, params, False)
+
+
+async def _bayes_suggestion(
+    projector: Projector, sweep: SweepState, config: SweepConfig, index: int
+) -> dict[str, Any]:
+    # Imported here: numpy (and scikit-learn after it) add global warning filters, which
+    # importing api must not do for users who never run a bayes sweep.
+    from ._bayes import Observation, suggest
+
+    # Only the most recent runs are read, so a claim's cost stays bounded however long
+    # the sweep has been going; the fit itself is bounded in api._bayes.
+    runs: list[Observation] = []
+    for run_id in sweep.scheduled[-_BAYES_WINDOW:]:
+        run = await projector.run(sweep.project, run_id)
+        if run is None or run.params is None:
+            continue
+        value = run.summary.get(config.metric_name or "")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            value = None
+        runs.append(Observation(run.params, str(run.status), value))
+    # The fit is CPU work: off the event loop, so the agent's own heartbeats go on.
+    return await anyio.to_thread.run_sync(suggest, config, sweep.seed, index, runs)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(encoded: bytes) -> SweepConfig:
+    return parse_sweep_config(msgspec.json.decode(encoded))
+
+
+def _stored_config(raw: dict[str, Any]) -> SweepConfig:
+    # Parsed once per distinct config, quietly: its warnings were shown when the sweep
+    # was created, not on every claim.
+    return _parsed(msgspec.json.encode(raw))
 
 
 async def _params(projector: Projector, sweep: SweepState, run_id: str) -> dict[str, Any]:

@@ -148,11 +148,11 @@ async def test_cancel_kills_live_runs_and_queued_runs(store: EventStore) -> None
 async def test_grid_claims_each_combination_once_in_order_then_finishes(store: EventStore) -> None:
     sweep_id = await running_sweep(store)
     claims = [await api.claim(sweep_id, "agent-1", store=store) for _ in range(4)]
-    assert [c.params for c in claims if c] == [
-        {"lr": 0.1, "bs": 16},
-        {"lr": 0.1, "bs": 32},
-        {"lr": 0.01, "bs": 16},
-        {"lr": 0.01, "bs": 32},
+    assert [c.params for c in claims if c] == [  # W&B's order: sorted names, bs slowest
+        {"bs": 16, "lr": 0.1},
+        {"bs": 16, "lr": 0.01},
+        {"bs": 32, "lr": 0.1},
+        {"bs": 32, "lr": 0.01},
     ]
     assert (
         await api.claim(sweep_id, "agent-1", store=store) is None
