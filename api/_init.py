@@ -41,6 +41,7 @@ from ._settings import (
     store_target,
     write_auto_resume,
 )
+from ._summary import carry_over
 
 __all__ = ["DEFAULT_PROJECT", "init"]
 
@@ -292,7 +293,7 @@ async def _decide(
                 continue
             final = await projector.run(project, run_id)
             assert final is not None
-            return Run(
+            run = Run(
                 store=store,
                 owns_store=owns_store,
                 project=project,
@@ -312,6 +313,8 @@ async def _decide(
                 batch_size=batch_size,
                 max_buffer=max_buffer,
             )
+            carry_over(run, final, _sweep_params(sweep_id))
+            return run
     raise WrongExpectedVersion(stream, "a stable stream", -1)
 
 

@@ -47,9 +47,12 @@ from eventstore import (
     default_codec,
 )
 from eventstore._codec import event_id_bytes
+from projections import flatten_metrics, summarize
 
+from ._config import Config
 from ._errors import RunFinishedError, StepDroppedWarning
 from ._settings import remove_auto_resume
+from ._summary import Summary, define_metric
 
 __all__ = ["Run", "active_runs", "exit_code_for", "handling_preemption"]
 
@@ -117,7 +120,7 @@ class Run:
         self._resumed = resumed
         self._starting_step = starting_step
         self._version = version
-        self._config = config
+        self._config = Config(config, self)
         self._notes = notes
         self._sweep_id = sweep_id
         self._files = files
@@ -146,6 +149,14 @@ class Run:
             self._heartbeat_loop(), name=f"runlog heartbeat {run_id}"
         )
         _active.add(self)
+        # W&B's summary/config surface (api/_summary.py, api/_config.py); _init fills
+        # in what the run had before this incarnation.
+        self._summary_values: dict[str, Any] = {}
+        self._metric_defs: dict[str, dict[str, Any]] = {}
+        self.entity: str | None = None
+        """W&B's ``entity``, kept as given; runlog's namespace is the project."""
+        self.name: str | None = None
+        """The run's display name (``init(name=...)``, kept across resumes)."""
 
     # --- what a run is ------------------------------------------------------------------
 
@@ -180,14 +191,35 @@ class Run:
         return self._incarnation
 
     @property
-    def config(self) -> dict[str, Any]:
-        """The run's config, merged across resumes (top-level keys replace)."""
+    def config(self) -> Config:
+        """The run's config, merged across resumes (top-level keys replace); a dict
+        with attribute access whose changes are recorded (``api/_config.py``)."""
         return self._config
 
     @property
     def sweep_id(self) -> str | None:
         """The sweep this run belongs to, if any."""
         return self._sweep_id
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary: last logged values, aggregates, explicit assignments."""
+        return Summary(self, self._summary_values)
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        *,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> dict[str, Any]:
+        """How ``name`` (or ``prefix*``) is summarised (``summary="min"|"max"|"last"|...``)
+        and charted (``step_metric``); recorded with the next write."""
+        return define_metric(self, name, step_metric, hidden=hidden, summary=summary, goal=goal)
 
     @property
     def dropped_steps(self) -> int:
@@ -293,6 +325,7 @@ class Run:
             self._buffer.append(
                 StepLogged(incarnation=self._incarnation, step=self._step, metrics=self._pending)
             )
+            summarize(self._summary_values, self._metric_defs, self._pending)
             self._pending = None
 
     def _enqueue(self, event: Event) -> None:
@@ -561,6 +594,8 @@ def _checked_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
         if type(key) is not str:
             raise InvalidArgument(f"metric names are strings; got {key!r}")
         if type(value) not in _SCALARS:
+            if isinstance(value, Mapping):  # a metric group: W&B charts it as "group.key"
+                return _checked_metrics(flatten_metrics(row))
             try:
                 default_codec._encoder.encode(value)
             except (TypeError, ValueError, OverflowError) as exc:

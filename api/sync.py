@@ -30,10 +30,31 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import _wandb
 from ._init import init as _async_init
 from ._run import Run, exit_code_for
+from ._summary import Summary
 
-__all__ = ["SyncRun", "handle_preemption", "init"]
+__all__ = [
+    "Settings",
+    "SyncRun",
+    "agent",
+    "config",
+    "define_metric",
+    "finish",
+    "handle_preemption",
+    "init",
+    "log",
+    "login",
+    "mark_preempting",
+    "restore",
+    "run",
+    "save",
+    "summary",
+    "sweep",
+    "util",
+    "watch",
+]
 
 _T = TypeVar("_T")
 
@@ -214,13 +235,46 @@ class SyncRun:
     def __repr__(self) -> str:
         return f"<SyncRun {self._run!r}>"
 
+    # --- W&B's run attributes (api/_wandb.py, docs/wandb.md) ---------------------------
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary (see ``Run.summary``)."""
+        return self._run.summary
+
+    def define_metric(self, name: str, step_metric: str | None = None, **kwargs: Any) -> Any:
+        """See ``Run.define_metric``."""
+        return self._run.define_metric(name, step_metric, **kwargs)
+
+    @property
+    def entity(self) -> str | None:
+        """W&B's ``entity`` as given to ``init`` (not part of runlog's namespace)."""
+        return self._run.entity
+
+    @property
+    def name(self) -> str:
+        """The run's display name, else its id."""
+        return self._run.name or self._run.id
+
+    @property
+    def path(self) -> str:
+        """``"<project>/<run id>"``."""
+        return f"{self._run.project}/{self._run.id}"
+
 
 def init(*args: Any, **kwargs: Any) -> SyncRun:
-    """Start or continue a run, blocking; takes the same arguments as ``api.init``.
+    """Start or continue a run, blocking; takes the same arguments as ``api.init``, and
+    every keyword ``wandb.init`` takes (``api/_wandb.py``, ``docs/wandb.md``). The run
+    becomes ``api.sync.run``.
 
     A store object cannot be shared with async code on another loop; pass a path or
     URL (or nothing, for the embedded default).
     """
+    return _wandb.init(*args, **kwargs)
+
+
+def _start(*args: Any, **kwargs: Any) -> SyncRun:
+    """``init`` with runlog's own arguments only."""
 
     async def start() -> Run:
         return await _async_init(*args, **kwargs)
@@ -257,3 +311,23 @@ def handle_preemption(
             signal.signal(s, handler)
 
     return remove
+
+
+# --- W&B's module-level API: `from api import sync as wandb` (api/_wandb.py) -------------
+
+run: SyncRun | None = None
+"""The run the module-level functions act on: set by ``init``, cleared by ``finish``."""
+config = _wandb.config
+summary = _wandb.summary
+log = _wandb.log
+finish = _wandb.finish
+mark_preempting = _wandb.mark_preempting
+define_metric = _wandb.define_metric
+save = _wandb.save
+restore = _wandb.restore
+sweep = _wandb.sweep
+agent = _wandb.agent
+login = _wandb.login
+watch = _wandb.watch
+util = _wandb.util
+Settings = _wandb.Settings

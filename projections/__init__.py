@@ -18,6 +18,9 @@ from ._state import RunState as RunState
 from ._state import RunStatus as RunStatus
 from ._state import SweepState as SweepState
 from ._state import SweepStatus as SweepStatus
+from ._summary import check_summary_ops as check_summary_ops
+from ._summary import flatten_metrics as flatten_metrics
+from ._summary import summarize as summarize
 
 __all__ = [
     "AgentInfo",
@@ -31,5 +34,8 @@ __all__ = [
     "RunStatus",
     "SweepState",
     "SweepStatus",
+    "check_summary_ops",
+    "flatten_metrics",
     "open_projector",
+    "summarize",
 ]

@@ -20,10 +20,12 @@ from eventstore import (
     AgentStarted,
     AgentStopped,
     ClaimLapsed,
+    ConfigUpdated,
     Event,
     FileSaved,
     Heartbeat,
     HeartbeatExpired,
+    MetricDefined,
     NotesEdited,
     PreemptMarked,
     RecordedEvent,
@@ -34,6 +36,7 @@ from eventstore import (
     RunRevived,
     RunScheduled,
     StepLogged,
+    SummaryUpdated,
     SweepCancelled,
     SweepCreated,
     SweepFinished,
@@ -43,6 +46,7 @@ from eventstore import (
 )
 
 from ._state import AgentInfo, FileRef, RunState, RunStatus, SweepState, SweepStatus
+from ._summary import check_summary_ops, summarize
 
 __all__ = ["HistoryRow", "Model", "RunKey", "parse_stream"]
 
@@ -126,6 +130,13 @@ class Model:
             AgentStarted: self._agent_started,
             AgentStopped: self._agent_stopped,
         }
+        self._run_handlers.update(
+            {
+                SummaryUpdated: self._summary_updated,
+                ConfigUpdated: self._config_updated,
+                MetricDefined: self._metric_defined,
+            }
+        )
 
     # --- entry points -------------------------------------------------------------------
 
@@ -195,6 +206,7 @@ class Model:
         history = self.history
         project, run_id = state.project, state.run_id
         summary = state.summary
+        definitions = state.metrics
         next_step = state.next_step
         for index in range(start, end):
             record = batch[index]
@@ -206,7 +218,10 @@ class Model:
                 state.last_step = step
                 next_step = step + 1
                 state.steps += 1
-                summary.update(event.metrics)
+                if definitions:
+                    summarize(summary, definitions, event.metrics)
+                else:
+                    summary.update(event.metrics)
                 history.append((project, run_id, step, record.position))
         state.next_step = next_step
         last = batch[end - 1]
@@ -360,7 +375,7 @@ class Model:
             state.last_step = event.step
             state.next_step = event.step + 1
             state.steps += 1
-            state.summary.update(event.metrics)
+            summarize(state.summary, state.metrics, event.metrics)
             self.history.append((state.project, state.run_id, event.step, record.position))
         self._touch_run(state, record)
 
@@ -585,6 +600,40 @@ class Model:
             sweep.claims.pop(state.run_id, None)
         state.claimed_by = None
         state.claim_position = None
+
+    # --- run stream: summary, config, metric definitions ---------------------------------
+
+    def _summary_updated(self, event: SummaryUpdated, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        state.summary.update(event.values)
+        for name in event.removed:
+            state.summary.pop(name, None)
+        self._touch_run(state, record)
+
+    def _config_updated(self, event: ConfigUpdated, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        state.config.update(event.values)
+        self._touch_run(state, record)
+
+    def _metric_defined(self, event: MetricDefined, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        try:
+            ops = list(check_summary_ops(event.summary))
+        except ValueError:
+            ops = []  # the library refuses these; a stored one is folded as "no aggregate"
+        state.metrics[event.name] = {
+            "ops": ops,
+            "goal": event.goal,
+            "step_metric": event.step_metric,
+            "hidden": event.hidden,
+        }
+        self._touch_run(state, record)
 
 
 def _exit_status(status: RunStatus, event: RunExited) -> RunStatus:

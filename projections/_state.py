@@ -153,6 +153,13 @@ class RunState(msgspec.Struct, kw_only=True):
     """``StepLogged`` events ignored because their step was below ``next_step``."""
     fenced_events: int = 0
     """Events ignored because an older incarnation wrote them."""
+    metrics: dict[str, dict[str, Any]] = {}
+    """``define_metric`` definitions by metric name (or ``prefix*``): ``ops`` (the
+    summary aggregates), ``goal``, ``step_metric``, ``hidden``."""
+    rewinds: int = 0
+    """How many times the run was rewound (``resume_from``)."""
+    forked_from: str | None = None
+    """``"<project>/<run id>?_step=<n>"`` for a run created by ``fork_from``."""
 
 
 class SweepState(msgspec.Struct, kw_only=True):
