@@ -11,6 +11,8 @@ from ._fold import RunKey as RunKey
 from ._projector import ProjectionCheck as ProjectionCheck
 from ._projector import Projector as Projector
 from ._projector import open_projector as open_projector
+from ._rewind import history_as_of as history_as_of
+from ._rewind import visible_rows as visible_rows
 from ._state import AgentInfo as AgentInfo
 from ._state import FileRef as FileRef
 from ._state import HistoryPoint as HistoryPoint
@@ -36,6 +38,8 @@ __all__ = [
     "SweepStatus",
     "check_summary_ops",
     "flatten_metrics",
+    "history_as_of",
     "open_projector",
     "summarize",
+    "visible_rows",
 ]

@@ -31,9 +31,11 @@ from eventstore import (
     RecordedEvent,
     RunClaimed,
     RunExited,
+    RunForked,
     RunInitialized,
     RunKilled,
     RunRevived,
+    RunRewound,
     RunScheduled,
     StepLogged,
     SummaryUpdated,
@@ -135,6 +137,8 @@ class Model:
                 SummaryUpdated: self._summary_updated,
                 ConfigUpdated: self._config_updated,
                 MetricDefined: self._metric_defined,
+                RunRewound: self._rewound,
+                RunForked: self._forked,
             }
         )
 
@@ -633,6 +637,35 @@ class Model:
             "step_metric": event.step_metric,
             "hidden": event.hidden,
         }
+        self._touch_run(state, record)
+
+    # --- run stream: rewind and fork (contract §3.4) -----------------------------------
+
+    def _rewound(self, event: RunRewound, record: RecordedEvent, key: RunKey) -> None:
+        state = self.run(key)
+        if state is None or not state.started or event.incarnation <= state.incarnation:
+            return  # written only with the RunInitialized of a newer incarnation
+        state.rewinds.append((event.step, record.position))
+        state.summary = dict(event.summary)
+        state.steps = event.rows
+        state.last_step = event.last_step
+        self._touch_run(state, record)
+
+    def _forked(self, event: RunForked, record: RecordedEvent, key: RunKey) -> None:
+        if self.run(key) is not None:
+            return  # a fork is the first event of a new run's stream
+        state = self.runs[key] = RunState(
+            project=key[0], run_id=key[1], created_us=record.recorded_at_us
+        )
+        state.forked_from = (
+            event.source_project,
+            event.source_run_id,
+            event.step,
+            event.source_position,
+        )
+        state.summary = dict(event.summary)
+        state.steps = event.rows
+        state.last_step = event.last_step
         self._touch_run(state, record)
 
 
