@@ -85,7 +85,8 @@ async def test_resume_must_fails_for_a_missing_run_and_resumes_an_existing_one(
     assert 'resume="must"' in snippet
     missing = run_script(as_runlog(snippet), tmp_path)
     assert missing.returncode == 1
-    assert "RunNotFound" in missing.stderr and "<run ID>" in missing.stderr
+    assert "RunNotFound" in missing.stderr
+    assert "<run ID>" in missing.stderr
     create = 'wandb.init(project="<project>", id="<run ID>")\nwandb.log({"loss": 1.0})\n'
     created = run_script(PRELUDE + create, tmp_path)
     assert created.returncode == 0, created.stderr
