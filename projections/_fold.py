@@ -132,6 +132,8 @@ class Model:
             AgentStarted: self._agent_started,
             AgentStopped: self._agent_stopped,
         }
+        self.rewound: set[RunKey] = set()
+        """Runs that were rewound: their history rows may come again for a step."""
         self._run_handlers.update(
             {
                 SummaryUpdated: self._summary_updated,
@@ -646,6 +648,7 @@ class Model:
         if state is None or not state.started or event.incarnation <= state.incarnation:
             return  # written only with the RunInitialized of a newer incarnation
         state.rewinds.append((event.step, record.position))
+        self.rewound.add(key)
         state.summary = dict(event.summary)
         state.steps = event.rows
         state.last_step = event.last_step

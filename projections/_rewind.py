@@ -112,6 +112,10 @@ async def _rows_as_of(
     if state is not None and state.forked_from is not None and depth < _MAX_FORK_DEPTH:
         source_project, source_id, step, source_position = state.forked_from
         rows = await _rows_as_of(store, source_project, source_id, source_position, step, depth + 1)
+        # The source's rows come before every rewind of the fork: a rewind into them
+        # hides those after its step.
+        for cut, _ in state.rewinds:
+            rows = [(s, record) for s, record in rows if s <= cut]
     rows.extend(own.items())
     if up_to_step is not None:
         rows = [(step, record) for step, record in rows if step <= up_to_step]
