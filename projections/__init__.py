@@ -22,6 +22,7 @@ from ._state import SweepState as SweepState
 from ._state import SweepStatus as SweepStatus
 from ._summary import check_summary_ops as check_summary_ops
 from ._summary import flatten_metrics as flatten_metrics
+from ._summary import metric_names as metric_names
 from ._summary import summarize as summarize
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "check_summary_ops",
     "flatten_metrics",
     "history_as_of",
+    "metric_names",
     "open_projector",
     "summarize",
     "visible_rows",

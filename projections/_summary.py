@@ -23,6 +23,7 @@ __all__ = [
     "SUMMARY_OPS",
     "check_summary_ops",
     "flatten_metrics",
+    "metric_names",
     "rule_for",
     "summarize",
 ]
@@ -117,3 +118,18 @@ def summarize(
                 old = _number(summary.get(name))
                 if old is None or (number < old if op == "min" else number > old):
                     summary[name] = value
+
+
+def metric_names(
+    summary: Mapping[str, Any], definitions: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """The names of the metrics behind a summary: an aggregate ``name.min`` counts as
+    ``name`` when ``define_metric`` asked for it; other keys count as themselves."""
+    if not definitions:
+        return sorted(summary)
+    names = set()
+    for key in summary:
+        base, _, op = key.rpartition(".")
+        rule = rule_for(definitions, base) if base else None
+        names.add(base if rule is not None and op in rule.get("ops", ()) else key)
+    return sorted(names)
