@@ -243,7 +243,6 @@ def init(*args: Any, **kwargs: Any) -> SyncRun:
     object.__setattr__(run._run.config, "_allow_val_change", allow_val_change)
     if reinit != "create_new" or _state.run is None:
         _state.run = run
-        sync.run = run
     return run
 
 
@@ -264,14 +263,12 @@ def log(data: Mapping[str, Any], step: int | None = None, commit: bool | None = 
 
 def finish(exit_code: int | None = None, quiet: bool | None = None) -> None:
     """``wandb.finish``: finish ``api.sync.run`` (no-op without one)."""
-    from . import sync
 
     run = _state.run
     if run is None:
         return
     run.finish(0 if exit_code is None else exit_code)
     _state.run = None
-    sync.run = None
 
 
 def mark_preempting() -> None:

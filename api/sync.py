@@ -48,7 +48,6 @@ __all__ = [
     "login",
     "mark_preempting",
     "restore",
-    "run",
     "save",
     "summary",
     "sweep",
@@ -315,8 +314,6 @@ def handle_preemption(
 
 # --- W&B's module-level API: `from api import sync as wandb` (api/_wandb.py) -------------
 
-run: SyncRun | None = None
-"""The run the module-level functions act on: set by ``init``, cleared by ``finish``."""
 config = _wandb.config
 summary = _wandb.summary
 log = _wandb.log
@@ -331,3 +328,12 @@ login = _wandb.login
 watch = _wandb.watch
 util = _wandb.util
 Settings = _wandb.Settings
+
+
+def __getattr__(name: str) -> Any:
+    """``api.sync.run``: the run the module-level functions act on (``wandb.run``), set by
+    ``init`` and None again once it is finished, however that happened."""
+    if name == "run":
+        current = _wandb._state.run
+        return current if current is not None and not current.finished else None
+    raise AttributeError(f"module 'api.sync' has no attribute {name!r}")

@@ -53,7 +53,6 @@ def no_current_run(root: Path) -> Iterator[None]:
     if _state.run is not None and not _state.run.finished:
         wandb.finish()
     _state.run = None
-    wandb.run = None
 
 
 async def steps(root: Path, run_id: str, project: str = "p") -> list[dict[str, object]]:
@@ -134,6 +133,14 @@ def test_reinit_finish_previous_finishes_the_active_run_first(root: Path) -> Non
     second = wandb.init(project="p", id="r2", reinit="finish_previous")
     assert first.finished
     assert wandb.run is second
+
+
+def test_finishing_the_run_object_clears_the_current_run(root: Path) -> None:
+    with wandb.init(project="p", id="r") as run:
+        assert wandb.run is run
+    assert wandb.run is None
+    with pytest.raises(api.NoRunError):
+        wandb.mark_preempting()
 
 
 def test_reinit_create_new_keeps_the_current_run(root: Path) -> None:
