@@ -325,7 +325,10 @@ class Run:
             self._buffer.append(
                 StepLogged(incarnation=self._incarnation, step=self._step, metrics=self._pending)
             )
-            summarize(self._summary_values, self._metric_defs, self._pending)
+            if self._metric_defs:
+                summarize(self._summary_values, self._metric_defs, self._pending)
+            else:
+                self._summary_values.update(self._pending)
             self._pending = None
 
     def _enqueue(self, event: Event) -> None:
