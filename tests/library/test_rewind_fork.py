@@ -4,9 +4,12 @@ position, and two rewinds in a row, exactly; through a real SQLite store."""
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import api
@@ -227,3 +230,55 @@ def test_the_blocking_facade_rewinds_too(root: Path) -> None:
             run.log({"loss": step})
     with sync.init(project="p", resume_from="r?_step=2") as run:
         assert run.step == 3
+
+
+async def test_two_rewinds_in_a_row_are_exact_on_every_backend(store_target: str) -> None:
+    async with api.init(project="p", id="r") as run:
+        await log_steps(run, range(8), "a")
+    async with api.init(project="p", resume_from="r?_step=5") as run:
+        await log_steps(run, range(6, 8), "b")
+    async with api.init(project="p", resume_from="r?_step=2") as run:
+        await log_steps(run, range(3, 5), "c")
+    async with open_store(store_target) as store, open_projector(store) as projector:
+        points = await projector.history("p", "r")
+        state = await projector.run("p", "r")
+        check = await projector.check()
+    assert [(p.step, p.metrics["loss"]) for p in points] == expected(
+        (range(3), "a"), (range(3, 5), "c")
+    )
+    assert state is not None
+    assert (state.steps, state.last_step, state.summary) == (5, 4, {"loss": "c4"})
+    assert check.ok, check.differences
+
+
+CRASHING = """
+import os, signal, sys
+import api
+
+async def main():
+    run = await api.init(project="p", id="r", resume_from=sys.argv[1] or None)
+    for step in range(run.step, 10):
+        await run.log({"loss": f"{sys.argv[2]}{step}"})
+        await run.flush()
+    if sys.argv[2] == "a":
+        os.kill(os.getpid(), signal.SIGKILL)  # the crash: nothing more is written
+    await run.finish()
+
+import asyncio
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+async def test_a_crashed_run_re_logs_the_steps_after_its_checkpoint(root: Path) -> None:
+    crashed = await anyio.run_process(
+        [sys.executable, "-c", CRASHING, "", "a"], cwd=root, check=False
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    again = await anyio.run_process(
+        [sys.executable, "-c", CRASHING, "r?_step=5", "b"], cwd=root, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert await history(root) == expected((range(6), "a"), (range(6, 10), "b"))
+    state = await state_of(root)
+    assert (state.status.value, state.incarnation, state.summary) == ("finished", 2, {"loss": "b9"})
