@@ -133,7 +133,7 @@ class Model:
             AgentStopped: self._agent_stopped,
         }
         self.rewound: set[RunKey] = set()
-        """Runs that were rewound: their history rows may come again for a step."""
+        """Runs rewound (or restarted below their last step): a step's row may come again."""
         self._run_handlers.update(
             {
                 SummaryUpdated: self._summary_updated,
@@ -336,6 +336,8 @@ class Model:
         state.started = True
         state.incarnation = event.incarnation
         state.starting_step = event.starting_step
+        if state.last_step is not None and event.starting_step <= state.last_step:
+            self.rewound.add(key)  # its steps may come again: history rows are upserted
         state.next_step = event.starting_step
         state.config.update(event.config)  # top-level keys replace wholesale (§4.1)
         if event.tags:  # an empty list means "not given" (§4.1)
