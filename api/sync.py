@@ -252,8 +252,19 @@ class SyncRun:
 
     @property
     def name(self) -> str:
-        """The run's display name, else its id."""
+        """The run's display name, else its id. Setting it changes this process's view
+        only; pass ``name=`` to ``init`` to record it."""
         return self._run.name or self._run.id
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._run.name = value
+
+    @property
+    def dir(self) -> str:
+        """The run's directory (``init(dir=)``, else the working directory): where
+        ``restore`` writes files back."""
+        return str(self._run._root)
 
     @property
     def path(self) -> str:

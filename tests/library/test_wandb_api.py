@@ -227,3 +227,10 @@ def test_sweep_and_agent_run_the_function_count_times(root: Path) -> None:
     assert wandb.agent(sweep_id, function=train, count=2) == 2
     assert seen == [0.1, 0.01]
     assert wandb.run is None  # the agent finishes each run, as W&B's does
+
+
+def test_run_name_and_dir_as_scripts_use_them(root: Path) -> None:
+    run = wandb.init(project="p", id="r")
+    assert (run.name, run.dir) == ("r", str(root))
+    run.name = "renamed"
+    assert wandb.run.name == "renamed"
