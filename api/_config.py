@@ -155,7 +155,12 @@ class Config(dict[str, Any]):
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidArgument(f"config values must be storable: {exc}") from exc
         if self._run is not None:
-            self._run._enqueue(ConfigUpdated(values=changed, incarnation=self._run.incarnation))
+            run = self._run
+            # Not through Run._enqueue: that commits a pending step row first, and a
+            # config change must not move the step a later log(step=s) merges into.
+            with run._lock:
+                run._check_open()
+                run._buffer.append(ConfigUpdated(values=changed, incarnation=run.incarnation))
         dict.update(self, changed)
 
     def setdefaults(self, d: Mapping[str, Any]) -> None:

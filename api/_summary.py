@@ -114,6 +114,8 @@ class Summary(MutableMapping[str, Any]):
     def _record(self, values: dict[str, Any], removed: list[str]) -> None:
         run = self._run
         event = SummaryUpdated(values=values, incarnation=run.incarnation, removed=removed)
+        # Not through Run._enqueue, which commits a pending step row first: a summary
+        # assignment must not move the step a later log(step=s) merges into (as in W&B).
         with run._lock:  # one critical section: the buffer and the values agree on the order
             run._check_open()
             run._buffer.append(event)

@@ -230,3 +230,18 @@ async def test_sweep_parameters_are_locked_against_the_scripts_own_updates(
             run.config.update({"lr": 0.01, "batch": 8}, allow_val_change=True)
         assert "locked by the sweep" in str(caught[0].message)
         assert dict(run.config) == {"lr": 0.5, "batch": 8}
+
+
+async def test_summary_config_and_metric_definitions_leave_a_pending_step_open(
+    root: Path,
+) -> None:
+    async with api.init(project="p", id="r") as run:
+        await run.log({"loss": 1.0}, step=3)
+        run.summary["best"] = 1.0
+        run.config.update({"epochs": 5})
+        run.define_metric("val", summary="max")
+        await run.log({"val": 0.5}, step=3)  # still step 3: merged, not dropped
+        assert run.dropped_steps == 0
+    (row,) = await events_of(root, StepLogged)
+    assert (row.step, row.metrics) == (3, {"loss": 1.0, "val": 0.5})
+    assert (await folded(root)).summary == {"loss": 1.0, "best": 1.0, "val.max": 0.5}

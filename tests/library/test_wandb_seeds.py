@@ -70,7 +70,7 @@ def test_resume_true_continues_a_failed_run_from_the_same_directory(tmp_path: Pa
     snippet = PLAIN[0]
     assert "resume=True" in snippet
     script = as_runlog(snippet) + REPORT + "for _ in range(3):\n    wandb.log({'loss': 1.0})\n"
-    first = run_script(script + "raise RuntimeError('the process dies')\n", tmp_path)
+    first = run_script(script + "sys.exit(1)\n", tmp_path)
     assert first.returncode == 1, first.stderr
     second = run_script(script, tmp_path)
     assert second.returncode == 0, second.stderr
@@ -116,6 +116,7 @@ async def test_a_stored_generated_id_names_the_run_and_the_second_init_returns_i
     ("ending", "code", "status"),
     [
         ("raise RuntimeError('preempted')\n", 1, RunStatus.PREEMPTED),
+        ("sys.exit(143)\n", 143, RunStatus.PREEMPTED),
         ("", 0, RunStatus.FINISHED),
     ],
 )
