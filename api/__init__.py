@@ -10,6 +10,8 @@ from eventstore import FencedWriter as FencedWriter
 
 from . import sync as sync
 from ._agent import agent as agent
+from ._config import Config as Config
+from ._config import ConfigChangeError as ConfigChangeError
 from ._errors import ActiveRunError as ActiveRunError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import InvalidRunId as InvalidRunId
@@ -25,6 +27,7 @@ from ._init import init as init
 from ._preemption import handle_preemption as handle_preemption
 from ._run import Run as Run
 from ._settings import Settings as Settings
+from ._summary import Summary as Summary
 from ._sweep_config import SweepConfig as SweepConfig
 from ._sweep_config import SweepConfigError as SweepConfigError
 from ._sweep_config import SweepConfigWarning as SweepConfigWarning
@@ -45,13 +48,19 @@ from ._transfer import export_log as export_log
 from ._transfer import import_log as import_log
 from ._verify import VerifyReport as VerifyReport
 from ._verify import verify as verify
+from ._wandb import IgnoredArgumentWarning as IgnoredArgumentWarning
+from ._wandb import NoRunError as NoRunError
 
 __all__ = [
     "ActiveRunError",
+    "Config",
+    "ConfigChangeError",
     "ConfigurationError",
     "ExportFileError",
     "FencedWriter",
+    "IgnoredArgumentWarning",
     "InvalidRunId",
+    "NoRunError",
     "ResumeError",
     "Run",
     "RunAlreadyExists",
@@ -59,6 +68,7 @@ __all__ = [
     "RunNotFound",
     "Settings",
     "StepDroppedWarning",
+    "Summary",
     "SweepConfig",
     "SweepConfigError",
     "SweepConfigWarning",

@@ -61,12 +61,15 @@ from eventstore import (
     open_store,
 )
 from eventstore._codec import event_id_bytes
+from projections import flatten_metrics, summarize
 
 from . import _exit
+from ._config import Config
 from ._errors import RunFinishedError, StepDroppedWarning, ValueNotStored
 from ._exit import exit_code_for
 from ._loop import background
 from ._settings import remove_auto_resume
+from ._summary import Summary, define_metric
 
 __all__ = ["Preemption", "Run", "active_runs", "exit_code_for", "handling_preemption"]
 
@@ -142,7 +145,7 @@ class Run:
         self._resumed = resumed
         self._starting_step = starting_step
         self._version = version
-        self._config = config
+        self._config = Config(config, self)
         self._notes = notes
         self._sweep_id = sweep_id
         self._files = files
@@ -178,6 +181,14 @@ class Run:
             self._work(), name=f"runlog writer {run_id}"
         )
         _register(self)
+        # W&B's summary/config surface (api/_summary.py, api/_config.py); _init fills
+        # in what the run had before this incarnation.
+        self._summary_values: dict[str, Any] = {}
+        self._metric_defs: dict[str, dict[str, Any]] = {}
+        self.entity: str | None = None
+        """W&B's ``entity``, kept as given; runlog's namespace is the project."""
+        self.name: str | None = None
+        """The run's display name (``init(name=...)``, kept across resumes)."""
 
     # --- what a run is ------------------------------------------------------------------
 
@@ -212,14 +223,35 @@ class Run:
         return self._incarnation
 
     @property
-    def config(self) -> dict[str, Any]:
-        """The run's config, merged across resumes (top-level keys replace)."""
+    def config(self) -> Config:
+        """The run's config, merged across resumes (top-level keys replace); a dict
+        with attribute access whose changes are recorded (``api/_config.py``)."""
         return self._config
 
     @property
     def sweep_id(self) -> str | None:
         """The sweep this run belongs to, if any."""
         return self._sweep_id
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary: last logged values, aggregates, explicit assignments."""
+        return Summary(self, self._summary_values)
+
+    def define_metric(
+        self,
+        name: str,
+        step_metric: str | None = None,
+        *,
+        step_sync: bool | None = None,
+        hidden: bool | None = None,
+        summary: str | None = None,
+        goal: str | None = None,
+        overwrite: bool | None = None,
+    ) -> dict[str, Any]:
+        """How ``name`` (or ``prefix*``) is summarised (``summary="min"|"max"|"last"|...``)
+        and charted (``step_metric``); recorded with the next write."""
+        return define_metric(self, name, step_metric, hidden=hidden, summary=summary, goal=goal)
 
     @property
     def dropped_steps(self) -> int:
@@ -357,6 +389,10 @@ class Run:
             self._buffer.append(
                 StepLogged(incarnation=self._incarnation, step=self._step, metrics=pending)
             )
+            if self._metric_defs:
+                summarize(self._summary_values, self._metric_defs, pending)
+            else:
+                self._summary_values.update(pending)
             self._step += 1
 
     @contextlib.contextmanager
@@ -885,6 +921,8 @@ def _checked_metrics(metrics: Mapping[str, Any], known: list[Any]) -> tuple[dict
                 "keeps -2**63 .. 2**64-1); log it as a float or a string. Nothing was logged "
                 "by this call"
             )
+        if isinstance(value, Mapping):  # a metric group: W&B charts it as "group.key"
+            return _checked_metrics(flatten_metrics(row), known)
         try:
             size += len(_value_encoder.encode(value))
         except UnicodeEncodeError as exc:

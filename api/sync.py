@@ -31,12 +31,33 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import _wandb
 from ._exit import exit_code_for
 from ._init import init as _async_init
 from ._loop import background
 from ._run import Preemption, Run
+from ._summary import Summary
 
-__all__ = ["DEFAULT_GRACE", "SyncRun", "handle_preemption", "init"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "Settings",
+    "SyncRun",
+    "agent",
+    "config",
+    "define_metric",
+    "finish",
+    "handle_preemption",
+    "init",
+    "log",
+    "login",
+    "mark_preempting",
+    "restore",
+    "save",
+    "summary",
+    "sweep",
+    "util",
+    "watch",
+]
 
 _T = TypeVar("_T")
 
@@ -190,13 +211,57 @@ class SyncRun:
     def __repr__(self) -> str:
         return f"<SyncRun {self._run!r}>"
 
+    # --- W&B's run attributes (api/_wandb.py, docs/wandb.md) ---------------------------
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary (see ``Run.summary``)."""
+        return self._run.summary
+
+    def define_metric(self, name: str, step_metric: str | None = None, **kwargs: Any) -> Any:
+        """See ``Run.define_metric``."""
+        return self._run.define_metric(name, step_metric, **kwargs)
+
+    @property
+    def entity(self) -> str | None:
+        """W&B's ``entity`` as given to ``init`` (not part of runlog's namespace)."""
+        return self._run.entity
+
+    @property
+    def name(self) -> str:
+        """The run's display name, else its id. Setting it changes this process's view
+        only; pass ``name=`` to ``init`` to record it."""
+        return self._run.name or self._run.id
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._run.name = value
+
+    @property
+    def dir(self) -> str:
+        """The run's directory (``init(dir=)``, else the working directory): where
+        ``restore`` writes files back."""
+        return str(self._run._root)
+
+    @property
+    def path(self) -> str:
+        """``"<project>/<run id>"``."""
+        return f"{self._run.project}/{self._run.id}"
+
 
 def init(*args: Any, **kwargs: Any) -> SyncRun:
-    """Start or continue a run, blocking; takes the same arguments as ``api.init``.
+    """Start or continue a run, blocking; takes the same arguments as ``api.init``, and
+    every keyword ``wandb.init`` takes (``api/_wandb.py``, ``docs/wandb.md``). The run
+    becomes ``api.sync.run``.
 
     A store object cannot be shared with async code on another loop; pass a path or
     URL (or nothing, for the embedded default).
     """
+    return _wandb.init(*args, **kwargs)
+
+
+def _start(*args: Any, **kwargs: Any) -> SyncRun:
+    """``init`` with runlog's own arguments only."""
 
     async def start() -> Run:
         return await _async_init(*args, **kwargs)
@@ -284,3 +349,30 @@ def _grace_watch(run: SyncRun, preemption: Preemption) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(preemption.exit_code)
+
+
+# --- W&B's module-level API: `from api import sync as wandb` (api/_wandb.py) -------------
+
+config = _wandb.config
+summary = _wandb.summary
+log = _wandb.log
+finish = _wandb.finish
+mark_preempting = _wandb.mark_preempting
+define_metric = _wandb.define_metric
+save = _wandb.save
+restore = _wandb.restore
+sweep = _wandb.sweep
+agent = _wandb.agent
+login = _wandb.login
+watch = _wandb.watch
+util = _wandb.util
+Settings = _wandb.Settings
+
+
+def __getattr__(name: str) -> Any:
+    """``api.sync.run``: the run the module-level functions act on (``wandb.run``), set by
+    ``init`` and None again once it is finished, however that happened."""
+    if name == "run":
+        current = _wandb._state.run
+        return current if current is not None and not current.finished else None
+    raise AttributeError(f"module 'api.sync' has no attribute {name!r}")

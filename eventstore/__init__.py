@@ -33,19 +33,24 @@ from ._errors import WrongExpectedVersion as WrongExpectedVersion
 from ._events import AgentStarted as AgentStarted
 from ._events import AgentStopped as AgentStopped
 from ._events import ClaimLapsed as ClaimLapsed
+from ._events import ConfigUpdated as ConfigUpdated
 from ._events import Event as Event
 from ._events import FileSaved as FileSaved
 from ._events import Heartbeat as Heartbeat
 from ._events import HeartbeatExpired as HeartbeatExpired
+from ._events import MetricDefined as MetricDefined
 from ._events import NotesEdited as NotesEdited
 from ._events import PreemptMarked as PreemptMarked
 from ._events import RunClaimed as RunClaimed
 from ._events import RunExited as RunExited
+from ._events import RunForked as RunForked
 from ._events import RunInitialized as RunInitialized
 from ._events import RunKilled as RunKilled
 from ._events import RunRevived as RunRevived
+from ._events import RunRewound as RunRewound
 from ._events import RunScheduled as RunScheduled
 from ._events import StepLogged as StepLogged
+from ._events import SummaryUpdated as SummaryUpdated
 from ._events import SweepCancelled as SweepCancelled
 from ._events import SweepCreated as SweepCreated
 from ._events import SweepFinished as SweepFinished
@@ -80,6 +85,7 @@ __all__ = [
     "AppendResult",
     "ClaimLapsed",
     "ConcurrencyError",
+    "ConfigUpdated",
     "CorruptStore",
     "DecodeError",
     "EXISTS",
@@ -103,6 +109,7 @@ __all__ = [
     "LogCheck",
     "LogFault",
     "MalformedEvent",
+    "MetricDefined",
     "NO_STREAM",
     "NewEvent",
     "NotARunlogDatabase",
@@ -113,10 +120,12 @@ __all__ = [
     "RecordedEvent",
     "RunClaimed",
     "RunExited",
+    "RunForked",
     "RunInitialized",
     "RunKilled",
     "RunLogError",
     "RunRevived",
+    "RunRewound",
     "RunScheduled",
     "SQLiteStore",
     "StepLogged",
@@ -127,6 +136,7 @@ __all__ = [
     "StoredEvent",
     "StreamInfo",
     "Subscription",
+    "SummaryUpdated",
     "SweepCancelled",
     "SweepCreated",
     "SweepFinished",

@@ -20,20 +20,25 @@ from eventstore import (
     AgentStarted,
     AgentStopped,
     ClaimLapsed,
+    ConfigUpdated,
     Event,
     FileSaved,
     Heartbeat,
     HeartbeatExpired,
+    MetricDefined,
     NotesEdited,
     PreemptMarked,
     RecordedEvent,
     RunClaimed,
     RunExited,
+    RunForked,
     RunInitialized,
     RunKilled,
     RunRevived,
+    RunRewound,
     RunScheduled,
     StepLogged,
+    SummaryUpdated,
     SweepCancelled,
     SweepCreated,
     SweepFinished,
@@ -43,6 +48,7 @@ from eventstore import (
 )
 
 from ._state import AgentInfo, FileRef, RunState, RunStatus, SweepState, SweepStatus
+from ._summary import check_summary_ops, summarize
 
 __all__ = ["HistoryRow", "Model", "RunKey", "parse_stream"]
 
@@ -126,6 +132,17 @@ class Model:
             AgentStarted: self._agent_started,
             AgentStopped: self._agent_stopped,
         }
+        self.rewound: set[RunKey] = set()
+        """Runs rewound (or restarted below their last step): a step's row may come again."""
+        self._run_handlers.update(
+            {
+                SummaryUpdated: self._summary_updated,
+                ConfigUpdated: self._config_updated,
+                MetricDefined: self._metric_defined,
+                RunRewound: self._rewound,
+                RunForked: self._forked,
+            }
+        )
 
     # --- entry points -------------------------------------------------------------------
 
@@ -195,6 +212,7 @@ class Model:
         history = self.history
         project, run_id = state.project, state.run_id
         summary = state.summary
+        definitions = state.metrics
         next_step = state.next_step
         for index in range(start, end):
             record = batch[index]
@@ -206,7 +224,10 @@ class Model:
                 state.last_step = step
                 next_step = step + 1
                 state.steps += 1
-                summary.update(event.metrics)
+                if definitions:
+                    summarize(summary, definitions, event.metrics)
+                else:
+                    summary.update(event.metrics)
                 history.append((project, run_id, step, record.position))
         state.next_step = next_step
         last = batch[end - 1]
@@ -315,6 +336,8 @@ class Model:
         state.started = True
         state.incarnation = event.incarnation
         state.starting_step = event.starting_step
+        if state.last_step is not None and event.starting_step <= state.last_step:
+            self.rewound.add(key)  # its steps may come again: history rows are upserted
         state.next_step = event.starting_step
         state.config.update(event.config)  # top-level keys replace wholesale (§4.1)
         if event.tags:  # an empty list means "not given" (§4.1)
@@ -360,7 +383,7 @@ class Model:
             state.last_step = event.step
             state.next_step = event.step + 1
             state.steps += 1
-            state.summary.update(event.metrics)
+            summarize(state.summary, state.metrics, event.metrics)
             self.history.append((state.project, state.run_id, event.step, record.position))
         self._touch_run(state, record)
 
@@ -585,6 +608,70 @@ class Model:
             sweep.claims.pop(state.run_id, None)
         state.claimed_by = None
         state.claim_position = None
+
+    # --- run stream: summary, config, metric definitions ---------------------------------
+
+    def _summary_updated(self, event: SummaryUpdated, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        state.summary.update(event.values)
+        for name in event.removed:
+            state.summary.pop(name, None)
+        self._touch_run(state, record)
+
+    def _config_updated(self, event: ConfigUpdated, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        state.config.update(event.values)
+        self._touch_run(state, record)
+
+    def _metric_defined(self, event: MetricDefined, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        try:
+            ops = list(check_summary_ops(event.summary))
+        except ValueError:
+            ops = []  # the library refuses these; a stored one is folded as "no aggregate"
+        state.metrics[event.name] = {
+            "ops": ops,
+            "goal": event.goal,
+            "step_metric": event.step_metric,
+            "hidden": event.hidden,
+        }
+        self._touch_run(state, record)
+
+    # --- run stream: rewind and fork (contract §3.4) -----------------------------------
+
+    def _rewound(self, event: RunRewound, record: RecordedEvent, key: RunKey) -> None:
+        state = self.run(key)
+        if state is None or not state.started or event.incarnation <= state.incarnation:
+            return  # written only with the RunInitialized of a newer incarnation
+        state.rewinds.append((event.step, record.position))
+        self.rewound.add(key)
+        state.summary = dict(event.summary)
+        state.steps = event.rows
+        state.last_step = event.last_step
+        self._touch_run(state, record)
+
+    def _forked(self, event: RunForked, record: RecordedEvent, key: RunKey) -> None:
+        if self.run(key) is not None:
+            return  # a fork is the first event of a new run's stream
+        state = self.runs[key] = RunState(
+            project=key[0], run_id=key[1], created_us=record.recorded_at_us
+        )
+        state.forked_from = (
+            event.source_project,
+            event.source_run_id,
+            event.step,
+            event.source_position,
+        )
+        state.summary = dict(event.summary)
+        state.steps = event.rows
+        state.last_step = event.last_step
+        self._touch_run(state, record)
 
 
 def _exit_status(status: RunStatus, event: RunExited) -> RunStatus:

@@ -26,6 +26,7 @@ from ._fold import Model, RunKey
 from ._postgres import PostgresReadModel
 from ._readmodel import MemoryReadModel, ReadModel, Snapshot
 from ._remote import RemoteReadModel
+from ._rewind import history_as_of
 from ._sqlite import SQLiteReadModel
 from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
 
@@ -254,6 +255,12 @@ class Projector:
         if points is not None and points < 1:
             raise InvalidArgument(f"points must be >= 1, got {points}")
         await self.catch_up()
+        state = await self._model.run((project, run_id))
+        if state is not None and (state.rewinds or state.forked_from is not None):
+            # Rewound or forked: which rows are visible is decided from the log (§3.4).
+            return await history_as_of(
+                self._store, project, run_id, keys=keys, start=start, stop=stop, points=points
+            )
         rows = await self._model.history((project, run_id), start, stop, points)
         wanted = set(keys) if keys is not None else None
         out: list[HistoryPoint] = []

@@ -20,7 +20,7 @@ import msgspec
 
 from eventstore import RecordedEvent
 
-from ._fold import Model, RunKey
+from ._fold import HistoryRow, Model, RunKey
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["MemoryReadModel", "ReadModel", "Snapshot", "history_digest", "sample_steps"]
@@ -121,6 +121,16 @@ def sample_steps(steps: Sequence[int], points: int) -> list[int]:
     return chosen
 
 
+def _upsert_rows(steps: array[int], positions: array[int], rows: list[HistoryRow]) -> None:
+    for _, _, step, position in rows:
+        index = bisect.bisect_left(steps, step)
+        if index < len(steps) and steps[index] == step:
+            positions[index] = position
+        else:
+            steps.insert(index, step)
+            positions.insert(index, position)
+
+
 class MemoryReadModel:
     """A read model that lives in memory (for in-memory stores, rebuilds and checks)."""
 
@@ -150,6 +160,11 @@ class MemoryReadModel:
             if steps is None:
                 steps = self._steps[key] = array("q")
                 self._positions[key] = array("q")
+            if key in model.rewound:
+                # After a rewind a step comes again: one row per step, the latest (as
+                # the SQL read models' upsert keeps it).
+                _upsert_rows(steps, self._positions[key], stretch)
+                continue
             steps.extend(map(_step_of_row, stretch))
             self._positions[key].extend(map(_position_of_row, stretch))
         return model.position

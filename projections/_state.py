@@ -153,6 +153,16 @@ class RunState(msgspec.Struct, kw_only=True):
     """``StepLogged`` events ignored because their step was below ``next_step``."""
     fenced_events: int = 0
     """Events ignored because an older incarnation wrote them."""
+    metrics: dict[str, dict[str, Any]] = {}
+    """``define_metric`` definitions by metric name (or ``prefix*``): ``ops`` (the
+    summary aggregates), ``goal``, ``step_metric``, ``hidden``."""
+    rewinds: list[tuple[int, int]] = []
+    """``(step, position)`` of each rewind (``resume_from``): rows after ``step`` that
+    were logged before ``position`` are hidden from the history."""
+    forked_from: tuple[str, str, int, int] | None = None
+    """``(project, run id, step, position)`` of the source of a run created by
+    ``fork_from``: its history starts with the source's rows up to ``step`` as the
+    source was at ``position``."""
 
 
 class SweepState(msgspec.Struct, kw_only=True):

@@ -115,7 +115,8 @@ def openapi() -> dict[str, Any]:
         "/api/runs/{project}/{run_id}": {"get": _op("One run's state", RunOut, params=run)},
         "/api/runs/{project}/{run_id}/history": {
             "get": _op(
-                "A run's metric history: keys, step range [start, stop), at most `points`",
+                "A run's metric history: keys, step range [start, stop), at most `points`; "
+                "`until`: as the log stood at that position",
                 HistoryOut,
                 params=[
                     *run,
@@ -123,6 +124,7 @@ def openapi() -> dict[str, Any]:
                     _param("start", kind="integer"),
                     _param("stop", kind="integer"),
                     _param("points", kind="integer", minimum=1, maximum=100_000),
+                    _param("until", kind="integer", minimum=0),
                 ],
             )
         },

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from eventstore import StepLogged
-from projections import RunState, RunStatus, SweepStatus
+from projections import RunState, RunStatus, SweepStatus, history_as_of, metric_names
 
 from ._context import MAX_PAGE, context, event_out, int_param, json_response, path_param, text_param
 from ._errors import Problem
@@ -122,15 +122,29 @@ async def history(request: Request) -> Response:
     start = int_param(request, "start", None, minimum=-(1 << 62), maximum=1 << 62)
     stop = int_param(request, "stop", None, minimum=-(1 << 62), maximum=1 << 62)
     points = int_param(request, "points", None, minimum=1, maximum=_MAX_POINTS)
-    rows = await context(request).projector.history(
-        state.project, state.run_id, keys=keys, start=start, stop=stop, points=points
-    )
+    until = int_param(request, "until", None, minimum=0, maximum=1 << 62)
+    if until is not None:  # as the log stood then: rows a later rewind hid are there
+        rows = await history_as_of(
+            context(request).store,
+            state.project,
+            state.run_id,
+            until,
+            keys=keys,
+            start=start,
+            stop=stop,
+            points=points,
+        )
+    else:
+        rows = await context(request).projector.history(
+            state.project, state.run_id, keys=keys, start=start, stop=stop, points=points
+        )
     if points is None and len(rows) > _MAX_POINTS:
         raise Problem(
             400,
             f"the range holds {len(rows)} steps; narrow it or pass points= (at most {_MAX_POINTS})",
         )
-    return json_response(HistoryOut(state.project, state.run_id, sorted(state.summary), rows))
+    names = metric_names(state.summary, state.metrics)
+    return json_response(HistoryOut(state.project, state.run_id, names, rows))
 
 
 async def timeline(request: Request) -> Response:

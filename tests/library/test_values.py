@@ -39,7 +39,8 @@ async def test_a_value_the_store_cannot_hold_is_refused_at_the_call_naming_its_k
 ) -> None:
     async with api.init(project="p", id="r") as run:
         await run.log({"loss": 1.0})
-        with pytest.raises(InvalidArgument, match="'bad'"):
+        # A nested dict is a metric group (issue 14): its bad value is named "bad.n".
+        with pytest.raises(InvalidArgument, match=r"'bad(\.n)?'"):
             await run.log({"loss": 2.0, "bad": value})
         assert run.step == 1  # the refused call changed nothing
         await run.log({"loss": 3.0})

@@ -211,7 +211,10 @@ def test_folding_a_batch_equals_folding_one_event_at_a_time(items, cuts) -> None
                         )
                     )
                 events.extend(
-                    (stream, StepLogged(step=s, metrics={"loss": float(s)}, incarnation=incarnation))
+                    (
+                        stream,
+                        StepLogged(step=s, metrics={"loss": float(s)}, incarnation=incarnation),
+                    )
                     for s in steps
                 )
         else:
