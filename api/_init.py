@@ -421,7 +421,7 @@ def _initialization(
         if mode is None or mode == "never":
             raise RunAlreadyExists(
                 f'run {run_id!r} already exists in {project!r}; pass resume="allow" or "must" to '
-                "continue it, or choose another id"
+                f'continue it, or resume_from="{run_id}?_step=N" to rewind it to step N'
             )
         starting = state.last_step + 1 if state.last_step is not None else 0
         return _with(

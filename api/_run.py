@@ -346,8 +346,9 @@ class Run:
             warnings.warn(
                 f"Tried to log to step {step} that is less than the current step {dropped}; "
                 f"the data was dropped. Run {self._project}/{self._id} warns once; "
-                "run.dropped_steps counts every dropped row. Log a separate x-axis metric "
-                "instead of step= to record values out of order.",
+                "run.dropped_steps counts every dropped row. To log those steps again, "
+                f'rewind with init(resume_from="{self._id}?_step=N"); to record values out '
+                "of order, log a separate x-axis metric instead of step=.",
                 StepDroppedWarning,
                 stacklevel=3,
             )
