@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import Process
@@ -20,7 +21,8 @@ from anyio.abc import Process
 from eventstore import AgentStopped, EventStore
 from projections import SweepStatus, open_projector
 
-from ._sweeps import StoreArg, Work, _opened, claim, reap, register_agent
+from ._command import build_command, check_command
+from ._sweeps import StoreArg, SweepNotFound, Work, _opened, claim, reap, register_agent
 
 __all__ = ["agent", "run_agent_command"]
 
@@ -81,6 +83,18 @@ class _Agent:
         async with open_projector(self.store) as projector:
             sweep = await projector.sweep(self.sweep_id)
         return sweep.status if sweep is not None else None
+
+    async def config(self) -> dict[str, Any]:
+        """The sweep's config as created.
+
+        Raises:
+            SweepNotFound: no such sweep.
+        """
+        async with open_projector(self.store) as projector:
+            sweep = await projector.sweep(self.sweep_id)
+        if sweep is None:
+            raise SweepNotFound(f"there is no sweep {self.sweep_id!r} in {self.store.url}")
+        return dict(sweep.config)
 
     async def finished(self) -> bool:
         """True when this agent should leave: the sweep is over (or cancelled)."""
@@ -205,7 +219,7 @@ async def _call_in_run_environment(
 
 async def run_agent_command(
     sweep_id: str,
-    command: Sequence[str],
+    command: Sequence[str] = (),
     *,
     count: int | None = None,
     store: StoreArg = None,
@@ -216,25 +230,38 @@ async def run_agent_command(
 ) -> int:
     """Run ``command`` as a child process for each run of the sweep; return how many ran.
 
+    Without ``command`` the sweep config's ``program``/``command`` is run, with its
+    macros expanded for each run (``${env} ${interpreter} ${program} ${args}`` by
+    default, as W&B's agent does; see ``api._command``); a given command wins.
     Without ``forward_signals`` children run in their own session and do not see the
     agent's signals; with it, SIGTERM/SIGINT/SIGUSR1 are passed on. A cancelled sweep
     kills the running child with SIGKILL at once (its run ends KILLED). An agent that
     is itself killed leaves its child's run to the watchdog.
     """
-    if not command:
-        raise ValueError(
-            "give the command to run after --, e.g. runlog agent SWEEP -- python train.py"
-        )
     async with _opened(store) as opened:
         loop = _Agent(opened, sweep_id, count, poll_interval, reap_interval, timeout_s)
+        config: dict[str, Any] | None = None
+        if not command:
+            config = await loop.config()
+            check_command(config, to_run=True)  # refused before any run is claimed
         with tempfile.TemporaryDirectory(prefix="runlog-agent-") as params_dir:
             async for item in loop.work():
                 environment = {
                     **os.environ,
                     **_environment(item, Path(params_dir), _store_url(opened)),
                 }
+                argv = (
+                    list(command)
+                    if config is None
+                    else build_command(
+                        config,
+                        item.params,
+                        json_file=Path(params_dir) / f"{item.run_id}.args.json",
+                    )
+                )
+                log.info("runlog agent: run %s: %s", item.run_id, " ".join(argv))
                 async with await anyio.open_process(
-                    list(command),
+                    argv,
                     env=environment,
                     stdin=None,
                     stdout=None,

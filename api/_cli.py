@@ -491,7 +491,8 @@ def sweep(
             _emit({"sweep_id": sweep_id})
         else:
             click.echo(
-                f"created sweep {sweep_id}; run agents with: runlog agent {sweep_id} -- COMMAND"
+                f"created sweep {sweep_id}; run agents with: runlog agent {sweep_id} "
+                f"(or: runlog agent {sweep_id} -- COMMAND)"
             )
         return
     if len(target) != 1:
@@ -573,7 +574,7 @@ def sweeps(project: str | None, status: str | None, store: str | None, as_json: 
 
 @main.command()
 @click.argument("sweep_id")
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1, required=False)
 @click.option("--count", type=int, default=None, help="Quit after this many runs.")
 @click.option("--forward-signals", is_flag=True, help="Pass SIGTERM/SIGINT/SIGUSR1 to the run.")
 @click.option(
@@ -590,7 +591,11 @@ def agent(
     store: str | None,
     as_json: bool,
 ) -> None:
-    """Run COMMAND for runs of SWEEP_ID, preempted runs first: runlog agent SWEEP -- python train.py"""
+    """Run COMMAND for runs of SWEEP_ID, preempted runs first: runlog agent SWEEP -- python train.py
+
+    Without COMMAND the sweep config's program is run, as W&B's agent runs it: its
+    `command` (default ${env} ${interpreter} ${program} ${args}) with the macros filled in.
+    """
     from ._agent import run_agent_command
 
     done = _run(

@@ -200,6 +200,9 @@ def load_sweep_config(source: Mapping[str, Any] | str | os.PathLike[str]) -> Swe
         isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1
     ):
         raise SweepConfigError(f"run_cap: must be an integer > 0, got {run_cap!r}")
+    from ._command import check_command  # imported here: _command imports this module
+
+    check_command(raw)
     return SweepConfig(method, parsed, metric_name, goal, target, run_cap, raw)
 
 
