@@ -179,8 +179,6 @@ def load_sweep_config(source: Mapping[str, Any] | str | os.PathLike[str]) -> Swe
         raise SweepConfigError("method: 'bayes' is not supported yet; use 'grid' or 'random'")
     if method not in ("grid", "random"):
         raise SweepConfigError(f"method: must be 'grid' or 'random', got {method!r}")
-    if raw.get("early_terminate") is not None:
-        raise SweepConfigError("early_terminate: Hyperband early termination is not supported yet")
     parameters = raw.get("parameters")
     if not isinstance(parameters, Mapping) or not parameters:
         raise SweepConfigError("parameters: at least one parameter is required")
@@ -200,9 +198,11 @@ def load_sweep_config(source: Mapping[str, Any] | str | os.PathLike[str]) -> Swe
         isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1
     ):
         raise SweepConfigError(f"run_cap: must be an integer > 0, got {run_cap!r}")
-    from ._command import check_command  # imported here: _command imports this module
+    from ._command import check_command  # imported here: both import this module
+    from ._hyperband import parse_early_terminate
 
     check_command(raw)
+    parse_early_terminate(raw.get("early_terminate"), raw.get("metric"))
     return SweepConfig(method, parsed, metric_name, goal, target, run_cap, raw)
 
 

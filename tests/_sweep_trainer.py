@@ -5,11 +5,13 @@ usage: python _sweep_trainer.py MODE
                    a resumed incarnation logs 5 more and finishes
     long           logs forever (until killed), with handle_preemption installed
     short          logs 60 steps over about a second, then finishes
+    stubborn       ignores SIGTERM and logs forever (only SIGKILL ends it)
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 import api
@@ -33,7 +35,10 @@ async def main(mode: str) -> None:
             await asyncio.sleep(0.02)
         await run.finish()
         return
-    api.handle_preemption(run)
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        api.handle_preemption(run)
     while True:
         await run.log({"loss": 1.0})
         await asyncio.sleep(0.01)
