@@ -579,6 +579,31 @@ def _show_sweep(sweep_id: str, store: str | None, as_json: bool) -> None:
         for run_id, agent_id in sorted(state.claims.items()):
             claims.add_row(run_id, agent_id)
         console.print(claims)
+    _show_agents(console, state)
+
+
+def _show_agents(console: Any, state: Any) -> None:
+    """The sweep's agents that have not left: where they run, when last heard, their runs.
+
+    An agent killed outside its control never records that it left; one not heard from
+    for the watchdog's 300 s is shown silent rather than live.
+    """
+    from rich.table import Table
+
+    if not state.agents:
+        console.print("[bold]agents[/bold]: none")
+        return
+    now_us = int(datetime.now(tz=UTC).timestamp() * 1_000_000)
+    agents = Table(
+        "agent", "state", "host", "pid", "last seen (UTC)", "running", box=None, header_style="bold"
+    )
+    for agent_id, info in sorted(state.agents.items()):
+        seen = info.last_seen_us or info.started_us
+        alive = "live" if now_us - seen <= 300_000_000 else "silent"
+        agents.add_row(
+            agent_id, alive, info.host, str(info.pid), _time(seen), ", ".join(info.run_ids) or "-"
+        )
+    console.print(agents)
 
 
 @main.command()
