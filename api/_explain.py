@@ -84,7 +84,7 @@ def _describe(event: Event) -> str | None:
             f"claimed {'from the queue' if event.requeue else 'as a new run'} by {event.agent_id}"
         )
     if isinstance(event, RunStopRequested):
-        return f"stop requested ({event.rule}): {event.reason}"
+        return f"stop requested: {event.reason}"
     if isinstance(event, ClaimLapsed):
         return "the claim lapsed before the run started"
     return None
@@ -109,8 +109,8 @@ def _why(state: RunState, *, in_sweep: bool, queued: bool) -> str:
         return f"exited with {code} without a preempt mark: failed, not queued"
     if status is RunStatus.KILLED and state.stop_requested:
         return (
-            f"stopped ({state.reason}): SIGTERM, then SIGKILL after the kill delay; "
-            "killed, never requeued"
+            f"stop requested ({state.reason}): SIGTERM, then SIGKILL after the kill "
+            "delay; killed, never requeued"
         )
     if status is RunStatus.KILLED:
         return "killed (stopped on request, interrupted or its sweep cancelled): not queued"

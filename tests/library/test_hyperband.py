@@ -216,10 +216,10 @@ async def test_explain_says_which_band_stopped_the_run(store_target: str) -> Non
         await HyperbandController(store, sweep_id).step(projector)
         await store.append("run:p/d", [RunExited(incarnation=1, exit_code=143)])
     lines = await api.explain("p", "d", store=store_target)
-    assert "stop requested (hyperband): hyperband: at band 2 its 9 is worse than the " in "\n".join(
+    assert "stop requested: hyperband: at band 2 its 9 is worse than the threshold 5" in "\n".join(
         lines
     )
     assert lines[-1] == (
-        "  why: stopped (hyperband: at band 2 its 9 is worse than the threshold 5): SIGTERM, "
-        "then SIGKILL after the kill delay; killed, never requeued"
+        "  why: stop requested (hyperband: at band 2 its 9 is worse than the threshold 5): "
+        "SIGTERM, then SIGKILL after the kill delay; killed, never requeued"
     )
