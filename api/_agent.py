@@ -310,7 +310,15 @@ async def run_agent_command(
     Raises:
         SweepNotFound: no such sweep (or it belongs to another project).
         SweepConfigError: no ``command`` and the config has nothing to run.
+        ConfigurationError: ``term_timeout`` without ``forward_signals``, or a kill
+            delay that is not a number.
     """
+    if term_timeout is not None and not forward_signals:
+        raise ConfigurationError(
+            "--term-timeout bounds the wait after a forwarded signal; add --forward-signals"
+        )
+    if term_timeout is not None and not term_timeout >= 0:
+        raise ConfigurationError(f"--term-timeout must be seconds >= 0, got {term_timeout}")
     delay = kill_delay()
     async with _opened(store) as opened, open_projector(opened) as projector:
         sweep_id = await resolve_sweep_id(sweep_id, projector, opened.url)

@@ -160,3 +160,18 @@ async def test_term_timeout_sigkills_a_child_still_alive_after_a_signal(
         with anyio.fail_after(30):
             assert await agent.wait() == 0
     assert gone(pid)
+
+
+def test_term_timeout_without_forward_signals_is_refused(root: Path, store_target: str) -> None:
+    done = runlog("agent", "any", "--store", store_target, "--term-timeout", "5", "--", "true")
+    assert done.returncode != 0
+    assert "add --forward-signals" in done.stderr
+
+
+def test_a_sweep_path_with_too_many_parts_is_refused() -> None:
+    from api._sweep_path import split_sweep_path
+
+    assert split_sweep_path("e/p/abc") == ("p", "abc")
+    assert split_sweep_path("abc") == (None, "abc")
+    with pytest.raises(api.SweepNotFound, match="write ID, project/ID or entity/project/ID"):
+        split_sweep_path("a/b/c/d")
