@@ -228,7 +228,9 @@ class HyperbandController:
                 points = await projector.history(run.project, run.run_id, keys=[name], start=start)
                 values = self._values.setdefault(run.run_id, [])
                 values += [p.metrics[name] for p in points]
-                self._next_step[run.run_id] = run.last_step + 1
+                # Rows logged after ``runs`` was read may be among the points already.
+                last = max(run.last_step, points[-1].step if points else run.last_step)
+                self._next_step[run.run_id] = last + 1
             if run.status is RunStatus.RUNNING and not run.stop_requested:
                 running.append(run.run_id)
         decisions = decide_stops(rule, goal, self._values, running)

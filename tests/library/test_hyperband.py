@@ -223,3 +223,17 @@ async def test_explain_says_which_band_stopped_the_run(store_target: str) -> Non
         "  why: stop requested (hyperband: at band 2 its 9 is worse than the threshold 5): "
         "SIGTERM, then SIGKILL after the kill delay; killed, never requeued"
     )
+
+
+async def test_the_controller_reads_each_logged_value_once_across_passes(
+    store_target: str,
+) -> None:
+    async with open_store(store_target) as store, open_projector(store) as projector:
+        sweep_id = await write_history(store, strict=True)
+        controller = HyperbandController(store, sweep_id)
+        await controller.step(projector)
+        # g logs its 2nd value, 9: strictly worse than band 2's threshold (5). Read
+        # twice, its 1 would sit at band 2 instead and g would survive.
+        await store.append("run:p/g", [StepLogged(incarnation=1, step=1, metrics={"loss": 9})])
+        later = await controller.step(projector)
+    assert [(d.run_id, d.band, d.value, d.threshold) for d in later] == [("g", 2, 9, 5)]
