@@ -25,7 +25,16 @@ from ._command import build_command, check_command
 from ._errors import ConfigurationError
 from ._hyperband import HyperbandController
 from ._sweep_path import resolve_sweep_id
-from ._sweeps import StoreArg, SweepNotFound, Work, _opened, claim, reap, register_agent
+from ._sweeps import (
+    StoreArg,
+    SweepNotFound,
+    Work,
+    _opened,
+    claim,
+    reap,
+    register_agent,
+    settle_sweep,
+)
 
 __all__ = ["FORWARDED", "agent", "kill_delay", "run_agent_command"]
 
@@ -91,6 +100,9 @@ class _Agent:
                     f"sweep:{self.sweep_id}",
                     [AgentStopped(agent_id=self.agent_id, reason=f"{self.done} runs")],
                 )
+                # Leaving with count reached, this agent may be the last one that would
+                # have asked for work: finish an exhausted sweep now instead.
+                await settle_sweep(self.sweep_id, store=self.store)
 
     async def status(self) -> SweepStatus | None:
         sweep = await self.projector.sweep(self.sweep_id)
