@@ -28,6 +28,7 @@ from ._preemption import handle_preemption as handle_preemption
 from ._run import Run as Run
 from ._settings import Settings as Settings
 from ._summary import Summary as Summary
+from ._stop import stop_run as stop_run
 from ._sweep_config import SweepConfig as SweepConfig
 from ._sweep_config import SweepConfigError as SweepConfigError
 from ._sweep_config import SweepConfigWarning as SweepConfigWarning
@@ -92,6 +93,7 @@ __all__ = [
     "reap",
     "register_agent",
     "resume_sweep",
+    "stop_run",
     "stop_sweep",
     "sync",
     "verify",

@@ -476,6 +476,9 @@ def sweep(
     runlog sweep create sweep.yaml     (or: runlog sweep sweep.yaml)
     runlog sweep show SWEEP_ID
     runlog sweep --pause|--resume|--stop|--cancel SWEEP_ID
+    runlog sweep stop-run PROJECT/RUN_ID   (SIGTERM, then SIGKILL: the run ends killed)
+
+    SWEEP_ID may be written ENTITY/PROJECT/ID or PROJECT/ID, as W&B prints it.
     """
     from ._sweeps import cancel_sweep, create_sweep, pause_sweep, resume_sweep, stop_sweep
 
@@ -483,6 +486,9 @@ def sweep(
         if len(target) != 2:
             raise click.UsageError("give one sweep id: runlog sweep show SWEEP_ID")
         _show_sweep(target[1], store, as_json)
+        return
+    if action is None and target[0] == "stop-run":
+        _stop_run(target[1:], store, as_json)
         return
     if action is None:
         files = target[1:] if target[0] == "create" else target
@@ -497,7 +503,8 @@ def sweep(
             _emit({"sweep_id": sweep_id})
         else:
             click.echo(
-                f"created sweep {sweep_id}; run agents with: runlog agent {sweep_id} -- COMMAND"
+                f"created sweep {sweep_id}; run agents with: runlog agent {sweep_id} "
+                f"(or: runlog agent {sweep_id} -- COMMAND)"
             )
         return
     if len(target) != 1:
@@ -508,7 +515,7 @@ def sweep(
         "stop": stop_sweep,
         "cancel": cancel_sweep,
     }
-    state = _run(lambda: command[action](target[0], store=store))
+    state = _run(lambda: _on_sweep(target[0], store, command[action]))
     if as_json:
         _emit(state)
         return
@@ -516,10 +523,43 @@ def sweep(
     click.echo(f"sweep {target[0]}: {state.status}{reason}")
 
 
+async def _on_sweep(
+    sweep_path: str, store: str | None, command: Callable[..., Awaitable[_T]]
+) -> _T:
+    """``command(sweep_id, store=...)`` with the id given in any of W&B's forms."""
+    if "/" not in sweep_path:
+        return await command(sweep_path, store=store)
+    from projections import open_projector
+
+    from ._audit import existing_store
+    from ._sweep_path import resolve_sweep_id
+
+    async with existing_store(store) as opened:
+        async with open_projector(opened) as projector:
+            sweep_id = await resolve_sweep_id(sweep_path, projector, opened.url)
+        return await command(sweep_id, store=opened)
+
+
+def _stop_run(target: tuple[str, ...], store: str | None, as_json: bool) -> None:
+    from ._stop import stop_run
+
+    if len(target) != 1 or "/" not in target[0]:
+        raise click.UsageError("give one run: runlog sweep stop-run PROJECT/RUN_ID")
+    project, _, run_id = target[0].rpartition("/")
+    state = _run(lambda: stop_run(project, run_id, store=store))
+    if as_json:
+        _emit(state)
+        return
+    click.echo(
+        f"run {project}/{run_id}: asked to stop; its agent sends SIGTERM, then SIGKILL "
+        "after the kill delay"
+    )
+
+
 def _show_sweep(sweep_id: str, store: str | None, as_json: bool) -> None:
     from ._audit import show_sweep
 
-    state = _run(lambda: show_sweep(sweep_id, store=store))
+    state = _run(lambda: _on_sweep(sweep_id, store, show_sweep))
     if as_json:
         _emit(state)
         return
@@ -545,6 +585,31 @@ def _show_sweep(sweep_id: str, store: str | None, as_json: bool) -> None:
         for run_id, agent_id in sorted(state.claims.items()):
             claims.add_row(run_id, agent_id)
         console.print(claims)
+    _show_agents(console, state)
+
+
+def _show_agents(console: Any, state: Any) -> None:
+    """The sweep's agents that have not left: where they run, when last heard, their runs.
+
+    An agent killed outside its control never records that it left; one not heard from
+    for the watchdog's 300 s is shown silent rather than live.
+    """
+    from rich.table import Table
+
+    if not state.agents:
+        console.print("[bold]agents[/bold]: none")
+        return
+    now_us = int(datetime.now(tz=UTC).timestamp() * 1_000_000)
+    agents = Table(
+        "agent", "state", "host", "pid", "last seen (UTC)", "running", box=None, header_style="bold"
+    )
+    for agent_id, info in sorted(state.agents.items()):
+        seen = info.last_seen_us or info.started_us
+        alive = "live" if now_us - seen <= 300_000_000 else "silent"
+        agents.add_row(
+            agent_id, alive, info.host, str(info.pid), _time(seen), ", ".join(info.run_ids) or "-"
+        )
+    console.print(agents)
 
 
 @main.command()
@@ -579,9 +644,20 @@ def sweeps(project: str | None, status: str | None, store: str | None, as_json: 
 
 @main.command()
 @click.argument("sweep_id")
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1, required=False)
 @click.option("--count", type=int, default=None, help="Quit after this many runs.")
-@click.option("--forward-signals", is_flag=True, help="Pass SIGTERM/SIGINT/SIGUSR1 to the run.")
+@click.option(
+    "--forward-signals",
+    is_flag=True,
+    help="Pass signals on to the run; SIGTERM/SIGHUP/SIGQUIT/SIGINT: 1st waits, "
+    "2nd SIGTERMs the run, 3rd SIGKILLs it.",
+)
+@click.option(
+    "--term-timeout",
+    type=float,
+    default=None,
+    help="With --forward-signals: SIGKILL a run still alive this many seconds after a signal.",
+)
 @click.option(
     "--poll", type=float, default=5.0, show_default=True, help="Seconds between polls when idle."
 )
@@ -592,11 +668,16 @@ def agent(
     command: tuple[str, ...],
     count: int | None,
     forward_signals: bool,
+    term_timeout: float | None,
     poll: float,
     store: str | None,
     as_json: bool,
 ) -> None:
-    """Run COMMAND for runs of SWEEP_ID, preempted runs first: runlog agent SWEEP -- python train.py"""
+    """Run COMMAND for runs of SWEEP_ID, preempted runs first: runlog agent SWEEP -- python train.py
+
+    Without COMMAND the sweep config's program is run, as W&B's agent runs it: its
+    `command` (default ${env} ${interpreter} ${program} ${args}) with the macros filled in.
+    """
     from ._agent import run_agent_command
 
     done = _run(
@@ -606,6 +687,7 @@ def agent(
             count=count,
             store=store,
             forward_signals=forward_signals,
+            term_timeout=term_timeout,
             poll_interval=poll,
         )
     )

@@ -14,6 +14,7 @@ from eventstore import (
     RunInitialized,
     RunKilled,
     RunRevived,
+    RunStopRequested,
 )
 from projections import RunState, RunStatus, open_projector
 
@@ -82,6 +83,8 @@ def _describe(event: Event) -> str | None:
         return (
             f"claimed {'from the queue' if event.requeue else 'as a new run'} by {event.agent_id}"
         )
+    if isinstance(event, RunStopRequested):
+        return f"stop requested: {event.reason}"
     if isinstance(event, ClaimLapsed):
         return "the claim lapsed before the run started"
     return None
@@ -104,6 +107,13 @@ def _why(state: RunState, *, in_sweep: bool, queued: bool) -> str:
         return "stopped writing without a preempt mark (or exited 254): crashed, not queued"
     if status is RunStatus.FAILED:
         return f"exited with {code} without a preempt mark: failed, not queued"
+    if status is RunStatus.KILLED and state.stop_requested:
+        return (
+            f"stop requested ({state.reason}): SIGTERM, then SIGKILL after the kill "
+            "delay; killed, never requeued"
+        )
     if status is RunStatus.KILLED:
         return "killed (stopped on request, interrupted or its sweep cancelled): not queued"
+    if state.stop_requested:
+        return f"{status}, asked to stop ({state.reason}): its agent sends SIGTERM, then SIGKILL"
     return f"{status}: still live, nothing decided yet"

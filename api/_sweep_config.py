@@ -385,8 +385,6 @@ def parse_sweep_config(raw: object) -> SweepConfig:
     if method not in ("grid", "random", "bayes"):
         raise SweepConfigError(f"method: must be 'grid', 'random' or 'bayes', got {method!r}")
     _controller(raw.get("controller"))
-    if raw.get("early_terminate") is not None:
-        raise SweepConfigError("early_terminate: Hyperband early termination is not supported yet")
     parameters = raw.get("parameters")
     if not isinstance(parameters, Mapping) or not parameters:
         raise SweepConfigError("parameters: at least one parameter is required")
@@ -422,6 +420,11 @@ def parse_sweep_config(raw: object) -> SweepConfig:
         isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1
     ):
         raise SweepConfigError(f"run_cap: must be an integer > 0, got {run_cap!r}")
+    from ._command import check_command  # imported here: both import this module
+    from ._hyperband import parse_early_terminate
+
+    check_command(raw)
+    parse_early_terminate(raw.get("early_terminate"), raw.get("metric"))
     return SweepConfig(
         method,
         parsed,

@@ -30,6 +30,7 @@ from ._errors import StoreUnavailable as StoreUnavailable
 from ._errors import UnknownEventType as UnknownEventType
 from ._errors import UnsupportedStore as UnsupportedStore
 from ._errors import WrongExpectedVersion as WrongExpectedVersion
+from ._events import AgentHeartbeat as AgentHeartbeat
 from ._events import AgentStarted as AgentStarted
 from ._events import AgentStopped as AgentStopped
 from ._events import ClaimLapsed as ClaimLapsed
@@ -49,6 +50,7 @@ from ._events import RunKilled as RunKilled
 from ._events import RunRevived as RunRevived
 from ._events import RunRewound as RunRewound
 from ._events import RunScheduled as RunScheduled
+from ._events import RunStopRequested as RunStopRequested
 from ._events import StepLogged as StepLogged
 from ._events import SummaryUpdated as SummaryUpdated
 from ._events import SweepCancelled as SweepCancelled
@@ -80,6 +82,7 @@ from ._verify import check_log as check_log
 
 __all__ = [
     "ANY",
+    "AgentHeartbeat",
     "AgentStarted",
     "AgentStopped",
     "AppendResult",
@@ -127,6 +130,7 @@ __all__ = [
     "RunRevived",
     "RunRewound",
     "RunScheduled",
+    "RunStopRequested",
     "SQLiteStore",
     "StepLogged",
     "StoreBusy",

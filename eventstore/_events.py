@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import msgspec
 
 __all__ = [
+    "AgentHeartbeat",
     "AgentStarted",
     "AgentStopped",
     "ClaimLapsed",
@@ -35,6 +36,7 @@ __all__ = [
     "RunRevived",
     "RunRewound",
     "RunScheduled",
+    "RunStopRequested",
     "StepLogged",
     "SummaryUpdated",
     "SweepCancelled",
@@ -233,6 +235,31 @@ class AgentStopped(Event, frozen=True):
     reason: str | None = None
 
 
+class RunStopRequested(Event, frozen=True):
+    """A stop was asked for ``incarnation`` of the run (the ``stop`` command of contract §9.2).
+
+    Written by Hyperband early termination (``rule="hyperband"``, with the band, the
+    run's value there and the band's threshold) or by a single-run stop (``rule="user"``).
+    The run's agent sends SIGTERM, then SIGKILL after the kill delay; the run ends
+    killed, never preempted, so it is never requeued.
+    """
+
+    incarnation: int
+    reason: str
+    rule: str = "user"
+    sweep_id: str | None = None
+    band: int | None = None
+    value: float | None = None
+    threshold: float | None = None
+
+
+class AgentHeartbeat(Event, frozen=True):
+    """An agent is alive and runs ``run_ids`` now (contract §9.2)."""
+
+    agent_id: str
+    run_ids: list[str] = []
+
+
 CATALOGUE: tuple[type[Event], ...] = (
     RunInitialized,
     StepLogged,
@@ -255,6 +282,8 @@ CATALOGUE: tuple[type[Event], ...] = (
     ClaimLapsed,
     AgentStarted,
     AgentStopped,
+    RunStopRequested,
+    AgentHeartbeat,
 )
 
 

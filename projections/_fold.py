@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import msgspec
+
 from eventstore import (
+    AgentHeartbeat,
     AgentStarted,
     AgentStopped,
     ClaimLapsed,
@@ -37,6 +40,7 @@ from eventstore import (
     RunRevived,
     RunRewound,
     RunScheduled,
+    RunStopRequested,
     StepLogged,
     SummaryUpdated,
     SweepCancelled,
@@ -118,6 +122,7 @@ class Model:
             RunKilled: self._killed,
             RunRevived: self._revived,
             FileSaved: self._file_saved,
+            RunStopRequested: self._stop_requested,
         }
         self._sweep_handlers: dict[type[Event], Callable[[Any, RecordedEvent, str], None]] = {
             SweepCreated: self._sweep_created,
@@ -131,6 +136,7 @@ class Model:
             ClaimLapsed: self._claim_lapsed,
             AgentStarted: self._agent_started,
             AgentStopped: self._agent_stopped,
+            AgentHeartbeat: self._agent_heartbeat,
         }
         self.rewound: set[RunKey] = set()
         """Runs rewound (or restarted below their last step): a step's row may come again."""
@@ -348,6 +354,7 @@ class Model:
                 setattr(state, field, value)
         state.host, state.pid = event.host, event.pid
         state.preempting = False
+        state.stop_requested = False
         state.exit_code = None
         state.interrupted = False
         state.reason = None
@@ -417,14 +424,21 @@ class Model:
         if state.status in _LIVE:
             state.exit_code = event.exit_code
             state.interrupted = event.interrupted
-            self._set_status(state, _exit_status(state.status, event), record)
+            status = _exit_status(state.status, event)
+            if state.stop_requested and event.exit_code != 0:
+                status = RunStatus.KILLED  # §6.2: a stopped run is killed, never requeued
+            self._set_status(state, status, record)
         self._touch_run(state, record)
 
     def _expired(self, event: HeartbeatExpired, record: RecordedEvent, key: RunKey) -> None:
         state = self.run(key)
         if state is None or not state.started or event.incarnation != state.incarnation:
             return  # a stale decision about an incarnation that is already gone
-        if state.status is RunStatus.RUNNING:
+        if state.stop_requested and state.status in _LIVE:
+            # A run asked to stop that then went silent was stopped (SIGKILL after the
+            # kill delay leaves no exit): killed, not crashed, and never requeued.
+            self._set_status(state, RunStatus.KILLED, record)
+        elif state.status is RunStatus.RUNNING:
             self._set_status(state, RunStatus.CRASHED, record)
         elif state.status is RunStatus.PREEMPTING:
             self._set_status(state, RunStatus.PREEMPTED, record)
@@ -447,6 +461,17 @@ class Model:
     def _revived(self, event: RunRevived, record: RecordedEvent, key: RunKey) -> None:
         state = self._current(key, event.incarnation, record)  # revives a crashed run
         if state is not None:
+            self._touch_run(state, record)
+
+    def _stop_requested(self, event: RunStopRequested, record: RecordedEvent, key: RunKey) -> None:
+        # Not ``_current``: the request is not the run's own write, so it neither
+        # counts as a heartbeat nor revives a crashed run.
+        state = self.run(key)
+        if state is None or not state.started or event.incarnation != state.incarnation:
+            return  # about an incarnation that is gone (or not there yet)
+        if state.status in _LIVE and not state.stop_requested:
+            state.stop_requested = True
+            state.reason = event.reason
             self._touch_run(state, record)
 
     def _file_saved(self, event: FileSaved, record: RecordedEvent, key: RunKey) -> None:
@@ -589,7 +614,9 @@ class Model:
         sweep = self.sweep(sweep_id)
         if sweep is None:
             return
-        sweep.agents[event.agent_id] = AgentInfo(event.host, event.pid, record.recorded_at_us)
+        sweep.agents[event.agent_id] = AgentInfo(
+            event.host, event.pid, record.recorded_at_us, last_seen_us=record.recorded_at_us
+        )
         if sweep.status is SweepStatus.PENDING:
             sweep.status = SweepStatus.RUNNING
         self._touch_sweep(sweep, record)
@@ -598,6 +625,16 @@ class Model:
         sweep = self.sweep(sweep_id)
         if sweep is None or sweep.agents.pop(event.agent_id, None) is None:
             return
+        self._touch_sweep(sweep, record)
+
+    def _agent_heartbeat(self, event: AgentHeartbeat, record: RecordedEvent, sweep_id: str) -> None:
+        sweep = self.sweep(sweep_id)
+        info = sweep.agents.get(event.agent_id) if sweep is not None else None
+        if sweep is None or info is None:
+            return  # an agent that never registered, or already left
+        sweep.agents[event.agent_id] = msgspec.structs.replace(
+            info, last_seen_us=record.recorded_at_us, run_ids=list(event.run_ids)
+        )
         self._touch_sweep(sweep, record)
 
     def _release_claim(self, state: RunState) -> None:

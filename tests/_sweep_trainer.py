@@ -5,6 +5,7 @@ usage: python _sweep_trainer.py MODE
                    a resumed incarnation logs 5 more and finishes
     long           logs forever (until killed), with handle_preemption installed
     short          logs 60 steps over about a second, then finishes
+    stubborn       ignores SIGTERM and logs forever (only SIGKILL ends it)
     seed-handler   api.sync with the seed page's own SIGTERM handler (mark_preempting,
                    save a checkpoint, sys.exit(128 + signum)), no with block; a
                    resumed incarnation logs 5 more steps and ends by leaving the script
@@ -39,7 +40,10 @@ async def main(mode: str) -> None:
             await asyncio.sleep(0.02)
         await run.finish()
         return
-    api.handle_preemption(run)
+    if mode == "stubborn":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        api.handle_preemption(run)
     while True:
         await run.log({"loss": 1.0})
         await asyncio.sleep(0.01)

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from eventstore import (
+    AgentHeartbeat,
     AgentStarted,
     AgentStopped,
     ClaimLapsed,
@@ -28,6 +29,7 @@ from eventstore import (
     RunKilled,
     RunRevived,
     RunScheduled,
+    RunStopRequested,
     StepLogged,
     SweepCancelled,
     SweepCreated,
@@ -83,6 +85,16 @@ def example_events() -> list[Event]:
         ClaimLapsed(run_id="r1", claim_position=12),
         AgentStarted(agent_id="ag", host="h", pid=1),
         AgentStopped(agent_id="ag", reason="count reached"),
+        RunStopRequested(
+            incarnation=2,
+            reason="hyperband",
+            rule="hyperband",
+            sweep_id="s1",
+            band=3,
+            value=0.9,
+            threshold=0.5,
+        ),
+        AgentHeartbeat(agent_id="ag", run_ids=["r1"]),
     ]
 
 
