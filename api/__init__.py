@@ -27,8 +27,8 @@ from ._init import init as init
 from ._preemption import handle_preemption as handle_preemption
 from ._run import Run as Run
 from ._settings import Settings as Settings
-from ._summary import Summary as Summary
 from ._stop import stop_run as stop_run
+from ._summary import Summary as Summary
 from ._sweep_config import SweepConfig as SweepConfig
 from ._sweep_config import SweepConfigError as SweepConfigError
 from ._sweep_config import SweepConfigWarning as SweepConfigWarning
