@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import Process
 
-from eventstore import AgentStopped, EventStore
+from eventstore import AgentStopped, EventStore, sweep_stream
 from projections import SweepStatus, open_projector
 
 from ._sweeps import StoreArg, Work, _opened, claim, reap, register_agent
@@ -73,7 +73,7 @@ class _Agent:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.store.append(
-                    f"sweep:{self.sweep_id}",
+                    sweep_stream(self.sweep_id),
                     [AgentStopped(agent_id=self.agent_id, reason=f"{self.done} runs")],
                 )
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import msgspec
 
-from eventstore import EventStore, HTTPStore, StreamInfo
+from eventstore import EventStore, HTTPStore, StreamInfo, run_stream
 from projections import Projector, RunState, open_projector
 
 __all__ = ["RunStates", "run_states"]
@@ -56,7 +56,7 @@ class _ProjectorRunStates:
         self, project: str, run_id: str
     ) -> tuple[RunState | None, StreamInfo | None, int]:
         state = await self._projector.run(project, run_id)
-        info = await self._store.stream_info(f"run:{project}/{run_id}")
+        info = await self._store.stream_info(run_stream(project, run_id))
         return state, info, self._projector.position
 
     async def run(self, project: str, run_id: str) -> RunState | None:

@@ -45,8 +45,9 @@ from eventstore import (
     StoreUnavailable,
     WrongExpectedVersion,
     default_codec,
+    event_id_bytes,
+    run_stream,
 )
-from eventstore._codec import event_id_bytes
 
 from ._errors import RunFinishedError, StepDroppedWarning
 from ._settings import remove_auto_resume
@@ -112,7 +113,7 @@ class Run:
         self._owns_store = owns_store
         self._project = project
         self._id = run_id
-        self._stream = f"run:{project}/{run_id}"
+        self._stream = run_stream(project, run_id)
         self._incarnation = incarnation
         self._resumed = resumed
         self._starting_step = starting_step

@@ -19,11 +19,12 @@ import warnings
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import msgspec
 
+from ._checks import check_positions, check_range, check_size, check_stream_window
 from ._codec import EventCodec
 from ._errors import (
     ConcurrencyError,
@@ -43,6 +44,7 @@ from ._errors import (
     WrongExpectedVersion,
 )
 from ._events import Event
+from ._hosting import ReadModelFactory
 from ._subscription import Subscription
 from ._types import (
     AppendResult,
@@ -61,6 +63,7 @@ __all__ = ["TOKEN_ENV", "HTTPStore"]
 
 TOKEN_ENV = "RUNLOG_TOKEN"
 """The environment variable holding the bearer token a client sends with writes."""
+_M = TypeVar("_M")
 _MSGPACK = "application/msgpack"
 _PAGE = 1000
 _MAX_PAGE = 10_000  # the server's largest page
@@ -376,8 +379,7 @@ class HTTPStore:
         self, stream: str, from_version: int = 0, *, limit: int | None = None
     ) -> AsyncIterator[RecordedEvent]:
         """The events of ``stream`` from ``from_version`` on, page by page."""
-        if from_version < 0:
-            raise InvalidArgument(f"from_version must be >= 0, got {from_version}")
+        check_stream_window(stream, from_version, limit)
         remaining = limit
         while remaining is None or remaining > 0:
             size = _PAGE if remaining is None else min(_PAGE, remaining)
@@ -434,12 +436,8 @@ class HTTPStore:
     async def _pages(
         self, path: str, from_position: int, to_position: int | None, size: int
     ) -> AsyncIterator[bytes]:
-        if from_position < 0 or (to_position is not None and to_position < 0):
-            raise InvalidArgument("positions must be >= 0")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise InvalidArgument(f"size must be a positive int, got {size!r}")
-        size = min(size, _MAX_PAGE)
-        position = max(from_position, 1)
+        position, to_position = check_range(from_position, to_position)
+        size = min(check_size(size), _MAX_PAGE)
         while to_position is None or position <= to_position:
             limit = size if to_position is None else min(size, to_position - position + 1)
             raw = await self.request("GET", path, params={"from": position, "limit": limit})
@@ -464,7 +462,7 @@ class HTTPStore:
 
     async def read_positions(self, positions: Sequence[int]) -> list[RecordedEvent]:
         """The events at ``positions``, in the order given."""
-        wanted = list(positions)
+        wanted = check_positions(positions)
         out: list[RecordedEvent] = []
         for begin in range(0, len(wanted), 10_000):
             raw = await self.request(
@@ -477,6 +475,11 @@ class HTTPStore:
         """The last position recorded at or before ``recorded_at_us`` (0 if none)."""
         raw = await self.request("GET", "/api/store/position_at", params={"us": recorded_at_us})
         return int(msgspec.msgpack.decode(raw))
+
+    def host_read_model(self, factory: ReadModelFactory[_M]) -> _M:
+        """The server's own read model, asked over HTTP: a local one would replay the
+        whole log over the network."""
+        return factory.remote(self)
 
     def subscribe(
         self, from_position: int = 0, *, poll_interval: float | None = None

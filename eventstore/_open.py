@@ -9,13 +9,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from ._codec import EventCodec, default_codec
+from ._core import StoreOptions
 from ._errors import InvalidArgument
 from ._location import parse_location
-from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from ._http import HTTPStore
+    from ._postgres import PostgresStore
 
 __all__ = ["Opening", "open_store"]
 
@@ -110,15 +111,17 @@ def open_store(
         raise InvalidArgument(f"durability is 'normal' or 'full', not {durability!r}")
     if poll_interval <= 0:
         raise InvalidArgument(f"poll_interval must be positive, got {poll_interval}")
-    options: dict[str, Any] = {
-        "codec": codec or default_codec,
-        "create": create,
-        "lock_timeout": lock_timeout,
-        "max_event_bytes": max_event_bytes,
-        "durability": durability,
-        "poll_interval": poll_interval,
-        "clock": clock,
-    }
+    options = StoreOptions(
+        codec=codec or default_codec,
+        create=create,
+        lock_timeout=lock_timeout,
+        max_event_bytes=max_event_bytes,
+        durability=durability,
+        poll_interval=poll_interval,
+        clock=clock,
+    )
     if location.backend == "postgresql":
-        return Opening(PostgresStore(location, **options)._open)
-    return Opening(SQLiteStore(location, **options)._open)
+        from ._postgres import PostgresStore  # imports asyncpg: only when it is used
+
+        return Opening(PostgresStore(location, options)._open)
+    return Opening(SQLiteStore(location, options)._open)

@@ -10,7 +10,9 @@ from ._fold import Model as Model
 from ._fold import RunKey as RunKey
 from ._projector import ProjectionCheck as ProjectionCheck
 from ._projector import Projector as Projector
+from ._projector import compare_snapshots as compare_snapshots
 from ._projector import open_projector as open_projector
+from ._readmodel import Snapshot as Snapshot
 from ._state import AgentInfo as AgentInfo
 from ._state import FileRef as FileRef
 from ._state import HistoryPoint as HistoryPoint
@@ -29,7 +31,9 @@ __all__ = [
     "RunKey",
     "RunState",
     "RunStatus",
+    "Snapshot",
     "SweepState",
     "SweepStatus",
+    "compare_snapshots",
     "open_projector",
 ]

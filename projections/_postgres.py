@@ -26,14 +26,15 @@ import anyio.from_thread
 import anyio.to_thread
 import msgspec
 
-from eventstore import IncompatibleSchema, PostgresStore, RecordedEvent
-from eventstore._postgres_schema import Connection
+from eventstore import ConnectionRunner, EventStore, IncompatibleSchema, RecordedEvent
 
 from ._fold import HistoryRow, Model, RunKey
-from ._readmodel import Snapshot, sample_steps
+from ._readmodel import Snapshot, fold_log, sample_steps
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["PostgresReadModel"]
+
+Connection = Any  # an asyncpg connection: only the store's runner hands them out
 
 SCHEMA_VERSION = 1
 _LOCK = 0x524C4F47_00000003  # serialises creating these tables ("RLOG" + 3)
@@ -79,14 +80,14 @@ class PostgresReadModel:
     It borrows the store's connections, so it retries lost connections as the store does.
     """
 
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
+    def __init__(self, runner: ConnectionRunner) -> None:
+        self._store = runner
         self._model: Model | None = None  # states as of _model_position, kept between chunks
         self._model_position = -1
         self._fold_conn: Connection | None = None  # the connection of the chunk being folded
 
     async def open(self) -> PostgresReadModel:
-        await self._store._run(self._init)
+        await self._store.run(self._init)
         return self
 
     async def _init(self, conn: Connection) -> None:
@@ -104,7 +105,7 @@ class PostgresReadModel:
                 )
             elif version > SCHEMA_VERSION:
                 raise IncompatibleSchema(
-                    f"the read model in {self._store._where} was written by a newer runlog "
+                    f"the read model in {self._store.where} was written by a newer runlog "
                     f"(read model version {version}); upgrade runlog to open it"
                 )
 
@@ -122,10 +123,10 @@ class PostgresReadModel:
     # --- writing -----------------------------------------------------------------------
 
     async def checkpoint(self) -> int:
-        return await self._store._run(_checkpoint)
+        return await self._store.run(_checkpoint)
 
     async def apply(self, records: Sequence[RecordedEvent]) -> int:
-        return await self._store._run(self._apply, list(records))
+        return await self._store.run(self._apply, list(records))
 
     async def _apply(self, conn: Connection, records: list[RecordedEvent]) -> int:
         async with conn.transaction():
@@ -185,34 +186,37 @@ class PostgresReadModel:
             self._model, self._model_position = model, position
         return position
 
+    async def catch_up(self, store: EventStore, chunk: int) -> int:
+        return await fold_log(self, store, chunk)
+
     async def reset(self) -> None:
         self._model = None
-        await self._store._run(_reset)
+        await self._store.run(_reset)
 
     # --- reading -----------------------------------------------------------------------
 
     async def run(self, key: RunKey) -> RunState | None:
-        return await self._store._run(_load_run, key)
+        return await self._store.run(_load_run, key)
 
     async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]:
         clauses, args = _filters(project, status)
-        return await self._store._run(
+        return await self._store.run(
             _fetch_runs,
             f"SELECT state FROM rm_runs{clauses} ORDER BY created_us, project, run_id",
             args,
         )
 
     async def runs_of_sweep(self, sweep_id: str) -> list[RunState]:
-        return await self._store._run(
+        return await self._store.run(
             _fetch_runs, "SELECT state FROM rm_runs WHERE sweep_id = $1", (sweep_id,)
         )
 
     async def sweep(self, sweep_id: str) -> SweepState | None:
-        return await self._store._run(_load_sweep, sweep_id)
+        return await self._store.run(_load_sweep, sweep_id)
 
     async def sweeps(self, project: str | None, status: SweepStatus | None) -> list[SweepState]:
         clauses, args = _filters(project, status)
-        return await self._store._run(
+        return await self._store.run(
             _fetch_sweeps,
             f"SELECT state FROM rm_sweeps{clauses} ORDER BY created_us, sweep_id",
             args,
@@ -221,10 +225,10 @@ class PostgresReadModel:
     async def history(
         self, key: RunKey, start: int | None, stop: int | None, points: int | None
     ) -> list[tuple[int, int]]:
-        return await self._store._run(_history, key, start, stop, points)
+        return await self._store.run(_history, key, start, stop, points)
 
     async def snapshot(self) -> Snapshot:
-        return await self._store._run(_snapshot)
+        return await self._store.run(_snapshot)
 
 
 def _fold(

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from eventstore import HTTPStore, InvalidArgument, RecordedEvent
+from eventstore import EventStore, HTTPStore, InvalidArgument, RecordedEvent
 
 from ._fold import RunKey
 from ._readmodel import Snapshot
@@ -52,6 +52,9 @@ class RemoteReadModel:
 
     async def apply(self, records: Sequence[RecordedEvent]) -> int:
         return await self.follow()  # the server folds from its own log
+
+    async def catch_up(self, store: EventStore, chunk: int) -> int:
+        return await self.follow()  # the server folds from its own log, not over the network
 
     async def reset(self) -> None:
         raise InvalidArgument(

@@ -17,14 +17,12 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
 import msgspec
 
-from eventstore import IncompatibleSchema, RecordedEvent
-from eventstore._sqlite import begin_immediate, run_on_thread
+from eventstore import EventStore, IncompatibleSchema, RecordedEvent, SQLiteRunner
 
 from ._fold import HistoryRow, Model, RunKey
-from ._readmodel import Snapshot, sample_steps
+from ._readmodel import Snapshot, fold_log, sample_steps
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["SQLiteReadModel"]
@@ -79,19 +77,22 @@ class SQLiteReadModel:
         self._path = path
         self._where = f"the read model in {path}"
         self._lock_timeout = lock_timeout
-        self._conn: aiosqlite.Connection | None = None
+        self._runner: SQLiteRunner | None = None
         self._model: Model | None = None  # states as of _model_position, kept between chunks
         self._model_position = -1
 
     async def open(self) -> SQLiteReadModel:
-        self._conn = await aiosqlite.connect(str(self._path), isolation_level=None)
+        self._runner = await SQLiteRunner.open(self._path, self._where, self._lock_timeout)
         try:
             await self._run(self._init)
         except BaseException:
-            await self._conn.close()
-            self._conn = None
+            await self.aclose()
             raise
         return self
+
+    def _begin(self, db: sqlite3.Connection) -> None:
+        assert self._runner is not None, "the read model is closed"
+        self._runner.begin(db)
 
     def _init(self, db: sqlite3.Connection) -> None:
         db.execute(f"PRAGMA busy_timeout = {max(1, min(int(self._lock_timeout * 1000), 50))}")
@@ -102,7 +103,7 @@ class SQLiteReadModel:
             row = None
         if row is not None and row[0] == SCHEMA_VERSION:
             return
-        begin_immediate(db, self._lock_timeout)
+        self._begin(db)
         try:
             for statement in _SCHEMA:
                 db.execute(statement)
@@ -122,13 +123,13 @@ class SQLiteReadModel:
                 db.execute("ROLLBACK")
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        assert self._conn is not None, "the read model is closed"
-        return await run_on_thread(self._conn, self._where, fn, *args)
+        assert self._runner is not None, "the read model is closed"
+        return await self._runner.run(fn, *args)
 
     async def aclose(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.aclose()
 
     # --- writing -----------------------------------------------------------------------
 
@@ -139,7 +140,7 @@ class SQLiteReadModel:
         return await self._run(self._apply, list(records))
 
     def _apply(self, db: sqlite3.Connection, records: list[RecordedEvent]) -> int:
-        begin_immediate(db, self._lock_timeout)
+        self._begin(db)
         try:
             checkpoint = _checkpoint(db)
             todo = [r for r in records if r.position > checkpoint]
@@ -173,12 +174,15 @@ class SQLiteReadModel:
             self._model, self._model_position = model, position
         return position
 
+    async def catch_up(self, store: EventStore, chunk: int) -> int:
+        return await fold_log(self, store, chunk)
+
     async def reset(self) -> None:
         await self._run(self._reset)
 
     def _reset(self, db: sqlite3.Connection) -> None:
         self._model = None
-        begin_immediate(db, self._lock_timeout)
+        self._begin(db)
         try:
             for table in ("rm_runs", "rm_sweeps", "rm_history"):
                 db.execute(f"DELETE FROM {table}")
