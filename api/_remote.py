@@ -15,8 +15,10 @@ from typing import Protocol
 
 import msgspec
 
-from eventstore import EventStore, HTTPStore, StreamInfo, run_stream
+from eventstore import EventStore, HTTPStore, StreamInfo, run_stream, wire
 from projections import Projector, RunState, open_projector
+
+from ._wire import RunStateOut
 
 __all__ = ["RunStates", "run_states"]
 
@@ -38,13 +40,7 @@ class RunStates(Protocol):
         ...
 
 
-class _RunStateOut(msgspec.Struct, frozen=True):
-    state: RunState | None
-    position: int
-    info: StreamInfo | None = None
-
-
-_decoder = msgspec.msgpack.Decoder(_RunStateOut)
+_decoder = msgspec.msgpack.Decoder(RunStateOut)
 
 
 class _ProjectorRunStates:
@@ -74,7 +70,7 @@ class _ServerRunStates:
         self, project: str, run_id: str
     ) -> tuple[RunState | None, StreamInfo | None, int]:
         raw = await self._store.request(
-            "GET", "/api/store/run", params={"project": project, "run_id": run_id}
+            "GET", wire.RUN, params={"project": project, "run_id": run_id}
         )
         answer = _decoder.decode(raw)
         return answer.state, answer.info, answer.position

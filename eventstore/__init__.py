@@ -6,6 +6,7 @@ checks; read a stream, the whole log, or subscribe to it.
 
 import typing as _typing
 
+from . import wire as wire
 from ._chain import GENESIS_HASH as GENESIS_HASH
 from ._chain import chain_hash as chain_hash
 from ._codec import EventCodec as EventCodec
@@ -181,4 +182,5 @@ __all__ = [
     "parse_stream",
     "run_stream",
     "sweep_stream",
+    "wire",
 ]

@@ -9,14 +9,11 @@ another process. SQLite and PostgreSQL differ in nothing else.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-import warnings
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
 import anyio
@@ -34,9 +31,9 @@ from ._codec import EventCodec
 from ._errors import StoreClosed, StoreError
 from ._events import Event
 from ._files import hash_file
-from ._hosting import ReadModelFactory
 from ._import import check_imported
 from ._location import StoreLocation
+from ._store_base import StoreBase
 from ._subscription import Subscription
 from ._types import (
     AppendResult,
@@ -99,7 +96,7 @@ class Queries:
         self._names: dict[int, str] = {}
 
 
-class StoreCore(ABC):
+class StoreCore(StoreBase):
     """An event store over one backend's connections (see the module docstring)."""
 
     _queries: Any
@@ -108,18 +105,15 @@ class StoreCore(ABC):
     def __init__(
         self, location: StoreLocation, where: str, options: StoreOptions, shown: str | None = None
     ) -> None:
+        super().__init__(shown or location.url)
         self._location = location
         self._where = where
-        self._shown = shown or location.url  # the URL as messages show it
         self._options = options
         self._codec = options.codec
         self._lock_timeout = options.lock_timeout
         self._max_event_bytes = options.max_event_bytes
         self._poll_interval = options.poll_interval
         self._clock = options.clock
-        self._state = "new"
-        # asyncio's, not anyio's: asyncpg's notification callbacks run outside any task.
-        self._appended = asyncio.Event()
 
     # --- what a backend supplies --------------------------------------------------------
 
@@ -138,15 +132,6 @@ class StoreCore(ABC):
     @abstractmethod
     def _write(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         """Run ``fn(connection, *args)`` on the connection that writes."""
-
-    async def _listen(self) -> bool:
-        """Make sure appends by other processes wake ``_appended``, if the backend can;
-        False if it just started listening (read again before waiting)."""
-        return True
-
-    @abstractmethod
-    def host_read_model(self, factory: ReadModelFactory[_F]) -> _F:
-        """The read model this store can keep beside its log, made by ``factory``."""
 
     # --- lifetime -----------------------------------------------------------------------
 
@@ -185,44 +170,6 @@ class StoreCore(ABC):
         self._wake()
         with anyio.CancelScope(shield=True):
             await self._disconnect()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        if getattr(self, "_state", None) == "open":
-            warnings.warn(
-                f"runlog store {self._shown} was not closed; use 'async with open_store(...)' "
-                "or 'await store.aclose()'",
-                ResourceWarning,
-                stacklevel=2,
-            )
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._shown} {self._state}>"
-
-    def _wake(self) -> None:
-        """Wake this process's subscriptions: something was appended."""
-        self._appended.set()
-        self._appended = asyncio.Event()
-
-    async def _wait_for_append(self, patience: float) -> None:
-        """Return when an append may have happened, after ``patience`` at the latest."""
-        if self._state != "open":
-            return
-        appended = self._appended
-        if not await self._listen():
-            return
-        with anyio.move_on_after(patience):
-            await appended.wait()
 
     def _check_open(self) -> None:
         if self._state != "open":
@@ -374,27 +321,11 @@ class StoreCore(ABC):
             if remaining is not None:
                 remaining -= len(page)
 
-    async def read_all(
-        self, from_position: int = 0, *, to_position: int | None = None
-    ) -> AsyncIterator[RecordedEvent]:
-        """Every event from ``from_position`` to ``to_position`` (inclusive), page by page."""
-        async for page in self.read_all_pages(from_position, to_position=to_position):
-            for event in page:
-                yield event
-
     def read_all_pages(
         self, from_position: int = 0, *, to_position: int | None = None, size: int = PAGE
     ) -> AsyncIterator[list[RecordedEvent]]:
         """``read_all`` a page of up to ``size`` events at a time, for bulk consumers."""
         return self._pages(self._queries.page, from_position, to_position, size)
-
-    async def read_stored(
-        self, from_position: int = 0, *, to_position: int | None = None
-    ) -> AsyncIterator[StoredEvent]:
-        """Like ``read_all`` but undecoded, with each event's stored bytes and hash."""
-        async for page in self.read_stored_pages(from_position, to_position=to_position):
-            for event in page:
-                yield event
 
     def read_stored_pages(
         self, from_position: int = 0, *, to_position: int | None = None, size: int = PAGE

@@ -97,12 +97,6 @@ def open_store(
         StoreUnavailable: the file cannot be opened or created.
     """
     location = parse_location(target)
-    if location.backend == "http":
-        # A runlog server (runlog serve): writes send the bearer token in RUNLOG_TOKEN.
-        from ._http import HTTPStore
-
-        remote = HTTPStore(location.url, codec=codec or default_codec, poll_interval=poll_interval)
-        return Opening(remote._open)
     if lock_timeout <= 0:
         raise InvalidArgument(f"lock_timeout must be positive, got {lock_timeout}")
     if max_event_bytes <= 0:
@@ -111,6 +105,17 @@ def open_store(
         raise InvalidArgument(f"durability is 'normal' or 'full', not {durability!r}")
     if poll_interval <= 0:
         raise InvalidArgument(f"poll_interval must be positive, got {poll_interval}")
+    if location.backend == "http":
+        # A runlog server (runlog serve): writes send the bearer token in RUNLOG_TOKEN.
+        from ._http import HTTPStore
+
+        remote = HTTPStore(
+            location.url,
+            codec=codec or default_codec,
+            poll_interval=poll_interval,
+            max_event_bytes=max_event_bytes,
+        )
+        return Opening(remote._open)
     options = StoreOptions(
         codec=codec or default_codec,
         create=create,
