@@ -22,13 +22,13 @@ class ReadModels:
 
     async def sqlite_file(self, path: Path, lock_timeout: float) -> ReadModel:
         """Tables in the store's SQLite file."""
-        return await SQLiteReadModel(path, lock_timeout).open()
+        return await SQLiteReadModel.open_at(path, lock_timeout)
 
     async def postgres(self, runner: ConnectionRunner) -> ReadModel:
         """Tables in the store's PostgreSQL database."""
         from ._postgres import PostgresReadModel  # asyncpg's world: loaded only when used
 
-        return await PostgresReadModel(runner).open()
+        return await PostgresReadModel.open_on(runner)
 
     async def remote(self, store: HTTPStore) -> ReadModel:
         """The read model of a ``runlog serve`` server."""
