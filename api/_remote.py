@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
-from eventstore import EventStore, HTTPStore, StreamInfo, run_stream, wire
+from eventstore import ConnectionRunner, EventStore, HTTPStore, StreamInfo, run_stream, wire
 from projections import Projector, RunState, open_projector
 
 from ._wire import RunStateOut
@@ -79,11 +80,28 @@ class _ServerRunStates:
         return (await self.current(project, run_id))[0]
 
 
+class _Server:
+    """A ``ReadModelFactory`` that says whether a store's read model is a server's."""
+
+    def in_memory(self) -> HTTPStore | None:
+        return None
+
+    def sqlite_file(self, path: Path, lock_timeout: float) -> HTTPStore | None:
+        return None
+
+    def postgres(self, runner: ConnectionRunner) -> HTTPStore | None:
+        return None
+
+    def remote(self, store: HTTPStore) -> HTTPStore | None:
+        return store
+
+
 @asynccontextmanager
 async def run_states(store: EventStore) -> AsyncIterator[RunStates]:
     """The server's read model for an HTTP store, else a projector of ``store``."""
-    if isinstance(store, HTTPStore):
-        yield _ServerRunStates(store)
+    server = store.host_read_model(_Server())
+    if server is not None:
+        yield _ServerRunStates(server)
     else:
         async with open_projector(store) as projector:
             yield _ProjectorRunStates(store, projector)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._batch import StoredIds
 from ._core import Queries
@@ -97,18 +99,16 @@ class SQLiteReads(Queries):
         """The events at ``wanted``, in that order; a missing one raises."""
         found: dict[int, RecordedEvent] = {}
         decode = self._codec.decode
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for position, stream_id, version, recorded_at, data in db.execute(
-                "SELECT position, stream_id, version, recorded_at, data FROM events "
-                f"WHERE position IN ({marks})",
-                chunk,
-            ):
-                name = self._name(db, stream_id)
-                found[position] = RecordedEvent(
-                    position, name, version, recorded_at, decode(data, position)
-                )
+        for position, stream_id, version, recorded_at, data in _rows_in(
+            db,
+            "SELECT position, stream_id, version, recorded_at, data FROM events "
+            "WHERE position IN ({})",
+            wanted,
+        ):
+            name = self._name(db, stream_id)
+            found[position] = RecordedEvent(
+                position, name, version, recorded_at, decode(data, position)
+            )
         missing = [p for p in wanted if p not in found]
         if missing:
             raise InvalidArgument(f"no event at position {missing[0]}; the head is {self.head(db)}")
@@ -211,13 +211,19 @@ class SQLiteReads(Queries):
 def stored_ids(db: sqlite3.Connection, ids: list[bytes]) -> StoredIds:
     """Which of ``ids`` are stored, and where."""
     found: StoredIds = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for event_id, position, version, name, data in db.execute(
-            "SELECT e.event_id, e.position, e.version, s.name, e.data FROM events e "
-            f"JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id IN ({marks})",
-            chunk,
-        ):
-            found[event_id] = (position, version, name, data)
+    for event_id, position, version, name, data in _rows_in(
+        db,
+        "SELECT e.event_id, e.position, e.version, s.name, e.data FROM events e "
+        "JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id IN ({})",
+        ids,
+    ):
+        found[event_id] = (position, version, name, data)
     return found
+
+
+def _rows_in(db: sqlite3.Connection, sql: str, values: Sequence[object]) -> Iterator[Any]:
+    """The rows of ``sql`` whose ``IN ({})`` lists ``values``, 500 at a time (SQLite
+    limits the parameters of one statement)."""
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        yield from db.execute(sql.format(",".join("?" * len(chunk))), chunk)

@@ -93,3 +93,14 @@ def test_sqlite_users_never_import_asyncpg(tmp_path: Path) -> None:
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", ["eventstore", "projections"])
+def test_every_module_is_named_in_the_architecture_page(package: str) -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [
+        path.name
+        for path in sorted((ROOT / package).glob("*.py"))
+        if path.name != "__init__.py" and f"`{path.name}`" not in page
+    ]
+    assert missing == [], "say in docs/architecture.md what the new module holds"
