@@ -21,6 +21,7 @@ __all__ = ["TOKEN", "served_sqlite", "stop_servers"]
 
 TOKEN = "conformance-token-0123456789"
 _servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+_token_before: list[str | None] = []  # RUNLOG_TOKEN before the first server, to restore
 
 
 def _free_port() -> int:
@@ -32,6 +33,8 @@ def _free_port() -> int:
 def served_sqlite(tmp: Path) -> str:
     """The URL of a new server over ``tmp/served.db``; clients send ``TOKEN``."""
     # Every client, in this process or a child, writes with the server's token.
+    if not _token_before:
+        _token_before.append(os.environ.get("RUNLOG_TOKEN"))
     os.environ["RUNLOG_TOKEN"] = TOKEN
     port = _free_port()
     app = create_app(str(tmp / "served.db"), token=TOKEN, reap_interval=None)
@@ -51,8 +54,14 @@ def served_sqlite(tmp: Path) -> str:
 
 
 def stop_servers() -> None:
-    """Stop every server started so far and wait for each to finish."""
+    """Stop every server started so far, wait for each to finish, restore RUNLOG_TOKEN."""
     while _servers:
         server, thread = _servers.pop()
         server.should_exit = True
         thread.join(timeout=30)
+    if _token_before:
+        before = _token_before.pop()
+        if before is None:
+            os.environ.pop("RUNLOG_TOKEN", None)
+        else:
+            os.environ["RUNLOG_TOKEN"] = before
