@@ -51,11 +51,14 @@ def chain_batch(
     consecutive positions, all recorded at the same time."""
     name = stream.encode()
     hashes: list[bytes] = []
-    add = hashes.append
-    position, version = first_position, first_version
-    for event_id, data in zip(ids, datas, strict=True):
-        previous = chain_hash(previous, position, version, recorded_at_us, event_id, name, data)
+    add, link = hashes.append, chain_hash
+    for position, version, event_id, data in zip(
+        range(first_position, first_position + len(ids)),
+        range(first_version, first_version + len(ids)),
+        ids,
+        datas,
+        strict=True,
+    ):
+        previous = link(previous, position, version, recorded_at_us, event_id, name, data)
         add(previous)
-        position += 1
-        version += 1
     return hashes

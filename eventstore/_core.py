@@ -3,8 +3,8 @@
 ``StoreCore`` implements the whole ``EventStore`` protocol over a few hooks that a
 backend supplies: how to connect and disconnect, how to run one of its query functions
 on a reading or a writing connection (``_read``, ``_write``), the query functions
-themselves (``_queries``: SQL and row handling only), and how to wait for an append by
-another process. SQLite and PostgreSQL differ in nothing else.
+themselves (``_queries``: SQL and row handling only), and, if it can, how it hears of
+appends by other processes (``_listen``). SQLite and PostgreSQL differ in nothing else.
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from ._types import (
 
 __all__ = ["PAGE", "Queries", "StoreCore", "StoreOptions"]
 
-_T = TypeVar("_T")
 _F = TypeVar("_F")
 PAGE = 1000
 """Events per page of ``read_stream``, ``read_all`` and ``read_stored`` by default."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from itertools import chain, repeat
 from pathlib import Path
 
 from ._batch import AppendPlan, retried_append
@@ -152,14 +153,21 @@ def _put_file(db: sqlite3.Connection, source: Path, digest: str, size: int) -> N
 
 
 def _rows(plan: AppendPlan, stream_id: int, ids: list[bytes], datas: list[bytes]) -> list[object]:
-    rows: list[object] = []
-    extend = rows.extend
-    position, version, now = plan.first, plan.current + 1, plan.now
-    for event_id, data, digest in zip(ids, datas, plan.hashes, strict=True):
-        extend((position, stream_id, version, event_id, now, data, digest))
-        position += 1
-        version += 1
-    return rows
+    # The INSERT's parameters, flat, built in C (this is the append hot path).
+    first, version, count = plan.first, plan.current + 1, plan.count
+    return list(
+        chain.from_iterable(
+            zip(
+                range(first, first + count),
+                repeat(stream_id),
+                range(version, version + count),
+                ids,
+                repeat(plan.now),
+                datas,
+                plan.hashes,
+            )
+        )
+    )
 
 
 def _insert(db: sqlite3.Connection, rows: list[object], count: int) -> None:

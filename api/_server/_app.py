@@ -115,7 +115,7 @@ def create_app(
         Route(wire.INFO, _store_api.stream_info, methods=["GET"]),
         Route(wire.STREAMS, _store_api.streams, methods=["GET"]),
         Route(wire.POSITION_AT, _store_api.position_at, methods=["GET"]),
-        Route("/api/store/run", _store_api.run_state, methods=["GET"]),
+        Route(wire.RUN, _store_api.run_state, methods=["GET"]),
         Route(wire.FILES, _store_api.files_put, methods=["PUT"]),
         Route(wire.FILES + "/{digest}", _store_api.files_get, methods=["GET"]),
     ]

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from eventstore import DecodeError, NewEvent, RecordedEvent, StoredEvent, default_codec, run_stream
+from eventstore.wire import MSGPACK
 
 from ._auth import require_token
 from ._context import MAX_PAGE, context, int_param, read_body, text_param
@@ -41,7 +42,6 @@ __all__ = [
     "streams",
 ]
 
-MSGPACK = "application/msgpack"
 _MAX_FILE = 1 << 34  # uploads stream to a temporary file, never held in memory
 _import_decoder = msgspec.msgpack.Decoder(list[StoredEvent])
 _APPEND_BODY = 256 << 20  # a batch of appends is read whole; the library sends ~1000 events
