@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from anyio.abc import Process
 
-from eventstore import AgentHeartbeat, AgentStopped, EventStore, RunKilled
+from eventstore import AgentHeartbeat, AgentStopped, EventStore, RunKilled, run_stream, sweep_stream
 from projections import Projector, RunStatus, SweepStatus, open_projector
 
 from ._command import build_command, check_command
@@ -97,7 +97,7 @@ class _Agent:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.store.append(
-                    f"sweep:{self.sweep_id}",
+                    sweep_stream(self.sweep_id),
                     [AgentStopped(agent_id=self.agent_id, reason=f"{self.done} runs")],
                 )
                 # Leaving with count reached, this agent may be the last one that would
@@ -143,7 +143,7 @@ class _Agent:
             return
         self._beat_runs, self._last_beat = list(run_ids), now
         await self.store.append(
-            f"sweep:{self.sweep_id}", [AgentHeartbeat(agent_id=self.agent_id, run_ids=run_ids)]
+            sweep_stream(self.sweep_id), [AgentHeartbeat(agent_id=self.agent_id, run_ids=run_ids)]
         )
 
     async def maybe_reap(self) -> None:
@@ -484,7 +484,7 @@ async def _record_killed(loop: _Agent, item: Work) -> None:
     if run is None or run.status not in (RunStatus.RUNNING, RunStatus.PREEMPTING):
         return
     await loop.store.append(
-        f"run:{item.project}/{item.run_id}",
+        run_stream(item.project, item.run_id),
         [
             RunKilled(
                 reason=run.reason or "stopped", incarnation=run.incarnation, sweep_id=item.sweep_id

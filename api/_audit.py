@@ -23,9 +23,11 @@ from eventstore import (
     StepLogged,
     StoreUnavailable,
     open_store,
+    parse_stream,
+    run_stream,
+    sweep_stream,
 )
 from projections import Model, Projector, RunState, SweepState, open_projector
-from projections._fold import parse_stream
 
 from ._errors import RunNotFound
 from ._settings import root_dir, store_target
@@ -193,7 +195,7 @@ async def show_run(name: str, *, store: StoreArg = None) -> RunReport:
     async with existing_store(store) as opened, open_projector(opened) as projector:
         state = await find_run(projector, name)
         incarnations: list[Incarnation] = []
-        stream = f"run:{state.project}/{state.run_id}"
+        stream = run_stream(state.project, state.run_id)
         async for record in opened.read_stream(stream):
             event = record.event
             if isinstance(event, RunInitialized):
@@ -241,9 +243,9 @@ async def timeline(
     async with existing_store(store) as opened, open_projector(opened) as projector:
         state = await find_run(projector, name)
         key = (state.project, state.run_id)
-        streams = [f"run:{state.project}/{state.run_id}"]
+        streams = [run_stream(state.project, state.run_id)]
         if state.sweep_id is not None:
-            streams.append(f"sweep:{state.sweep_id}")
+            streams.append(sweep_stream(state.sweep_id))
         model = Model()
         shown = 0
         async for record in _merged(opened, streams):
@@ -335,8 +337,8 @@ async def _target_streams(store: EventStore, projector: Projector, target: str) 
         sweep = await projector.sweep(target)
         if sweep is not None:
             members = await projector.runs()
-            return [f"sweep:{target}"] + [
-                f"run:{r.project}/{r.run_id}" for r in members if r.sweep_id == target
+            return [sweep_stream(target)] + [
+                run_stream(r.project, r.run_id) for r in members if r.sweep_id == target
             ]
     try:
         state = await find_run(projector, target)
@@ -346,9 +348,9 @@ async def _target_streams(store: EventStore, projector: Projector, target: str) 
         raise RunNotFound(
             f"the log has no run or sweep {target!r}; `runlog runs` and `runlog sweeps` list them"
         ) from None
-    streams = [f"run:{state.project}/{state.run_id}"]
+    streams = [run_stream(state.project, state.run_id)]
     if state.sweep_id is not None:
-        streams.append(f"sweep:{state.sweep_id}")
+        streams.append(sweep_stream(state.sweep_id))
     return streams
 
 

@@ -26,6 +26,7 @@ from eventstore import (
     StepLogged,
     StoreUnavailable,
     open_store,
+    run_stream,
 )
 from projections import open_projector
 
@@ -107,7 +108,7 @@ async def run_demo(
     async with open_store(store) as opened, open_projector(opened) as projector:
         say("")
         say(f"3. the run's timeline, replayed from the log (run:demo/{run_id}):")
-        await _timeline(opened, f"run:demo/{run_id}", say)
+        await _timeline(opened, run_stream("demo", run_id), say)
         state = await projector.run("demo", run_id)
         check = await projector.check()
     assert state is not None

@@ -15,6 +15,8 @@ from eventstore import (
     RunKilled,
     RunRevived,
     RunStopRequested,
+    run_stream,
+    sweep_stream,
 )
 from projections import RunState, RunStatus, open_projector
 
@@ -36,12 +38,12 @@ async def explain(project: str, run_id: str, *, store: StoreArg = None) -> list[
             raise RunNotFound(
                 f"the log never mentions run {project}/{run_id}; check the project and id"
             )
-        records = [r async for r in opened.read_stream(f"run:{project}/{run_id}")]
+        records = [r async for r in opened.read_stream(run_stream(project, run_id))]
         sweep = await projector.sweep(state.sweep_id) if state.sweep_id else None
         if state.sweep_id:
             records += [
                 r
-                async for r in opened.read_stream(f"sweep:{state.sweep_id}")
+                async for r in opened.read_stream(sweep_stream(state.sweep_id))
                 if getattr(r.event, "run_id", None) == run_id
             ]
     lines = [

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from eventstore import EventStore, RunStopRequested, WrongExpectedVersion
+from eventstore import EventStore, RunStopRequested, WrongExpectedVersion, run_stream
 from projections import Projector, RunStatus
 
 from ._sweep_config import SweepConfigError
@@ -267,7 +267,7 @@ async def request_stop(
     """Append a ``RunStopRequested`` if the run is live and not already asked to stop;
     True if this call recorded it. The append expects the stream's version, so it
     never lands on a run that changed incarnation or ended meanwhile."""
-    stream = f"run:{project}/{run_id}"
+    stream = run_stream(project, run_id)
     for _ in range(20):  # a busy writer may win a few times; its flushes are batched
         info = await store.stream_info(stream)
         run = await projector.run(project, run_id)

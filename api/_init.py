@@ -21,6 +21,7 @@ from eventstore import (
     RunInitialized,
     WrongExpectedVersion,
     open_store,
+    run_stream,
 )
 from projections import RunState
 
@@ -308,7 +309,7 @@ async def _decide(
     batch_size: int,
     max_buffer: int,
 ) -> Run:
-    stream = f"run:{project}/{run_id}"
+    stream = run_stream(project, run_id)
     async with run_states(store) as projector:
         for _ in range(_ATTEMPTS):
             state, info, position = await projector.current(project, run_id)

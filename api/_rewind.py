@@ -27,9 +27,9 @@ from eventstore import (
     RunInitialized,
     RunRewound,
     WrongExpectedVersion,
+    run_stream,
 )
-from projections import Model, RunState
-from projections._rewind import _rows_as_of
+from projections import Model, RunState, rows_as_of
 
 from ._errors import RunAlreadyExists, RunNotFound
 from ._ids import check_run_id
@@ -103,11 +103,11 @@ async def _cut(
 ) -> tuple[dict[str, Any], int, int | None]:
     """(summary, visible rows, last step) of a run as of its step ``step``: the
     summary is the run's state right after the last surviving row was logged."""
-    rows = [r for r in await _rows_as_of(store, project, run_id, until, step, 0) if r[0] <= step]
+    rows = [r for r in await rows_as_of(store, project, run_id, until, step) if r[0] <= step]
     if not rows:
         return {}, 0, None
     last_step, last = rows[-1]
-    stream = f"run:{project}/{run_id}"
+    stream = run_stream(project, run_id)
     if last.stream != stream:  # the surviving rows all come from a fork's source
         source = await _state_of(store, stream, until)
         assert source is not None
@@ -144,7 +144,7 @@ async def decide_branch(
         RunAlreadyExists: the fork's id is taken.
         InvalidArgument: the step is after the source's last logged step.
     """
-    source_stream = f"run:{project}/{branch.run_id}"
+    source_stream = run_stream(project, branch.run_id)
     async with run_states(store) as projector:
         for _ in range(_ATTEMPTS):
             source, info, position = await projector.current(project, branch.run_id)
@@ -181,7 +181,7 @@ async def decide_branch(
                     ),
                 ]
             else:
-                stream = f"run:{project}/{run_id}"
+                stream = run_stream(project, run_id)
                 if (await projector.current(project, run_id))[1] is not None:
                     raise RunAlreadyExists(
                         f"run {run_id!r} already exists in {project!r}; a fork is a new run: "

@@ -58,9 +58,10 @@ from eventstore import (
     StoreUnavailable,
     WrongExpectedVersion,
     default_codec,
+    event_id_bytes,
     open_store,
+    run_stream,
 )
-from eventstore._codec import event_id_bytes
 from projections import flatten_metrics, summarize
 
 from . import _exit
@@ -140,7 +141,7 @@ class Run:
         self._owns_store = owns_store
         self._project = project
         self._id = run_id
-        self._stream = f"run:{project}/{run_id}"
+        self._stream = run_stream(project, run_id)
         self._incarnation = incarnation
         self._resumed = resumed
         self._starting_step = starting_step

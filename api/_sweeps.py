@@ -40,6 +40,8 @@ from eventstore import (
     SweepStopped,
     WrongExpectedVersion,
     open_store,
+    run_stream,
+    sweep_stream,
 )
 from projections import Projector, RunStatus, SweepState, SweepStatus, open_projector
 
@@ -158,7 +160,7 @@ async def create_sweep(
     )
     async with _opened(store) as opened:
         try:
-            await opened.append(f"sweep:{chosen_id}", [event], NO_STREAM)
+            await opened.append(sweep_stream(chosen_id), [event], NO_STREAM)
         except WrongExpectedVersion:
             raise SweepError(f"sweep {chosen_id!r} already exists; choose another id") from None
     return chosen_id
@@ -181,7 +183,7 @@ async def _control(
                 raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
             return await decide(sweep, projector), None
 
-        await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
+        await _decide(opened, projector, sweep_stream(sweep_id), attempt)
         sweep = await projector.sweep(sweep_id)
         assert sweep is not None
         if sweep.status is SweepStatus.CANCELED:
@@ -273,7 +275,7 @@ async def settle_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState |
                 return [], None
             return await _settled(projector, sweep), None
 
-        await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
+        await _decide(opened, projector, sweep_stream(sweep_id), attempt)
         return await projector.sweep(sweep_id)
 
 
@@ -289,7 +291,7 @@ async def _kill_live_runs(store: EventStore, projector: Projector, sweep: SweepS
     for run in await projector.runs(sweep.project):
         if run.sweep_id == sweep.sweep_id and run.status in _ALIVE:
             await store.append(
-                f"run:{run.project}/{run.run_id}",
+                run_stream(run.project, run.run_id),
                 [RunKilled(reason="sweep cancelled", sweep_id=sweep.sweep_id)],
             )
 
@@ -308,10 +310,10 @@ async def register_agent(
     chosen = agent_id or f"agent-{generate_id()}"
     sweep_id = sweep_id_of(sweep_id)
     async with _opened(store) as opened:
-        if await opened.stream_info(f"sweep:{sweep_id}") is None:
+        if await opened.stream_info(sweep_stream(sweep_id)) is None:
             raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
         await opened.append(
-            f"sweep:{sweep_id}",
+            sweep_stream(sweep_id),
             [AgentStarted(agent_id=chosen, host=socket.gethostname(), pid=os.getpid())],
         )
     return chosen
@@ -340,7 +342,7 @@ async def claim(
                 raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
             return await _next_work(projector, sweep, agent_id, lease_s)
 
-        decided = await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
+        decided = await _decide(opened, projector, sweep_stream(sweep_id), attempt)
         if decided is None:
             return None
         run_id, params, requeue = decided
@@ -464,7 +466,7 @@ async def reap(
                 silent = (now - run.last_event_us) / 1_000_000
                 if silent <= timeout_s:
                     continue
-                stream = f"run:{run.project}/{run.run_id}"
+                stream = run_stream(run.project, run.run_id)
                 info = await opened.stream_info(stream)
                 if info is None:
                     continue
@@ -491,7 +493,7 @@ async def reap(
                 age = (now - claim_record.recorded_at_us) / 1_000_000
                 if age <= lease:
                     continue
-                stream = f"sweep:{run.sweep_id}"
+                stream = sweep_stream(run.sweep_id)
                 info = await opened.stream_info(stream)
                 if info is None:
                     continue

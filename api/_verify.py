@@ -31,14 +31,14 @@ from eventstore import (
     EventStore,
     LogCheck,
     LogFault,
+    RangeCheck,
     RunLogError,
+    check_range,
+    merge_ranges,
     open_store,
+    parse_location,
 )
-from eventstore._location import parse_location
-from eventstore._verify import RangeCheck, check_range, merge_ranges
-from projections import ProjectionCheck, open_projector
-from projections._projector import compare_snapshots
-from projections._readmodel import Snapshot
+from projections import ProjectionCheck, Snapshot, compare_snapshots, open_projector
 
 from ._audit import existing_store
 from ._settings import root_dir, store_target

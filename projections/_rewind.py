@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eventstore import EventStore, RecordedEvent, StepLogged
+from eventstore import EventStore, RecordedEvent, StepLogged, run_stream
 
 from ._fold import Model
 from ._readmodel import sample_steps
@@ -44,7 +44,7 @@ async def _own_rows(
     """The run's state as of ``until`` and its visible rows by step (its own stream only)."""
     model = Model()
     records: dict[int, RecordedEvent] = {}
-    async for record in store.read_stream(f"run:{project}/{run_id}"):
+    async for record in store.read_stream(run_stream(project, run_id)):
         if until is not None and record.position > until:
             break
         model.apply(record)
@@ -97,6 +97,18 @@ async def history_as_of(
                 continue
         out.append(HistoryPoint(step, record.position, record.recorded_at_us, metrics))
     return out
+
+
+async def rows_as_of(
+    store: EventStore,
+    project: str,
+    run_id: str,
+    position: int | None = None,
+    up_to_step: int | None = None,
+) -> list[tuple[int, RecordedEvent]]:
+    """A run's visible history rows, ``(step, its StepLogged record)``, as the log stood
+    at ``position`` (None: now), up to ``up_to_step`` if given."""
+    return await _rows_as_of(store, project, run_id, position, up_to_step, 0)
 
 
 async def _rows_as_of(

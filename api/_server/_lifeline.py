@@ -31,6 +31,8 @@ from eventstore import (
     RunRevived,
     RunScheduled,
     StepLogged,
+    run_stream,
+    sweep_stream,
 )
 
 __all__ = ["Band", "Lifeline", "Lifelines", "Mark"]
@@ -307,12 +309,12 @@ class Lifelines:
         line.marks = list(line.marks)
         builder = _Builder(line)
         new_sweep: list[RecordedEvent] = []
-        async for record in self._store.read_stream(f"run:{project}/{run_id}", line.version + 1):
+        async for record in self._store.read_stream(run_stream(project, run_id), line.version + 1):
             builder.run_event(record)
         sweep = line.sweep_id or sweep_id
         if sweep is not None:
             line.sweep_id = sweep
-            async for record in self._store.read_stream(f"sweep:{sweep}"):
+            async for record in self._store.read_stream(sweep_stream(sweep)):
                 if record.position > line.sweep_position:
                     new_sweep.append(record)
             for record in new_sweep:

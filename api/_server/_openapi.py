@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from eventstore import wire
+
 from ._schemas import (
     AppendIn,
     AppendOut,
@@ -215,7 +217,7 @@ def openapi() -> dict[str, Any]:
                 "x-streaming": True,
             }
         },
-        "/api/store/append": {
+        wire.APPEND: {
             "post": _op(
                 "Store protocol: append (msgpack)",
                 AppendOut,
@@ -224,7 +226,7 @@ def openapi() -> dict[str, Any]:
                 secured=True,
             )
         },
-        "/api/store/events": {
+        wire.EVENTS: {
             "get": _op(
                 "Store protocol: a page of the log (msgpack)",
                 msgpack,
@@ -235,7 +237,7 @@ def openapi() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/store/stream": {
+        wire.STREAM: {
             "get": _op(
                 "Store protocol: a page of a stream (msgpack)",
                 msgpack,
@@ -246,7 +248,7 @@ def openapi() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/store/stored": {
+        wire.STORED: {
             "get": _op(
                 "Store protocol: a page of the log as stored (msgpack)",
                 msgpack,
@@ -257,7 +259,7 @@ def openapi() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/store/positions": {
+        wire.POSITIONS: {
             "post": _op(
                 "Store protocol: events at positions (msgpack)",
                 msgpack,
@@ -265,27 +267,27 @@ def openapi() -> dict[str, Any]:
                 media=msgpack,
             )
         },
-        "/api/store/info": {
+        wire.INFO: {
             "get": _op("Store protocol: stream info (msgpack)", msgpack, params=[_param("name")])
         },
-        "/api/store/streams": {
+        wire.STREAMS: {
             "get": _op("Store protocol: streams (msgpack)", msgpack, params=[_param("prefix")])
         },
-        "/api/store/position_at": {
+        wire.POSITION_AT: {
             "get": _op(
                 "Store protocol: position at a time (msgpack)",
                 msgpack,
                 params=[_param("us", kind="integer")],
             )
         },
-        "/api/store/run": {
+        wire.RUN: {
             "get": _op(
                 "Store protocol: a run's state (msgpack)",
                 msgpack,
                 params=[_param("project"), _param("run_id")],
             )
         },
-        "/api/store/files": {
+        wire.FILES: {
             "put": _op(
                 "Store protocol: store a file by content",
                 msgpack,
@@ -293,7 +295,7 @@ def openapi() -> dict[str, Any]:
                 secured=True,
             )
         },
-        "/api/store/files/{digest}": {
+        wire.FILES + "/{digest}": {
             "get": _op(
                 "Store protocol: a stored file",
                 "application/octet-stream",

@@ -12,7 +12,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from eventstore import StepLogged
+from eventstore import StepLogged, run_stream
 from projections import RunState, RunStatus, SweepStatus, history_as_of, metric_names
 
 from ._context import MAX_PAGE, context, event_out, int_param, json_response, path_param, text_param
@@ -156,7 +156,7 @@ async def timeline(request: Request) -> Response:
     assert start is not None
     assert limit is not None
     steps = (request.query_params.get("steps") or "false").lower() in ("1", "true", "yes")
-    stream = f"run:{state.project}/{state.run_id}"
+    stream = run_stream(state.project, state.run_id)
     events = []
     next_version = start
     done = True

@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import anyio
 import msgspec
 
-from eventstore import EventStore, RecordedEvent
+from eventstore import EventStore, RecordedEvent, run_stream, sweep_stream
 from projections import Model, RunKey, RunState, SweepState
 
 __all__ = ["TimeTravel"]
@@ -53,7 +53,7 @@ class TimeTravel:
 
     async def run_as_of(self, key: RunKey, sweep_id: str | None, position: int) -> RunState | None:
         """The state of run ``key`` (of sweep ``sweep_id``, if any) right after ``position``."""
-        streams = [f"run:{key[0]}/{key[1]}"] + ([f"sweep:{sweep_id}"] if sweep_id else [])
+        streams = [run_stream(key[0], key[1])] + ([sweep_stream(sweep_id)] if sweep_id else [])
         cache_key = tuple(streams)
         lock = self._locks.setdefault(cache_key, anyio.Lock())
         try:
