@@ -725,21 +725,50 @@ def replay(
     is_flag=True,
     help="Write nothing: compare the read models where they stand, not caught up first.",
 )
+@click.option(
+    "--parallel-from",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Use the worker processes only for logs of at least N events (default 100000).",
+)
 @_store_option
 @_json_option
-def verify(workers: int | None, no_catch_up: bool, store: str | None, as_json: bool) -> None:
+def verify(
+    workers: int | None,
+    no_catch_up: bool,
+    parallel_from: int | None,
+    store: str | None,
+    as_json: bool,
+) -> None:
     """Check the hash chain, positions, versions, payloads, and the read models.
 
     Exits 0 when all is sound and 1 naming the first bad position when it is not.
     """
+    from ._verify import PARALLEL_FROM
     from ._verify import verify as verify_store
 
-    with _progress("verifying", not as_json) as progress:
-        report = _run(
-            lambda: verify_store(
-                store=store, workers=workers, progress=progress, catch_up=not no_catch_up
+    try:
+        with _progress("verifying", not as_json) as progress:
+            report = _run(
+                lambda: verify_store(
+                    store=store,
+                    workers=workers,
+                    progress=progress,
+                    catch_up=not no_catch_up,
+                    parallel_from=parallel_from or PARALLEL_FROM,
+                )
             )
-        )
+    except Exception as exc:
+        if isinstance(exc, click.ClickException):
+            raise
+        # verify reads damaged files by design, and damage can reach code that expects
+        # sound data; whatever escapes is still reported in one line, never a traceback.
+        raise _StoreProblem(
+            f"verify could not finish: {type(exc).__name__}: {exc}; the store is damaged in "
+            "a way verify cannot locate: restore it from a backup",
+            type(exc).__name__,
+        ) from exc
     if as_json:
         _emit({**msgspec.to_builtins(report), "ok": report.ok})
     else:
@@ -765,12 +794,15 @@ def verify(workers: int | None, no_catch_up: bool, store: str | None, as_json: b
                 click.echo(f"  {difference}")
         elif report.read_model_position == 0:
             click.echo("read models: none stored yet (nothing to compare)")
+        if report.read_model_error:
+            click.echo(f"  {report.read_model_error}")
         if report.ok:
             click.echo("ok")
         else:
             bad = report.first_bad_position
             where = f" at position {bad}" if bad is not None else ""
-            click.echo(f"FAILED{where}", err=True)
+            advice = f": {report.advice}" if report.advice else ""
+            click.echo(f"FAILED{where}{advice}", err=True)
     if not report.ok:
         sys.exit(EXIT_PROBLEM)
 
