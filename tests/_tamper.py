@@ -111,12 +111,7 @@ def change_row(path: Path, rng: random.Random) -> Tamper:
         data = bytearray(value)
         index = rng.randrange(len(data))
         data[index] ^= rng.randrange(1, 256)
-        schema = {
-            name: sql
-            for name, sql in db.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-            )
-        }
+        schema = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
         for name in _TRIGGERS:
             db.execute(f"DROP TRIGGER {name}")
         db.execute(f"UPDATE events SET {column} = ? WHERE position = ?", (bytes(data), position))
