@@ -117,7 +117,8 @@ def test_verify_reports_a_damaged_read_model_page_with_worker_processes(story: S
     assert report.first_bad_position is None
     assert report.advice is not None
     assert "read models" in report.advice
-    assert "runlog export" in report.advice and "runlog import" in report.advice
+    assert "runlog export" in report.advice
+    assert "runlog import" in report.advice
 
 
 def test_the_verify_command_says_how_to_rebuild_a_damaged_read_model(story: Story) -> None:
@@ -148,7 +149,7 @@ def test_a_row_whose_payload_column_is_not_a_blob_is_a_fault_not_a_crash(story: 
     with raw(story.path) as db:  # an integer where the payload's bytes belong
         db.execute("UPDATE events SET data = 7 WHERE position = ?", (position,))
     for workers in (0, 2):
-        report = anyio.run(lambda: verify(store=story.path, workers=workers, parallel_from=1))
+        report = anyio.run(lambda w=workers: verify(store=story.path, workers=w, parallel_from=1))
         fault = report.log.first_fault
         assert fault is not None
         assert fault.position == position
