@@ -89,6 +89,21 @@ def _run(coroutine: Callable[[], Awaitable[_T]]) -> _T:
         raise _failure(exc) from exc
 
 
+def _on_existing_store(store: str | None, action: Callable[[Any], Awaitable[_T]]) -> _T:
+    """Run ``action(opened_store)`` on the store at ``store``, which must already exist.
+
+    Commands that read or act on a store must never leave an empty database behind
+    when the path is wrong: they refuse, naming the path they looked at.
+    """
+    from ._audit import existing_store
+
+    async def on_store() -> _T:
+        async with existing_store(store) as opened:
+            return await action(opened)
+
+    return _run(on_store)
+
+
 def _emit(value: Any) -> None:
     """Print ``value`` as one JSON document."""
     click.echo(msgspec.json.encode(msgspec.to_builtins(value)).decode())
@@ -502,7 +517,7 @@ def sweep(
         "stop": stop_sweep,
         "cancel": cancel_sweep,
     }
-    state = _run(lambda: command[action](target[0], store=store))
+    state = _on_existing_store(store, lambda opened: command[action](target[0], store=opened))
     if as_json:
         _emit(state)
         return
@@ -593,15 +608,16 @@ def agent(
     """Run COMMAND for runs of SWEEP_ID, preempted runs first: runlog agent SWEEP -- python train.py"""
     from ._agent import run_agent_command
 
-    done = _run(
-        lambda: run_agent_command(
+    done = _on_existing_store(
+        store,
+        lambda opened: run_agent_command(
             sweep_id,
             command,
             count=count,
-            store=store,
+            store=opened,
             forward_signals=forward_signals,
             poll_interval=poll,
-        )
+        ),
     )
     if as_json:
         _emit({"sweep_id": sweep_id, "runs": done})
@@ -623,7 +639,9 @@ def reap(timeout: float, store: str | None, as_json: bool) -> None:
     """Run the heartbeat watchdog once: expire silent runs, lapse stale claims."""
     from ._sweeps import reap as reap_once
 
-    decisions = _run(lambda: reap_once(store=store, timeout_s=timeout))
+    decisions = _on_existing_store(
+        store, lambda opened: reap_once(store=opened, timeout_s=timeout)
+    )
     if as_json:
         _emit({"decisions": decisions})
         return
@@ -637,17 +655,24 @@ def reap(timeout: float, store: str | None, as_json: bool) -> None:
 @_store_option
 @_json_option
 def explain(run: str, store: str | None, as_json: bool) -> None:
-    """Say why RUN (PROJECT/RUN_ID) was queued or not, from the events that decided it."""
-    from ._audit import split_run
+    """Say why RUN (PROJECT/RUN_ID, or a RUN_ID used in one project only) was queued or
+    not, from the events that decided it."""
+    from ._audit import find_run, split_run
     from ._explain import explain as explain_run
 
     try:
-        project, run_id = split_run(run)
+        split_run(run)
     except RunLogError as exc:
         raise click.UsageError(str(exc)) from None
-    if project is None:
-        raise click.UsageError("name the run as PROJECT/RUN_ID")
-    lines = _run(lambda: explain_run(project, run_id, store=store))
+
+    async def explained(opened: Any) -> list[str]:
+        from projections import open_projector
+
+        async with open_projector(opened) as projector:
+            state = await find_run(projector, run)  # a bare id as `show` takes it
+        return await explain_run(state.project, state.run_id, store=opened)
+
+    lines = _on_existing_store(store, explained)
     if as_json:
         _emit({"run": run, "lines": lines})
         return
