@@ -10,7 +10,8 @@ from the repository root::
 On a small store holding a story (a preempted and resumed run with a saved file, a
 sweep whose first run waits in its queue), each trial changes one byte of a fresh
 copy (see tests/_tamper.py) and runs ``runlog verify`` as a real process, once
-checking in this process (``--workers 0``) and once with two worker processes. A
+checking in this process (``--workers 0``) and once with two worker processes
+(``--modes alternate``: one of the two, in turn, for half the time). A
 *traceback* is a crash, a hang or an error that is not one line; a *silent pass* is
 exit 0 although the events' rows changed. The bar is 0 and 0. The last line is one
 JSON object of the counts.
@@ -38,6 +39,12 @@ def main() -> int:
     parser.add_argument("--flips", type=int, default=50, help="random file byte flips")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--show", action="store_true", help="print a bad trial's whole output")
+    parser.add_argument(
+        "--modes",
+        choices=("both", "alternate"),
+        default="both",
+        help="verify each change here and with workers (both), or one of them in turn",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     verdicts: list[Verdict] = []
@@ -48,7 +55,8 @@ def main() -> int:
         anyio.run(write_story, original, original.parent)
         plan = ["row"] * args.rows + ["file"] * args.flips
         for number, kind in enumerate(plan, 1):
-            found = trial(original, root / "scratch", kind, rng, workers=(0, 2))
+            modes = (0, 2) if args.modes == "both" else ((0,) if number % 2 else (2,))
+            found = trial(original, root / "scratch", kind, rng, workers=modes)
             verdicts += found
             for verdict in found:
                 if verdict.traceback or verdict.silent_pass:
