@@ -343,15 +343,15 @@ def history(
     from ._audit import timeline
 
     # A run can log millions of steps: entries stream out (JSON) or fold into table rows
-    # as they come, and are never all held at once.
+    # that are printed as they close; neither is ever held whole.
     stretch = _Stretch(collapse=not all_steps)
-    rows: list[tuple[str, ...]] = []
+    table = _StreamedTable()
     encode = msgspec.json.Encoder().encode
     out = sys.stdout
 
-    async def produce() -> int:
+    async def produce(progress: Callable[[int, int], None] | None) -> int:
         count = 0
-        async for entry in timeline(run, store=store, since=since, limit=limit):
+        async for entry in timeline(run, store=store, since=since, limit=limit, progress=progress):
             if as_json:
                 if count == 0:
                     out.write('{"run":' + encode(run).decode() + ',"events":[')
@@ -361,29 +361,46 @@ def history(
             else:
                 done = stretch.add(entry)
                 if done is not None:
-                    rows.append(done)
+                    table.row(done)
             count += 1
         return count
 
-    count = _run(produce)
+    with _progress("reading the run's events", not as_json) as progress:
+        count = _run(lambda: produce(progress))
     if as_json:
         out.write(("]}" if count else '{"run":' + encode(run).decode() + ',"events":[]}') + "\n")
         out.flush()
         return
     last = stretch.flush()
     if last is not None:
-        rows.append(last)
-    from rich.table import Table
+        table.row(last)
+    table.header()  # an empty timeline still gets its header
+    click.echo(f"{count} events")
 
-    table = Table(box=None, header_style="bold")
-    for column in ("position", "time (UTC)", "stream", "event", "inc"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("changed", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console = _console()
-    console.print(table)
-    console.print(f"{count} events")
+
+class _StreamedTable:
+    """Rows printed one line each as they come, in columns of fixed width."""
+
+    COLUMNS = (("position", 15), ("time (UTC)", 23), ("stream", 6), ("event", 36), ("inc", 3))
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def header(self) -> None:
+        """Print the header line, once."""
+        if not self.started:
+            self.started = True
+            self._line((*(name for name, _ in self.COLUMNS), "changed"))
+
+    def row(self, cells: tuple[str, ...]) -> None:
+        """Print one row (after the header)."""
+        self.header()
+        self._line(cells)
+
+    def _line(self, cells: tuple[str, ...]) -> None:
+        widths = [width for _, width in self.COLUMNS]
+        text = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=False))
+        click.echo(f"{text}  {cells[-1]}".rstrip())
 
 
 class _Stretch:
@@ -450,10 +467,14 @@ class _Stretch:
 
 def _changes(changes: dict[str, list[Any]]) -> str:
     if not changes:
-        return "[dim](no change)[/dim]"
+        return "(no change)"
     parts = []
     for name, (before, after) in changes.items():
-        parts.append(f"{name}: {_short(before)} -> {_short(after)}")
+        if name.endswith("_us") and all(isinstance(v, int | None) for v in (before, after)):
+            # microsecond counters (created_us, last_heartbeat_us) read as times
+            parts.append(f"{name[:-3]}: {_time(before)} -> {_time(after)}")
+        else:
+            parts.append(f"{name}: {_short(before)} -> {_short(after)}")
     return "; ".join(parts)
 
 
