@@ -19,7 +19,7 @@ import anyio
 import click
 import msgspec
 
-from eventstore import ConcurrencyError, RunLogError, StoreError
+from eventstore import ConcurrencyError, DecodeError, RunLogError, StoreError
 
 from ._errors import RunNotFound
 from ._settings import root_dir, store_target
@@ -74,7 +74,7 @@ class _StoreProblem(Failure):
 def _failure(exc: BaseException) -> Failure:
     if isinstance(exc, (RunNotFound, SweepNotFound)):
         return _NotFound(str(exc), type(exc).__name__)
-    if isinstance(exc, OSError) or (
+    if isinstance(exc, (OSError, DecodeError)) or (
         isinstance(exc, StoreError) and not isinstance(exc, ConcurrencyError)
     ):
         return _StoreProblem(str(exc), type(exc).__name__)

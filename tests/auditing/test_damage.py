@@ -153,3 +153,32 @@ def test_a_row_whose_payload_column_is_not_a_blob_is_a_fault_not_a_crash(story: 
         fault = report.log.first_fault
         assert fault is not None
         assert fault.position == position
+
+
+def test_reading_commands_report_an_undecodable_event_in_one_line_naming_it(story: Story) -> None:
+    position, data = step_position(story.path, 4)
+    forge(story.path, position, not_utf8_payload(data))
+    for args in (["show", "p/alpha"], ["history", "p/alpha"], ["replay"]):
+        result = runlog(*args, "--store", story.path)
+        assert result.returncode == 4, (args, result.stderr)  # the store is damaged
+        [line] = result.stderr.splitlines()
+        assert line.startswith("runlog: event at position ")
+        assert f"position {position}" in line
+
+
+async def test_verify_reports_a_changed_payload_on_postgresql(tmp_path: Path) -> None:
+    [postgres] = [b for b in BACKENDS if b.name == "postgres"]
+    target = postgres.target(tmp_path)
+    async with open_store(target) as store:
+        for step in range(5):
+            await store.append(
+                "run:p/a", [StepLogged(incarnation=1, step=step, metrics={"loss": 0.5})]
+            )
+        [stored] = [s async for s in store.read_stored(3, to_position=3)]
+    await tamper_payload(target, 3, not_utf8_payload(stored.data))
+    for workers in (0, 2):
+        report = await verify(store=target, workers=workers, parallel_from=1)
+        fault = report.log.first_fault
+        assert fault is not None
+        assert fault.position == 3
+        assert report.advice is not None
