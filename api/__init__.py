@@ -18,6 +18,7 @@ from ._errors import RunAlreadyExists as RunAlreadyExists
 from ._errors import RunFinishedError as RunFinishedError
 from ._errors import RunNotFound as RunNotFound
 from ._errors import StepDroppedWarning as StepDroppedWarning
+from ._errors import ValueNotStored as ValueNotStored
 from ._explain import explain as explain
 from ._ids import generate_id as generate_id
 from ._init import init as init
@@ -61,6 +62,7 @@ __all__ = [
     "SweepConfigError",
     "SweepError",
     "SweepNotFound",
+    "ValueNotStored",
     "VerifyReport",
     "Work",
     "agent",

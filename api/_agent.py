@@ -20,7 +20,7 @@ from anyio.abc import Process
 from eventstore import AgentStopped, EventStore
 from projections import SweepStatus, open_projector
 
-from ._sweeps import StoreArg, Work, _opened, claim, reap, register_agent
+from ._sweeps import StoreArg, Work, _opened, claim, reap, register_agent, settle_sweep
 
 __all__ = ["agent", "run_agent_command"]
 
@@ -76,6 +76,9 @@ class _Agent:
                     f"sweep:{self.sweep_id}",
                     [AgentStopped(agent_id=self.agent_id, reason=f"{self.done} runs")],
                 )
+                # Leaving with count reached, this agent may be the last one that would
+                # have asked for work: finish an exhausted sweep now instead.
+                await settle_sweep(self.sweep_id, store=self.store)
 
     async def status(self) -> SweepStatus | None:
         async with open_projector(self.store) as projector:

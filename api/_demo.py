@@ -89,7 +89,10 @@ async def run_demo(
         first.send_signal(signal.SIGTERM)
         with anyio.fail_after(60):
             code = await first.wait()
-    say(f"   it marked itself preempting, saved its checkpoint and exited with {code}")
+    say(
+        "   it marked itself preempting at once, left at its next step boundary, saved its "
+        f"checkpoint there and exited with {code}"
+    )
 
     async with open_store(store) as opened, open_projector(opened) as projector:
         state = await projector.run("demo", run_id)

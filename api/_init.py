@@ -245,7 +245,7 @@ def _identity(
             warnings.warn(f"Ignoring project {project!r} when running a sweep", stacklevel=4)
             project = None
         explicit_id = agent_id or explicit_id
-    run_id = explicit_id or env("RUN_ID")
+    run_id = explicit_id if explicit_id is not None else env("RUN_ID")
     if mode == "auto":
         from_file = read_auto_resume(root)
         if from_file is not None and run_id is not None and from_file != run_id:
@@ -254,7 +254,7 @@ def _identity(
                 from_file,
                 run_id,
             )
-        run_id = run_id or from_file
+        run_id = run_id if run_id is not None else from_file
     run_id = check_run_id(run_id) if run_id is not None else generate_id()
     project = project or env("PROJECT") or DEFAULT_PROJECT
     if not isinstance(project, str) or not project or "/" in project or "\x00" in project:
@@ -329,7 +329,7 @@ def _initialization(
         if mode is None or mode == "never":
             raise RunAlreadyExists(
                 f'run {run_id!r} already exists in {project!r}; pass resume="allow" or "must" to '
-                f'continue it, or resume_from="{run_id}?_step=N" to rewind it'
+                "continue it, or choose another id"
             )
         starting = state.last_step + 1 if state.last_step is not None else 0
         return _with(

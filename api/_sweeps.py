@@ -166,7 +166,9 @@ async def create_sweep(
 
 
 async def _control(
-    sweep_id: str, store: StoreArg, decide: Callable[[SweepState], list[Event]]
+    sweep_id: str,
+    store: StoreArg,
+    decide: Callable[[SweepState, Projector], Awaitable[list[Event]]],
 ) -> SweepState:
     async with _opened(store) as opened, open_projector(opened) as projector:
 
@@ -174,7 +176,7 @@ async def _control(
             sweep = await projector.sweep(sweep_id)
             if sweep is None or version < 0:
                 raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
-            return decide(sweep), None
+            return await decide(sweep, projector), None
 
         await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
         sweep = await projector.sweep(sweep_id)
@@ -191,7 +193,7 @@ async def pause_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
         SweepError: "Cannot pause <state> sweep." unless RUNNING or PAUSED.
     """
 
-    def decide(sweep: SweepState) -> list[Event]:
+    async def decide(sweep: SweepState, projector: Projector) -> list[Event]:
         if sweep.status is SweepStatus.PAUSED:
             return []
         if sweep.status is not SweepStatus.RUNNING:
@@ -209,12 +211,17 @@ async def resume_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
             CRASHED (and PENDING: start an agent instead).
     """
 
-    def decide(sweep: SweepState) -> list[Event]:
+    async def decide(sweep: SweepState, projector: Projector) -> list[Event]:
         if sweep.status is SweepStatus.RUNNING:
             return []
         if sweep.status not in (SweepStatus.PAUSED, SweepStatus.FINISHED):
             raise SweepError(f"Sweep is {sweep.status} and cannot be resumed.")
-        return [SweepResumed()]
+        if sweep.status is SweepStatus.PAUSED:
+            return [SweepResumed()]
+        # Reopening re-evaluates the search (§9.1): with nothing left to hand out and
+        # nothing running, the sweep finishes again in the same append.
+        reopened = msgspec.structs.replace(sweep, status=SweepStatus.RUNNING)
+        return [SweepResumed(), *await _settled(projector, reopened)]
 
     return await _control(sweep_id, store, decide)
 
@@ -226,7 +233,7 @@ async def stop_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
         SweepError: "Sweep already <state>." from a terminal state.
     """
 
-    def decide(sweep: SweepState) -> list[Event]:
+    async def decide(sweep: SweepState, projector: Projector) -> list[Event]:
         if sweep.status.terminal:
             raise SweepError(f"Sweep already {sweep.status}.")
         return [SweepStopped()]
@@ -243,12 +250,36 @@ async def cancel_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
         SweepError: "Sweep already <state>." from a terminal state.
     """
 
-    def decide(sweep: SweepState) -> list[Event]:
+    async def decide(sweep: SweepState, projector: Projector) -> list[Event]:
         if sweep.status.terminal:
             raise SweepError(f"Sweep already {sweep.status}.")
         return [SweepCancelled()]
 
     return await _control(sweep_id, store, decide)
+
+
+async def settle_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState | None:
+    """Finish a RUNNING sweep now if it has nothing left to hand out and no live run
+    (§9.1's automatic FINISHED), as a claim would; agents call it when they leave, so a
+    sweep whose last agent quit with ``count`` does not stay RUNNING."""
+    async with _opened(store) as opened, open_projector(opened) as projector:
+
+        async def attempt(version: int) -> tuple[list[Event], None]:
+            sweep = await projector.sweep(sweep_id)
+            if sweep is None or version < 0 or sweep.status is not SweepStatus.RUNNING:
+                return [], None
+            return await _settled(projector, sweep), None
+
+        await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
+        return await projector.sweep(sweep_id)
+
+
+async def _settled(projector: Projector, sweep: SweepState) -> list[Event]:
+    """``[SweepFinished]`` if the search of a RUNNING sweep would finish it now, else []."""
+    events, _ = await _next_work(projector, sweep, "runlog-settle", 0.0)
+    if len(events) == 1 and isinstance(events[0], SweepFinished):
+        return events
+    return []
 
 
 async def _kill_live_runs(store: EventStore, projector: Projector, sweep: SweepState) -> None:

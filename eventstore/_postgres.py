@@ -256,6 +256,11 @@ class PostgresStore:
         return self._location.url
 
     @property
+    def max_event_bytes(self) -> int:
+        """The largest encoded event this store accepts."""
+        return self._max_event_bytes
+
+    @property
     def path(self) -> None:
         """Always None: the log lives on a server, not in a file."""
         return None

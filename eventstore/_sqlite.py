@@ -182,6 +182,11 @@ class SQLiteStore:
         return self._location.url
 
     @property
+    def max_event_bytes(self) -> int:
+        """The largest encoded event this store accepts."""
+        return self._max_event_bytes
+
+    @property
     def path(self) -> Path | None:
         """The database file, None for an in-memory store."""
         return self._location.path
