@@ -41,9 +41,10 @@ def main() -> int:
     parser.add_argument("--show", action="store_true", help="print a bad trial's whole output")
     parser.add_argument(
         "--modes",
-        choices=("both", "alternate"),
+        choices=("both", "alternate", "flipped"),
         default="both",
-        help="verify each change here and with workers (both), or one of them in turn",
+        help="verify each change here and with workers (both), or one of them in turn "
+        "(alternate; flipped is the other one for each change)",
     )
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -55,7 +56,8 @@ def main() -> int:
         anyio.run(write_story, original, original.parent)
         plan = ["row"] * args.rows + ["file"] * args.flips
         for number, kind in enumerate(plan, 1):
-            modes = (0, 2) if args.modes == "both" else ((0,) if number % 2 else (2,))
+            here = number % 2 == (1 if args.modes == "alternate" else 0)
+            modes = (0, 2) if args.modes == "both" else ((0,) if here else (2,))
             found = trial(original, root / "scratch", kind, rng, workers=modes)
             verdicts += found
             for verdict in found:
