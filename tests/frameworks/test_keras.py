@@ -1,0 +1,117 @@
+"""The Keras 3 callback against real Keras (torch backend, CPU) in child processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from projections import RunStatus
+
+from ._harness import (
+    SIGKILL,
+    SIGTERM,
+    assert_same_history,
+    exit_codes,
+    history,
+    killed_and_restarted,
+    run_to_end,
+    state,
+)
+from ._harness import require as _require
+
+pytestmark = pytest.mark.slow
+SCRIPT = "_keras_trainer.py"
+EPOCHS = "12"  # 16 batches each: 192 steps
+
+
+@pytest.fixture(autouse=True)
+def require() -> None:
+    _require("keras", "torch")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, float]]:
+    _require("keras", "torch")
+    workdir = tmp_path_factory.mktemp("keras-reference")
+    run_to_end(SCRIPT, [str(workdir / "s.db"), "ref", EPOCHS], workdir)
+    return history(workdir / "s.db", "ref")
+
+
+def test_an_uninterrupted_fit_logs_every_epoch_and_saves_the_best_model(
+    reference: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    assert sorted(reference) == list(range(int(EPOCHS)))
+    assert {"loss", "mae"} <= set(reference[0])
+    run_to_end(SCRIPT, [str(tmp_path / "s.db"), "r1", EPOCHS], tmp_path)
+    finished = state(tmp_path / "s.db", "r1")
+    assert finished.status == RunStatus.FINISHED
+    assert {"model-best.h5", "model-latest.keras", "runlog-keras-state.json"} <= set(
+        finished.files
+    )
+    assert finished.config["epochs"] == int(EPOCHS)
+    assert finished.config["optimizer"] == "Adam"
+
+
+def test_sigterm_mid_epoch_ends_preempted_and_the_restart_matches_the_reference(
+    reference: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    store = tmp_path / "s.db"
+    code = killed_and_restarted(SCRIPT, [str(store), "r1", EPOCHS], tmp_path, "batch 5 7", SIGTERM)
+    assert code == 128 + SIGTERM
+    assert exit_codes(store, "r1") == [128 + SIGTERM, 0]
+    assert state(store, "r1").incarnation == 2
+    assert_same_history(history(store, "r1"), reference)
+
+
+def test_sigkill_mid_epoch_and_restart_matches_the_reference(
+    reference: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    store = tmp_path / "s.db"
+    code = killed_and_restarted(SCRIPT, [str(store), "r1", EPOCHS], tmp_path, "batch 6 3", SIGKILL)
+    assert code == -SIGKILL
+    assert exit_codes(store, "r1") == [0]
+    assert_same_history(history(store, "r1"), reference)
+
+
+def test_the_best_value_survives_a_resume(tmp_path: Path) -> None:
+    import keras
+    import numpy as np
+
+    from api import sync
+    from api.keras import RunlogCallback
+
+    store = str(tmp_path / "s.db")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0)  # builds the optimizer's state
+    with sync.init(project="p", id="r1", resume="allow", store=store) as run:
+        first = RunlogCallback(run, monitor="loss")
+        first.set_model(model)
+        first.on_epoch_end(0, {"loss": 0.5})
+        first.on_epoch_end(1, {"loss": 0.2})
+    with sync.init(project="p", id="r1", resume="allow", store=store) as run:
+        second = RunlogCallback(run, monitor="loss")
+        assert second.restore() is not None
+        assert (second.best, second.initial_epoch) == (0.2, 2)
+        second.set_model(model)
+        second.on_epoch_end(2, {"loss": 0.3})  # worse than before the resume: not the best
+    assert saved_versions(tmp_path / "s.db", "model-best.h5") == 2
+
+
+def saved_versions(store: Path, name: str) -> int:
+    import asyncio
+
+    from eventstore import FileSaved, open_store
+
+    async def count() -> int:
+        async with open_store(store) as opened:
+            return len(
+                [
+                    r
+                    async for r in opened.read_stream("run:p/r1")
+                    if isinstance(r.event, FileSaved) and r.event.name == name
+                ]
+            )
+
+    return asyncio.run(count())
