@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 from eventstore import FileSaved
 
 from ._errors import ActiveRunError, RunNotFound
+from ._ids import generate_id
+from ._init import DEFAULT_PROJECT
 from ._settings import env, normalize_resume, read_auto_resume, read_settings_file, root_dir
 from .sync import SyncRun, _thread
 from .sync import init as sync_init
@@ -50,6 +52,29 @@ class LazyRun:
     def started(self) -> bool:
         """True once there is a run (given, started or resumed)."""
         return self._run is not None
+
+    @property
+    def run(self) -> SyncRun | None:
+        """The run, if started."""
+        return self._run
+
+    def planned_id(self) -> str:
+        """The run's id, known before it starts (``id=``, the environment, the
+        auto-resume file, else one generated now and then used)."""
+        if self._run is not None:
+            return self._run.id
+        planned = self._init_kwargs.get("id") or env("RUN_ID")
+        if planned is None and self._resume_mode(self._init_kwargs) == "auto":
+            planned = read_auto_resume(root_dir(self._init_kwargs.get("dir") or None))
+        if planned is None:
+            planned = self._init_kwargs["id"] = generate_id()
+        return str(planned)
+
+    def planned_project(self) -> str:
+        """The run's project, known before it starts."""
+        if self._run is not None:
+            return self._run.project
+        return str(self._init_kwargs.get("project") or env("PROJECT") or DEFAULT_PROJECT)
 
     def get(self, config: Mapping[str, Any] | None = None) -> SyncRun:
         """The run, started now with ``config`` merged over ``config=`` if need be."""
@@ -93,6 +118,26 @@ class LazyRun:
         return normalize_resume(from_file, source="the settings file's resume")
 
 
+def plain_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as a config runlog can store: numbers, strings, lists and dicts stay,
+    anything else (a class, a callable, an enum) becomes its ``str``."""
+
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        item = getattr(value, "item", None)  # a NumPy or torch scalar
+        if callable(item):
+            with contextlib.suppress(Exception):
+                return plain(item())
+        return str(value)
+
+    return {str(k): plain(v) for k, v in params.items()}
+
+
 def the_active_run() -> SyncRun:
     """The one unfinished ``api.sync`` run of this process (for integrations built
     without ``run=``, as W&B's use the global run).
@@ -110,13 +155,17 @@ def the_active_run() -> SyncRun:
     return open_runs[0]
 
 
-def save_together(run: SyncRun, files: Mapping[str, str | os.PathLike[str]]) -> None:
+def save_together(
+    run: SyncRun, files: Mapping[str, str | os.PathLike[str]], *, end_step: bool = False
+) -> None:
     """Keep ``files`` (name -> local path) with the run as one append.
 
     A checkpoint is several files (weights, optimizer, trainer state); a kill between
     two separate saves would leave the run with a newer half and an older half. The
     contents go to the store first; the ``FileSaved`` events are then written together
-    with everything logged before (durable in call order).
+    with everything logged before (durable in call order). ``end_step`` also writes the
+    row of the current step, which ``log(step=)`` keeps open for merges: for a
+    checkpoint taken after that step, once nothing more will be logged at it.
     """
 
     async def save() -> None:
@@ -125,6 +174,9 @@ def save_together(run: SyncRun, files: Mapping[str, str | os.PathLike[str]]) -> 
         for name, path in files.items():
             digest, size = await inner.store.put_file(Path(path))
             saved.append((name, digest, size))
+        if end_step:
+            with inner._lock:
+                inner._emit_pending()
         for name, digest, size in saved:
             inner._enqueue(
                 FileSaved(incarnation=inner.incarnation, name=name, digest=digest, size=size)

@@ -31,20 +31,24 @@ def require() -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, float]]:
+def reference(reference_store: Path) -> dict[int, dict[str, float]]:
+    return history(reference_store, "ref")
+
+
+@pytest.fixture(scope="module")
+def reference_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _require("keras", "torch")
     workdir = tmp_path_factory.mktemp("keras-reference")
     run_to_end(SCRIPT, [str(workdir / "s.db"), "ref", EPOCHS], workdir)
-    return history(workdir / "s.db", "ref")
+    return workdir / "s.db"
 
 
 def test_an_uninterrupted_fit_logs_every_epoch_and_saves_the_best_model(
-    reference: dict[int, dict[str, float]], tmp_path: Path
+    reference: dict[int, dict[str, float]], reference_store: Path
 ) -> None:
     assert sorted(reference) == list(range(int(EPOCHS)))
     assert {"loss", "mae"} <= set(reference[0])
-    run_to_end(SCRIPT, [str(tmp_path / "s.db"), "r1", EPOCHS], tmp_path)
-    finished = state(tmp_path / "s.db", "r1")
+    finished = state(reference_store, "ref")
     assert finished.status == RunStatus.FINISHED
     assert {"model-best.h5", "model-latest.keras", "runlog-keras-state.json"} <= set(
         finished.files
