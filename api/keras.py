@@ -78,7 +78,9 @@ class RunlogCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if mode not in ("min", "max", "auto"):
             raise ValueError(f"mode is 'min', 'max' or 'auto', not {mode!r}")
         if mode == "auto":
-            mode = "max" if any(k in monitor for k in ("acc", "auc", "precision", "recall")) else "min"
+            mode = (
+                "max" if any(k in monitor for k in ("acc", "auc", "precision", "recall")) else "min"
+            )
         self.monitor = monitor
         self.mode = mode
         self.save_model = save_model

@@ -226,9 +226,7 @@ class _Preemption(Callback):  # type: ignore[misc]
         # Here, not in on_fit_start: the hyperparameters are logged (and the run started
         # with them as config) in between.
         logger = self._logger
-        logger._preemption = StepBoundaryPreemption(
-            logger.run, logger._signals, logger._grace
-        )
+        logger._preemption = StepBoundaryPreemption(logger.run, logger._signals, logger._grace)
         logger._preemption.install()
 
     def on_train_batch_end(

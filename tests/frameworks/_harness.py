@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import RunExited, StepLogged, open_store
+from eventstore import FileSaved, RunExited, StepLogged, open_store
 from projections import RunState, open_projector
 
 HERE = Path(__file__).parent
@@ -45,7 +45,8 @@ def child_env(workdir: Path) -> dict[str, str]:
     env["KERAS_BACKEND"] = "torch"
     env["TOKENIZERS_PARALLELISM"] = "false"
     env["HF_HUB_OFFLINE"] = "1"
-    env["OMP_NUM_THREADS"] = "1"  # the machine is shared; and one thread keeps float sums in one order
+    # One thread: the machine is shared, and float sums keep one order.
+    env["OMP_NUM_THREADS"] = "1"
     env["HOME"] = str(workdir)  # frameworks' caches stay in the test's directory
     return env
 
@@ -96,9 +97,7 @@ def run_to_end(script: str, args: list[str], workdir: Path) -> None:
     assert code == 0, child.stderr()
 
 
-def killed_and_restarted(
-    script: str, args: list[str], workdir: Path, at: str, signum: int
-) -> int:
+def killed_and_restarted(script: str, args: list[str], workdir: Path, at: str, signum: int) -> int:
     """Start the script, send ``signum`` once it printed ``at``, then run it again to its
     end; return the first process's exit code."""
     child = Child(script, args, workdir)
@@ -131,6 +130,22 @@ def history(store: Path, run_id: str) -> dict[int, dict[str, Any]]:
 def exit_codes(store: Path, run_id: str) -> list[int]:
     """The exit codes the run's incarnations recorded, in order."""
     return asyncio.run(_history(store, run_id))[1]
+
+
+async def _saves(store: Path, run_id: str, name: str) -> int:
+    async with open_store(store) as opened:
+        return len(
+            [
+                r
+                async for r in opened.read_stream(f"run:p/{run_id}")
+                if isinstance(r.event, FileSaved) and r.event.name == name
+            ]
+        )
+
+
+def saves(store: Path, run_id: str, name: str) -> int:
+    """How many times the run saved a file called ``name``."""
+    return asyncio.run(_saves(store, run_id, name))
 
 
 async def _state(store: Path, run_id: str) -> RunState:

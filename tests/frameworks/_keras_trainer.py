@@ -34,12 +34,20 @@ def main(store: str, run_id: str, epochs: int) -> None:
     callback = RunlogCallback(project="p", id=run_id, resume="allow", store=store, monitor="loss")
     model = callback.restore()
     if model is None:
-        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)])
+        model = keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(1)]
+        )
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
     print("started", callback.initial_epoch, flush=True)
     model.fit(
-        x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0,
-        initial_epoch=callback.initial_epoch, callbacks=[callback, Progress()],
+        x,
+        y,
+        batch_size=8,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        initial_epoch=callback.initial_epoch,
+        callbacks=[callback, Progress()],
     )
     callback.run.finish()
     print("done", flush=True)

@@ -16,6 +16,7 @@ from ._harness import (
     history,
     killed_and_restarted,
     run_to_end,
+    saves,
     state,
 )
 from ._harness import require as _require
@@ -50,9 +51,7 @@ def test_an_uninterrupted_fit_logs_every_epoch_and_saves_the_best_model(
     assert {"loss", "mae"} <= set(reference[0])
     finished = state(reference_store, "ref")
     assert finished.status == RunStatus.FINISHED
-    assert {"model-best.h5", "model-latest.keras", "runlog-keras-state.json"} <= set(
-        finished.files
-    )
+    assert {"model-best.h5", "model-latest.keras", "runlog-keras-state.json"} <= set(finished.files)
     assert finished.config["epochs"] == int(EPOCHS)
     assert finished.config["optimizer"] == "Adam"
 
@@ -100,22 +99,4 @@ def test_the_best_value_survives_a_resume(tmp_path: Path) -> None:
         assert (second.best, second.initial_epoch) == (0.2, 2)
         second.set_model(model)
         second.on_epoch_end(2, {"loss": 0.3})  # worse than before the resume: not the best
-    assert saved_versions(tmp_path / "s.db", "model-best.h5") == 2
-
-
-def saved_versions(store: Path, name: str) -> int:
-    import asyncio
-
-    from eventstore import FileSaved, open_store
-
-    async def count() -> int:
-        async with open_store(store) as opened:
-            return len(
-                [
-                    r
-                    async for r in opened.read_stream("run:p/r1")
-                    if isinstance(r.event, FileSaved) and r.event.name == name
-                ]
-            )
-
-    return asyncio.run(count())
+    assert saves(tmp_path / "s.db", "r1", "model-best.h5") == 2

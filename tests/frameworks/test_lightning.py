@@ -16,6 +16,7 @@ from ._harness import (
     exit_codes,
     history,
     run_to_end,
+    saves,
     state,
 )
 from ._harness import require as _require
@@ -65,8 +66,9 @@ def test_sigterm_checkpoints_at_the_step_boundary_and_the_restart_matches_the_re
     assert child.finish() == 128 + SIGTERM
     preempted = state(store, "r1")
     assert preempted.status == RunStatus.PREEMPTED
-    logged = history(store, "r1")
-    assert max(logged) >= 107
+    assert max(history(store, "r1")) >= 107
+    # the periodic checkpoints of steps 40 and 80, then the one written after the signal
+    assert saves(store, "r1", "last.ckpt") == 3
     run_to_end(SCRIPT, args, tmp_path)
     assert exit_codes(store, "r1") == [128 + SIGTERM, 0]
     assert_same_history(history(store, "r1"), reference)
