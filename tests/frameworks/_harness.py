@@ -54,13 +54,15 @@ def child_env(workdir: Path) -> dict[str, str]:
 class Child:
     """A training script in its own process, read line by line."""
 
-    def __init__(self, script: str, args: list[str], workdir: Path) -> None:
+    def __init__(
+        self, script: str, args: list[str], workdir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self._stderr = workdir / f"stderr-{len(list(workdir.glob('stderr-*')))}.txt"
         with self._stderr.open("w") as err:
             self.process = subprocess.Popen(
                 [sys.executable, str(HERE / script), *args],
                 cwd=workdir,
-                env=child_env(workdir),
+                env={**child_env(workdir), **(env or {})},
                 stdout=subprocess.PIPE,
                 stderr=err,
                 text=True,
@@ -90,21 +92,30 @@ class Child:
         return self._stderr.read_text()
 
 
-def run_to_end(script: str, args: list[str], workdir: Path) -> None:
+def run_to_end(
+    script: str, args: list[str], workdir: Path, env: dict[str, str] | None = None
+) -> None:
     """Run the script to its end; it must exit 0."""
-    child = Child(script, args, workdir)
+    child = Child(script, args, workdir, env)
     code = child.finish()
     assert code == 0, child.stderr()
 
 
-def killed_and_restarted(script: str, args: list[str], workdir: Path, at: str, signum: int) -> int:
+def killed_and_restarted(
+    script: str,
+    args: list[str],
+    workdir: Path,
+    at: str,
+    signum: int,
+    env: dict[str, str] | None = None,
+) -> int:
     """Start the script, send ``signum`` once it printed ``at``, then run it again to its
     end; return the first process's exit code."""
-    child = Child(script, args, workdir)
+    child = Child(script, args, workdir, env)
     child.wait_for(at)
     child.signal(signum)
     code = child.finish()
-    run_to_end(script, args, workdir)
+    run_to_end(script, args, workdir, env)
     return code
 
 

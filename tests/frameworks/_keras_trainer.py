@@ -1,6 +1,6 @@
 """A tiny Keras 3 training script for the kill-and-resume tests.
 
-usage: python _keras_trainer.py STORE RUN_ID EPOCHS
+usage: python _keras_trainer.py STORE RUN_ID EPOCHS   (RUN_ID -: from the environment)
 
 Prints "started EPOCH", "batch EPOCH INDEX" after every batch and "done" at the end.
 """
@@ -31,7 +31,12 @@ def main(store: str, run_id: str, epochs: int) -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(128, 8)).astype("float32")
     y = (x @ rng.normal(size=(8, 1)) + 0.1).astype("float32")
-    callback = RunlogCallback(project="p", id=run_id, resume="allow", store=store, monitor="loss")
+    if run_id == "-":  # the id and the resume mode from the environment, as a sweep agent sets them
+        callback = RunlogCallback(project="p", store=store, monitor="loss")
+    else:
+        callback = RunlogCallback(
+            project="p", id=run_id, resume="allow", store=store, monitor="loss"
+        )
     model = callback.restore()
     if model is None:
         model = keras.Sequential(

@@ -77,6 +77,19 @@ def test_sigkill_mid_epoch_and_restart_matches_the_reference(
     assert_same_history(history(store, "r1"), reference)
 
 
+def test_a_requeued_run_resumes_from_the_wandb_environment_alone(
+    reference: dict[int, dict[str, float]], tmp_path: Path
+) -> None:
+    store = tmp_path / "s.db"
+    env = {"WANDB_RUN_ID": "sweep-run", "WANDB_RESUME": "allow"}
+    code = killed_and_restarted(
+        SCRIPT, [str(store), "-", EPOCHS], tmp_path, "batch 4 2", SIGTERM, env
+    )
+    assert code == 128 + SIGTERM
+    assert exit_codes(store, "sweep-run") == [128 + SIGTERM, 0]
+    assert_same_history(history(store, "sweep-run"), reference)
+
+
 def test_the_best_value_survives_a_resume(tmp_path: Path) -> None:
     import keras
     import numpy as np
