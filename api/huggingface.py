@@ -99,7 +99,10 @@ class RunlogCallback(TrainerCallback):  # type: ignore[misc]
     # --- Trainer's events ---------------------------------------------------------------
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        """Start the run with ``TrainingArguments`` (and ``model.config``) as config."""
+        """Start the run with ``TrainingArguments`` (and ``model.config``) as config
+        (in the main process only, when training runs on several)."""
+        if not state.is_world_process_zero:
+            return
         config = plain_config(args.to_dict())
         model_config = getattr(kwargs.get("model"), "config", None)
         if model_config is not None and hasattr(model_config, "to_dict"):

@@ -25,6 +25,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
 
 from ._frameworks import (
     DEFAULT_SIGNALS,
@@ -103,6 +104,7 @@ class RunlogLogger(Logger):  # type: ignore[misc]
         """The run (started now if need be)."""
         return self._lazy.get(self._hparams)
 
+    @rank_zero_only  # type: ignore[untyped-decorator]
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         """The hyperparameters become the config of the run this logger starts; a run
         that was given, or resumed, keeps its config."""
@@ -111,6 +113,7 @@ class RunlogLogger(Logger):  # type: ignore[misc]
         self._hparams.update(plain_config(params))
         self._lazy.get(self._hparams)
 
+    @rank_zero_only  # type: ignore[untyped-decorator]
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log at ``step`` (the trainer's global step); rows of steps this run already
         logged (a restart from an older checkpoint) are not logged again."""
@@ -122,6 +125,7 @@ class RunlogLogger(Logger):  # type: ignore[misc]
         if self._pending is not None and step is not None and step >= self._pending[1]:
             self._save_pending()
 
+    @rank_zero_only  # type: ignore[untyped-decorator]
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """Keep the checkpoint just written (and the best one, when it changed).
 
