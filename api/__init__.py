@@ -10,6 +10,8 @@ from eventstore import FencedWriter as FencedWriter
 
 from . import sync as sync
 from ._agent import agent as agent
+from ._config import Config as Config
+from ._config import ConfigChangeError as ConfigChangeError
 from ._errors import ActiveRunError as ActiveRunError
 from ._errors import ConfigurationError as ConfigurationError
 from ._errors import InvalidRunId as InvalidRunId
@@ -18,14 +20,18 @@ from ._errors import RunAlreadyExists as RunAlreadyExists
 from ._errors import RunFinishedError as RunFinishedError
 from ._errors import RunNotFound as RunNotFound
 from ._errors import StepDroppedWarning as StepDroppedWarning
+from ._errors import ValueNotStored as ValueNotStored
 from ._explain import explain as explain
 from ._ids import generate_id as generate_id
 from ._init import init as init
 from ._preemption import handle_preemption as handle_preemption
 from ._run import Run as Run
 from ._settings import Settings as Settings
+from ._stop import stop_run as stop_run
+from ._summary import Summary as Summary
 from ._sweep_config import SweepConfig as SweepConfig
 from ._sweep_config import SweepConfigError as SweepConfigError
+from ._sweep_config import SweepConfigWarning as SweepConfigWarning
 from ._sweep_config import load_sweep_config as load_sweep_config
 from ._sweeps import SweepError as SweepError
 from ._sweeps import SweepNotFound as SweepNotFound
@@ -43,13 +49,19 @@ from ._transfer import export_log as export_log
 from ._transfer import import_log as import_log
 from ._verify import VerifyReport as VerifyReport
 from ._verify import verify as verify
+from ._wandb import IgnoredArgumentWarning as IgnoredArgumentWarning
+from ._wandb import NoRunError as NoRunError
 
 __all__ = [
     "ActiveRunError",
+    "Config",
+    "ConfigChangeError",
     "ConfigurationError",
     "ExportFileError",
     "FencedWriter",
+    "IgnoredArgumentWarning",
     "InvalidRunId",
+    "NoRunError",
     "ResumeError",
     "Run",
     "RunAlreadyExists",
@@ -57,10 +69,13 @@ __all__ = [
     "RunNotFound",
     "Settings",
     "StepDroppedWarning",
+    "Summary",
     "SweepConfig",
     "SweepConfigError",
+    "SweepConfigWarning",
     "SweepError",
     "SweepNotFound",
+    "ValueNotStored",
     "VerifyReport",
     "Work",
     "agent",
@@ -78,6 +93,7 @@ __all__ = [
     "reap",
     "register_agent",
     "resume_sweep",
+    "stop_run",
     "stop_sweep",
     "sync",
     "verify",

@@ -23,9 +23,11 @@ from eventstore import (
     StepLogged,
     StoreUnavailable,
     open_store,
+    parse_stream,
+    run_stream,
+    sweep_stream,
 )
 from projections import Model, Projector, RunState, SweepState, open_projector
-from projections._fold import parse_stream
 
 from ._errors import RunNotFound
 from ._settings import root_dir, store_target
@@ -193,7 +195,7 @@ async def show_run(name: str, *, store: StoreArg = None) -> RunReport:
     async with existing_store(store) as opened, open_projector(opened) as projector:
         state = await find_run(projector, name)
         incarnations: list[Incarnation] = []
-        stream = f"run:{state.project}/{state.run_id}"
+        stream = run_stream(state.project, state.run_id)
         async for record in opened.read_stream(stream):
             event = record.event
             if isinstance(event, RunInitialized):
@@ -228,12 +230,15 @@ async def timeline(
     store: StoreArg = None,
     since: int = 0,
     limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AsyncIterator[TimelineEntry]:
     """Every event of a run, in position order, with what it changed in the run's state.
 
     The run's own stream and the events of its sweep that name it are folded from
     position 0 exactly as the projections fold them; entries before position ``since``
-    are folded but not yielded.
+    are folded but not yielded. Events are read a page at a time and never held all
+    at once. ``progress(done, total)`` is called as events are read; ``total`` (the
+    events of those streams) comes from the store's index, before reading any.
 
     Raises:
         RunNotFound: the log has no such run.
@@ -241,12 +246,22 @@ async def timeline(
     async with existing_store(store) as opened, open_projector(opened) as projector:
         state = await find_run(projector, name)
         key = (state.project, state.run_id)
-        streams = [f"run:{state.project}/{state.run_id}"]
+        streams = [run_stream(state.project, state.run_id)]
         if state.sweep_id is not None:
-            streams.append(f"sweep:{state.sweep_id}")
+            streams.append(sweep_stream(state.sweep_id))
+        total = 0
+        if progress is not None:
+            for stream in streams:
+                info = await opened.stream_info(stream)
+                total += info.version + 1 if info is not None else 0
+            progress(0, total)
         model = Model()
         shown = 0
+        read = 0
         async for record in _merged(opened, streams):
+            read += 1
+            if progress is not None and read % 5000 == 0:
+                progress(read, total)
             event = record.event
             if not _concerns(record, state.run_id):
                 model.apply(record)
@@ -335,8 +350,8 @@ async def _target_streams(store: EventStore, projector: Projector, target: str) 
         sweep = await projector.sweep(target)
         if sweep is not None:
             members = await projector.runs()
-            return [f"sweep:{target}"] + [
-                f"run:{r.project}/{r.run_id}" for r in members if r.sweep_id == target
+            return [sweep_stream(target)] + [
+                run_stream(r.project, r.run_id) for r in members if r.sweep_id == target
             ]
     try:
         state = await find_run(projector, target)
@@ -346,9 +361,9 @@ async def _target_streams(store: EventStore, projector: Projector, target: str) 
         raise RunNotFound(
             f"the log has no run or sweep {target!r}; `runlog runs` and `runlog sweeps` list them"
         ) from None
-    streams = [f"run:{state.project}/{state.run_id}"]
+    streams = [run_stream(state.project, state.run_id)]
     if state.sweep_id is not None:
-        streams.append(f"sweep:{state.sweep_id}")
+        streams.append(sweep_stream(state.sweep_id))
     return streams
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,10 +20,11 @@ import anyio
 import click
 import msgspec
 
-from eventstore import ConcurrencyError, RunLogError, StoreError
+from eventstore import ConcurrencyError, DecodeError, RunLogError, StoreError
 
 from ._errors import RunNotFound
 from ._settings import root_dir, store_target
+from ._sweep_config import SweepConfigWarning
 from ._sweeps import SweepNotFound
 
 __all__ = ["EXIT_CODES", "main"]
@@ -74,7 +76,7 @@ class _StoreProblem(Failure):
 def _failure(exc: BaseException) -> Failure:
     if isinstance(exc, (RunNotFound, SweepNotFound)):
         return _NotFound(str(exc), type(exc).__name__)
-    if isinstance(exc, OSError) or (
+    if isinstance(exc, (OSError, DecodeError)) or (
         isinstance(exc, StoreError) and not isinstance(exc, ConcurrencyError)
     ):
         return _StoreProblem(str(exc), type(exc).__name__)
@@ -87,6 +89,21 @@ def _run(coroutine: Callable[[], Awaitable[_T]]) -> _T:
         return anyio.run(coroutine)
     except (RunLogError, OSError) as exc:
         raise _failure(exc) from exc
+
+
+def _on_existing_store(store: str | None, action: Callable[[Any], Awaitable[_T]]) -> _T:
+    """Run ``action(opened_store)`` on the store at ``store``, which must already exist.
+
+    Commands that read or act on a store must never leave an empty database behind
+    when the path is wrong: they refuse, naming the path they looked at.
+    """
+    from ._audit import existing_store
+
+    async def on_store() -> _T:
+        async with existing_store(store) as opened:
+            return await action(opened)
+
+    return _run(on_store)
 
 
 def _emit(value: Any) -> None:
@@ -328,15 +345,15 @@ def history(
     from ._audit import timeline
 
     # A run can log millions of steps: entries stream out (JSON) or fold into table rows
-    # as they come, and are never all held at once.
+    # that are printed as they close; neither is ever held whole.
     stretch = _Stretch(collapse=not all_steps)
-    rows: list[tuple[str, ...]] = []
+    table = _StreamedTable()
     encode = msgspec.json.Encoder().encode
     out = sys.stdout
 
-    async def produce() -> int:
+    async def produce(progress: Callable[[int, int], None] | None) -> int:
         count = 0
-        async for entry in timeline(run, store=store, since=since, limit=limit):
+        async for entry in timeline(run, store=store, since=since, limit=limit, progress=progress):
             if as_json:
                 if count == 0:
                     out.write('{"run":' + encode(run).decode() + ',"events":[')
@@ -346,29 +363,46 @@ def history(
             else:
                 done = stretch.add(entry)
                 if done is not None:
-                    rows.append(done)
+                    table.row(done)
             count += 1
         return count
 
-    count = _run(produce)
+    with _progress("reading the run's events", not as_json) as progress:
+        count = _run(lambda: produce(progress))
     if as_json:
         out.write(("]}" if count else '{"run":' + encode(run).decode() + ',"events":[]}') + "\n")
         out.flush()
         return
     last = stretch.flush()
     if last is not None:
-        rows.append(last)
-    from rich.table import Table
+        table.row(last)
+    table.header()  # an empty timeline still gets its header
+    click.echo(f"{count} events")
 
-    table = Table(box=None, header_style="bold")
-    for column in ("position", "time (UTC)", "stream", "event", "inc"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("changed", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console = _console()
-    console.print(table)
-    console.print(f"{count} events")
+
+class _StreamedTable:
+    """Rows printed one line each as they come, in columns of fixed width."""
+
+    COLUMNS = (("position", 15), ("time (UTC)", 23), ("stream", 6), ("event", 36), ("inc", 3))
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def header(self) -> None:
+        """Print the header line, once."""
+        if not self.started:
+            self.started = True
+            self._line((*(name for name, _ in self.COLUMNS), "changed"))
+
+    def row(self, cells: tuple[str, ...]) -> None:
+        """Print one row (after the header)."""
+        self.header()
+        self._line(cells)
+
+    def _line(self, cells: tuple[str, ...]) -> None:
+        widths = [width for _, width in self.COLUMNS]
+        text = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=False))
+        click.echo(f"{text}  {cells[-1]}".rstrip())
 
 
 class _Stretch:
@@ -435,10 +469,14 @@ class _Stretch:
 
 def _changes(changes: dict[str, list[Any]]) -> str:
     if not changes:
-        return "[dim](no change)[/dim]"
+        return "(no change)"
     parts = []
     for name, (before, after) in changes.items():
-        parts.append(f"{name}: {_short(before)} -> {_short(after)}")
+        if name.endswith("_us") and all(isinstance(v, int | None) for v in (before, after)):
+            # microsecond counters (created_us, last_heartbeat_us) read as times
+            parts.append(f"{name[:-3]}: {_time(before)} -> {_time(after)}")
+        else:
+            parts.append(f"{name}: {_short(before)} -> {_short(after)}")
     return "; ".join(parts)
 
 
@@ -474,6 +512,9 @@ def sweep(
     runlog sweep create sweep.yaml     (or: runlog sweep sweep.yaml)
     runlog sweep show SWEEP_ID
     runlog sweep --pause|--resume|--stop|--cancel SWEEP_ID
+    runlog sweep stop-run PROJECT/RUN_ID   (SIGTERM, then SIGKILL: the run ends killed)
+
+    SWEEP_ID may be written ENTITY/PROJECT/ID or PROJECT/ID, as W&B prints it.
     """
     from ._sweeps import cancel_sweep, create_sweep, pause_sweep, resume_sweep, stop_sweep
 
@@ -482,16 +523,24 @@ def sweep(
             raise click.UsageError("give one sweep id: runlog sweep show SWEEP_ID")
         _show_sweep(target[1], store, as_json)
         return
+    if action is None and target[0] == "stop-run":
+        _stop_run(target[1:], store, as_json)
+        return
     if action is None:
         files = target[1:] if target[0] == "create" else target
         if len(files) != 1:
             raise click.UsageError("give one sweep config file: runlog sweep create sweep.yaml")
-        sweep_id = _run(lambda: create_sweep(files[0], project=project, store=store))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SweepConfigWarning)
+            sweep_id = _run(lambda: create_sweep(files[0], project=project, store=store))
+        for warning in caught:  # as W&B's CLI does: the sweep is created, the key named
+            click.echo(f"runlog: warning: {warning.message}", err=True)
         if as_json:
             _emit({"sweep_id": sweep_id})
         else:
             click.echo(
-                f"created sweep {sweep_id}; run agents with: runlog agent {sweep_id} -- COMMAND"
+                f"created sweep {sweep_id}; run agents with: runlog agent {sweep_id} "
+                f"(or: runlog agent {sweep_id} -- COMMAND)"
             )
         return
     if len(target) != 1:
@@ -502,7 +551,9 @@ def sweep(
         "stop": stop_sweep,
         "cancel": cancel_sweep,
     }
-    state = _run(lambda: command[action](target[0], store=store))
+    state = _on_existing_store(
+        store, lambda opened: _on_sweep(target[0], opened, command[action])
+    )
     if as_json:
         _emit(state)
         return
@@ -510,10 +561,41 @@ def sweep(
     click.echo(f"sweep {target[0]}: {state.status}{reason}")
 
 
+async def _on_sweep(sweep_path: str, store: Any, command: Callable[..., Awaitable[_T]]) -> _T:
+    """``command(sweep_id, store=...)`` with the id given in any of W&B's forms."""
+    if "/" not in sweep_path:
+        return await command(sweep_path, store=store)
+    from projections import open_projector
+
+    from ._audit import existing_store
+    from ._sweep_path import resolve_sweep_id
+
+    async with existing_store(store) as opened:
+        async with open_projector(opened) as projector:
+            sweep_id = await resolve_sweep_id(sweep_path, projector, opened.url)
+        return await command(sweep_id, store=opened)
+
+
+def _stop_run(target: tuple[str, ...], store: str | None, as_json: bool) -> None:
+    from ._stop import stop_run
+
+    if len(target) != 1 or "/" not in target[0]:
+        raise click.UsageError("give one run: runlog sweep stop-run PROJECT/RUN_ID")
+    project, _, run_id = target[0].rpartition("/")
+    state = _on_existing_store(store, lambda opened: stop_run(project, run_id, store=opened))
+    if as_json:
+        _emit(state)
+        return
+    click.echo(
+        f"run {project}/{run_id}: asked to stop; its agent sends SIGTERM, then SIGKILL "
+        "after the kill delay"
+    )
+
+
 def _show_sweep(sweep_id: str, store: str | None, as_json: bool) -> None:
     from ._audit import show_sweep
 
-    state = _run(lambda: show_sweep(sweep_id, store=store))
+    state = _run(lambda: _on_sweep(sweep_id, store, show_sweep))
     if as_json:
         _emit(state)
         return
@@ -539,6 +621,31 @@ def _show_sweep(sweep_id: str, store: str | None, as_json: bool) -> None:
         for run_id, agent_id in sorted(state.claims.items()):
             claims.add_row(run_id, agent_id)
         console.print(claims)
+    _show_agents(console, state)
+
+
+def _show_agents(console: Any, state: Any) -> None:
+    """The sweep's agents that have not left: where they run, when last heard, their runs.
+
+    An agent killed outside its control never records that it left; one not heard from
+    for the watchdog's 300 s is shown silent rather than live.
+    """
+    from rich.table import Table
+
+    if not state.agents:
+        console.print("[bold]agents[/bold]: none")
+        return
+    now_us = int(datetime.now(tz=UTC).timestamp() * 1_000_000)
+    agents = Table(
+        "agent", "state", "host", "pid", "last seen (UTC)", "running", box=None, header_style="bold"
+    )
+    for agent_id, info in sorted(state.agents.items()):
+        seen = info.last_seen_us or info.started_us
+        alive = "live" if now_us - seen <= 300_000_000 else "silent"
+        agents.add_row(
+            agent_id, alive, info.host, str(info.pid), _time(seen), ", ".join(info.run_ids) or "-"
+        )
+    console.print(agents)
 
 
 @main.command()
@@ -573,9 +680,20 @@ def sweeps(project: str | None, status: str | None, store: str | None, as_json: 
 
 @main.command()
 @click.argument("sweep_id")
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1, required=False)
 @click.option("--count", type=int, default=None, help="Quit after this many runs.")
-@click.option("--forward-signals", is_flag=True, help="Pass SIGTERM/SIGINT/SIGUSR1 to the run.")
+@click.option(
+    "--forward-signals",
+    is_flag=True,
+    help="Pass signals on to the run; SIGTERM/SIGHUP/SIGQUIT/SIGINT: 1st waits, "
+    "2nd SIGTERMs the run, 3rd SIGKILLs it.",
+)
+@click.option(
+    "--term-timeout",
+    type=float,
+    default=None,
+    help="With --forward-signals: SIGKILL a run still alive this many seconds after a signal.",
+)
 @click.option(
     "--poll", type=float, default=5.0, show_default=True, help="Seconds between polls when idle."
 )
@@ -586,22 +704,29 @@ def agent(
     command: tuple[str, ...],
     count: int | None,
     forward_signals: bool,
+    term_timeout: float | None,
     poll: float,
     store: str | None,
     as_json: bool,
 ) -> None:
-    """Run COMMAND for runs of SWEEP_ID, preempted runs first: runlog agent SWEEP -- python train.py"""
+    """Run COMMAND for runs of SWEEP_ID, preempted runs first: runlog agent SWEEP -- python train.py
+
+    Without COMMAND the sweep config's program is run, as W&B's agent runs it: its
+    `command` (default ${env} ${interpreter} ${program} ${args}) with the macros filled in.
+    """
     from ._agent import run_agent_command
 
-    done = _run(
-        lambda: run_agent_command(
+    done = _on_existing_store(
+        store,
+        lambda opened: run_agent_command(
             sweep_id,
             command,
             count=count,
-            store=store,
+            store=opened,
             forward_signals=forward_signals,
+            term_timeout=term_timeout,
             poll_interval=poll,
-        )
+        ),
     )
     if as_json:
         _emit({"sweep_id": sweep_id, "runs": done})
@@ -623,7 +748,9 @@ def reap(timeout: float, store: str | None, as_json: bool) -> None:
     """Run the heartbeat watchdog once: expire silent runs, lapse stale claims."""
     from ._sweeps import reap as reap_once
 
-    decisions = _run(lambda: reap_once(store=store, timeout_s=timeout))
+    decisions = _on_existing_store(
+        store, lambda opened: reap_once(store=opened, timeout_s=timeout)
+    )
     if as_json:
         _emit({"decisions": decisions})
         return
@@ -637,17 +764,24 @@ def reap(timeout: float, store: str | None, as_json: bool) -> None:
 @_store_option
 @_json_option
 def explain(run: str, store: str | None, as_json: bool) -> None:
-    """Say why RUN (PROJECT/RUN_ID) was queued or not, from the events that decided it."""
-    from ._audit import split_run
+    """Say why RUN (PROJECT/RUN_ID, or a RUN_ID used in one project only) was queued or
+    not, from the events that decided it."""
+    from ._audit import find_run, split_run
     from ._explain import explain as explain_run
 
     try:
-        project, run_id = split_run(run)
+        split_run(run)
     except RunLogError as exc:
         raise click.UsageError(str(exc)) from None
-    if project is None:
-        raise click.UsageError("name the run as PROJECT/RUN_ID")
-    lines = _run(lambda: explain_run(project, run_id, store=store))
+
+    async def explained(opened: Any) -> list[str]:
+        from projections import open_projector
+
+        async with open_projector(opened) as projector:
+            state = await find_run(projector, run)  # a bare id as `show` takes it
+        return await explain_run(state.project, state.run_id, store=opened)
+
+    lines = _on_existing_store(store, explained)
     if as_json:
         _emit({"run": run, "lines": lines})
         return
@@ -725,21 +859,50 @@ def replay(
     is_flag=True,
     help="Write nothing: compare the read models where they stand, not caught up first.",
 )
+@click.option(
+    "--parallel-from",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Use the worker processes only for logs of at least N events (default 100000).",
+)
 @_store_option
 @_json_option
-def verify(workers: int | None, no_catch_up: bool, store: str | None, as_json: bool) -> None:
+def verify(
+    workers: int | None,
+    no_catch_up: bool,
+    parallel_from: int | None,
+    store: str | None,
+    as_json: bool,
+) -> None:
     """Check the hash chain, positions, versions, payloads, and the read models.
 
     Exits 0 when all is sound and 1 naming the first bad position when it is not.
     """
+    from ._verify import PARALLEL_FROM
     from ._verify import verify as verify_store
 
-    with _progress("verifying", not as_json) as progress:
-        report = _run(
-            lambda: verify_store(
-                store=store, workers=workers, progress=progress, catch_up=not no_catch_up
+    try:
+        with _progress("verifying", not as_json) as progress:
+            report = _run(
+                lambda: verify_store(
+                    store=store,
+                    workers=workers,
+                    progress=progress,
+                    catch_up=not no_catch_up,
+                    parallel_from=parallel_from or PARALLEL_FROM,
+                )
             )
-        )
+    except Exception as exc:
+        if isinstance(exc, click.ClickException):
+            raise
+        # verify reads damaged files by design, and damage can reach code that expects
+        # sound data; whatever escapes is still reported in one line, never a traceback.
+        raise _StoreProblem(
+            f"verify could not finish: {type(exc).__name__}: {exc}; the store is damaged in "
+            "a way verify cannot locate: restore it from a backup",
+            type(exc).__name__,
+        ) from exc
     if as_json:
         _emit({**msgspec.to_builtins(report), "ok": report.ok})
     else:
@@ -765,12 +928,15 @@ def verify(workers: int | None, no_catch_up: bool, store: str | None, as_json: b
                 click.echo(f"  {difference}")
         elif report.read_model_position == 0:
             click.echo("read models: none stored yet (nothing to compare)")
+        if report.read_model_error:
+            click.echo(f"  {report.read_model_error}")
         if report.ok:
             click.echo("ok")
         else:
             bad = report.first_bad_position
             where = f" at position {bad}" if bad is not None else ""
-            click.echo(f"FAILED{where}", err=True)
+            advice = f": {report.advice}" if report.advice else ""
+            click.echo(f"FAILED{where}{advice}", err=True)
     if not report.ok:
         sys.exit(EXIT_PROBLEM)
 

@@ -11,12 +11,11 @@
     │   ├── RunAlreadyExists            the run exists and resume does not allow continuing it
     │   └── ActiveRunError              resume="must" while another run is active here
     ├── RunFinishedError                the run was finished; it takes no more writes
+    ├── InvalidArgument > ValueNotStored  the store refused an event log() had accepted
     └── StoreError > ConcurrencyError > FencedWriter   a newer incarnation took over
 """
 
 from __future__ import annotations
-
-import warnings
 
 from eventstore import InvalidArgument, RunLogError
 
@@ -29,6 +28,7 @@ __all__ = [
     "RunFinishedError",
     "RunNotFound",
     "StepDroppedWarning",
+    "ValueNotStored",
 ]
 
 
@@ -61,11 +61,15 @@ class RunFinishedError(RunLogError):
     """The run was finished (or fenced); it takes no more writes."""
 
 
+class ValueNotStored(InvalidArgument):
+    """The store refused an event that ``log`` had accepted (a row merged past the size
+    limit, say); it was left out and every other event was written. Raised once, by the
+    next ``flush``/``save``/``mark_preempting``."""
+
+
 class StepDroppedWarning(UserWarning):
     """``log(step=s)`` with ``s`` below the current step: the row is not written.
 
-    Turn it into an error with ``warnings.simplefilter("error", StepDroppedWarning)``.
+    Emitted once per run (every dropped row is counted in ``run.dropped_steps``). Turn
+    it into an error with ``warnings.simplefilter("error", StepDroppedWarning)``.
     """
-
-
-warnings.simplefilter("once", StepDroppedWarning)

@@ -14,6 +14,9 @@ from eventstore import (
     RunInitialized,
     RunKilled,
     RunRevived,
+    RunStopRequested,
+    run_stream,
+    sweep_stream,
 )
 from projections import RunState, RunStatus, open_projector
 
@@ -35,12 +38,12 @@ async def explain(project: str, run_id: str, *, store: StoreArg = None) -> list[
             raise RunNotFound(
                 f"the log never mentions run {project}/{run_id}; check the project and id"
             )
-        records = [r async for r in opened.read_stream(f"run:{project}/{run_id}")]
+        records = [r async for r in opened.read_stream(run_stream(project, run_id))]
         sweep = await projector.sweep(state.sweep_id) if state.sweep_id else None
         if state.sweep_id:
             records += [
                 r
-                async for r in opened.read_stream(f"sweep:{state.sweep_id}")
+                async for r in opened.read_stream(sweep_stream(state.sweep_id))
                 if getattr(r.event, "run_id", None) == run_id
             ]
     lines = [
@@ -82,6 +85,8 @@ def _describe(event: Event) -> str | None:
         return (
             f"claimed {'from the queue' if event.requeue else 'as a new run'} by {event.agent_id}"
         )
+    if isinstance(event, RunStopRequested):
+        return f"stop requested: {event.reason}"
     if isinstance(event, ClaimLapsed):
         return "the claim lapsed before the run started"
     return None
@@ -104,6 +109,13 @@ def _why(state: RunState, *, in_sweep: bool, queued: bool) -> str:
         return "stopped writing without a preempt mark (or exited 254): crashed, not queued"
     if status is RunStatus.FAILED:
         return f"exited with {code} without a preempt mark: failed, not queued"
+    if status is RunStatus.KILLED and state.stop_requested:
+        return (
+            f"stop requested ({state.reason}): SIGTERM, then SIGKILL after the kill "
+            "delay; killed, never requeued"
+        )
     if status is RunStatus.KILLED:
         return "killed (stopped on request, interrupted or its sweep cancelled): not queued"
+    if state.stop_requested:
+        return f"{status}, asked to stop ({state.reason}): its agent sends SIGTERM, then SIGKILL"
     return f"{status}: still live, nothing decided yet"

@@ -21,12 +21,14 @@ from eventstore import (
     RunInitialized,
     WrongExpectedVersion,
     open_store,
+    run_stream,
 )
 from projections import RunState
 
 from ._errors import ActiveRunError, ConfigurationError, RunAlreadyExists, RunNotFound
 from ._ids import check_run_id, generate_id
 from ._remote import run_states
+from ._rewind import check_branch, decide_branch
 from ._run import Run, active_runs
 from ._settings import (
     ResumeMode,
@@ -41,6 +43,7 @@ from ._settings import (
     store_target,
     write_auto_resume,
 )
+from ._summary import carry_over
 
 __all__ = ["DEFAULT_PROJECT", "init"]
 
@@ -68,6 +71,8 @@ def init(
     flush_interval: float = 0.2,
     batch_size: int = 1000,
     max_buffer: int = 20_000,
+    resume_from: str | None = None,
+    fork_from: str | None = None,
 ) -> Opening[Run]:
     """Start a run, or continue one: ``run = await init(...)`` or ``async with init(...) as run``.
 
@@ -91,6 +96,10 @@ def init(
         flush_interval: seconds between group commits.
         batch_size: a commit starts as soon as this many events wait.
         max_buffer: ``log`` waits for a commit when this many events wait.
+        resume_from: ``"<id>?_step=n"``: rewind run ``<id>`` to step ``n`` and continue
+            it from ``n + 1`` (contract §3.4).
+        fork_from: ``"<source>?_step=n"``: a new run whose history starts with the
+            source's rows up to ``n``.
 
     Raises:
         RunAlreadyExists, RunNotFound, ActiveRunError: the resume rules (contract §3.3).
@@ -118,6 +127,8 @@ async def _start(
     flush_interval: float,
     batch_size: int,
     max_buffer: int,
+    resume_from: str | None = None,
+    fork_from: str | None = None,
 ) -> Run:
     given = merge(
         {
@@ -135,6 +146,9 @@ async def _start(
     root = root_dir(given.get("dir"))
     from_file = read_settings_file(root)
     mode = _resume_mode(given, explicitly_unset=resume is False, from_file=from_file.get("resume"))
+    branch = check_branch(resume_from, fork_from, mode, given.get("id"))
+    if branch is not None and branch.kind == "rewind":
+        given["id"] = branch.run_id
     # The settings file counts only where the environment says nothing (contract §2).
     for key, variable in (("id", "RUN_ID"), ("project", "PROJECT"), ("heartbeat_interval", None)):
         if key not in given and key in from_file and (variable is None or env(variable) is None):
@@ -167,6 +181,25 @@ async def _start(
         owns_store = False
         opened = store
     try:
+        if branch is not None:
+            template = _template(
+                project_name, run_id, mode, config, notes, name, tags, group, job_type, sweep_id
+            )
+
+            def build(event: RunInitialized, version: int, final: RunState) -> Run:
+                return _build_run(
+                    opened,
+                    owns_store,
+                    event,
+                    version,
+                    final,
+                    root,
+                    mode,
+                    sweep_id,
+                    (interval, flush_interval, batch_size, max_buffer),
+                )
+
+            return await decide_branch(opened, project_name, run_id, branch, template, build)
         return await _decide(
             opened,
             owns_store,
@@ -245,7 +278,7 @@ def _identity(
             warnings.warn(f"Ignoring project {project!r} when running a sweep", stacklevel=4)
             project = None
         explicit_id = agent_id or explicit_id
-    run_id = explicit_id or env("RUN_ID")
+    run_id = explicit_id if explicit_id is not None else env("RUN_ID")
     if mode == "auto":
         from_file = read_auto_resume(root)
         if from_file is not None and run_id is not None and from_file != run_id:
@@ -254,7 +287,7 @@ def _identity(
                 from_file,
                 run_id,
             )
-        run_id = run_id or from_file
+        run_id = run_id if run_id is not None else from_file
     run_id = check_run_id(run_id) if run_id is not None else generate_id()
     project = project or env("PROJECT") or DEFAULT_PROJECT
     if not isinstance(project, str) or not project or "/" in project or "\x00" in project:
@@ -276,7 +309,7 @@ async def _decide(
     batch_size: int,
     max_buffer: int,
 ) -> Run:
-    stream = f"run:{project}/{run_id}"
+    stream = run_stream(project, run_id)
     async with run_states(store) as projector:
         for _ in range(_ATTEMPTS):
             state, info, position = await projector.current(project, run_id)
@@ -292,27 +325,87 @@ async def _decide(
                 continue
             final = await projector.run(project, run_id)
             assert final is not None
-            return Run(
-                store=store,
-                owns_store=owns_store,
-                project=project,
-                run_id=run_id,
-                incarnation=event.incarnation,
-                resumed=event.resumed,
-                starting_step=event.starting_step,
-                version=result.version,
-                config=final.config,
-                notes=final.notes,
-                sweep_id=final.sweep_id or sweep_id,
-                files={name: ref.digest for name, ref in final.files.items()},
-                root=root,
-                auto_resume=mode == "auto",
-                heartbeat_interval=heartbeat_interval,
-                flush_interval=flush_interval,
-                batch_size=batch_size,
-                max_buffer=max_buffer,
+            return _build_run(
+                store,
+                owns_store,
+                event,
+                result.version,
+                final,
+                root,
+                mode,
+                sweep_id,
+                (heartbeat_interval, flush_interval, batch_size, max_buffer),
             )
     raise WrongExpectedVersion(stream, "a stable stream", -1)
+
+
+def _build_run(
+    store: EventStore,
+    owns_store: bool,
+    event: RunInitialized,
+    version: int,
+    final: RunState,
+    root: Path,
+    mode: ResumeMode | None,
+    sweep_id: str | None,
+    timing: tuple[float, float, int, int],
+) -> Run:
+    """The ``Run`` of the incarnation ``event`` started (appended at ``version``)."""
+    heartbeat_interval, flush_interval, batch_size, max_buffer = timing
+    run = Run(
+        store=store,
+        owns_store=owns_store,
+        project=event.project,
+        run_id=event.run_id,
+        incarnation=event.incarnation,
+        resumed=event.resumed,
+        starting_step=event.starting_step,
+        version=version,
+        config=final.config,
+        notes=final.notes,
+        sweep_id=final.sweep_id or sweep_id,
+        files={name: ref.digest for name, ref in final.files.items()},
+        root=root,
+        auto_resume=mode == "auto",
+        heartbeat_interval=heartbeat_interval,
+        flush_interval=flush_interval,
+        batch_size=batch_size,
+        max_buffer=max_buffer,
+    )
+    carry_over(run, final, _sweep_params(sweep_id))
+    return run
+
+
+def _template(
+    project: str,
+    run_id: str,
+    mode: ResumeMode | None,
+    config: dict[str, Any] | None,
+    notes: str | None,
+    name: str | None,
+    tags: list[str] | None,
+    group: str | None,
+    job_type: str | None,
+    sweep_id: str | None,
+) -> RunInitialized:
+    """The ``RunInitialized`` a rewind or fork starts from (incarnation decided later)."""
+    return RunInitialized(
+        project=project,
+        run_id=run_id,
+        incarnation=0,
+        resumed=False,
+        starting_step=0,
+        resume=mode,
+        config={**(config or {}), **_sweep_params(sweep_id)},
+        notes=notes,
+        name=name,
+        tags=list(tags) if tags else None,
+        group=group,
+        job_type=job_type,
+        sweep_id=sweep_id,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+    )
 
 
 def _initialization(
@@ -329,7 +422,7 @@ def _initialization(
         if mode is None or mode == "never":
             raise RunAlreadyExists(
                 f'run {run_id!r} already exists in {project!r}; pass resume="allow" or "must" to '
-                f'continue it, or resume_from="{run_id}?_step=N" to rewind it'
+                f'continue it, or resume_from="{run_id}?_step=N" to rewind it to step N'
             )
         starting = state.last_step + 1 if state.last_step is not None else 0
         return _with(

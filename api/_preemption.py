@@ -1,25 +1,27 @@
-"""The preemption pattern as one call (contract §7's recommended handler)."""
+"""The preemption pattern as one call (contract §7's recommended handler), for async runs."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from ._run import Run, handling_preemption
+from ._run import Checkpoint, Preemption, Run, handling_preemption
 
-__all__ = ["handle_preemption"]
+__all__ = ["DEFAULT_GRACE", "handle_preemption"]
 
 _T = TypeVar("_T")
 
 log = logging.getLogger("runlog")
 
-Checkpoint = Callable[[], Awaitable[None] | None]
+DEFAULT_GRACE = 10.0
+"""Seconds to wait for the loop's next ``log`` before leaving anyway: well under the
+30 s most schedulers allow between SIGTERM and SIGKILL."""
 
 
 async def _to_the_end(awaitable: Awaitable[_T]) -> _T:
@@ -39,22 +41,32 @@ def handle_preemption(
     run: Run,
     signals: Iterable[signal.Signals | int] = (signal.SIGTERM, signal.SIGUSR1),
     checkpoint: Checkpoint | None = None,
+    grace: float = DEFAULT_GRACE,
 ) -> Callable[[], None]:
-    """On any of ``signals``: mark the run preempting, run ``checkpoint``, finish the
-    run with exit code ``128 + signum`` and exit the process with that code.
+    """Leave at a step boundary when the platform preempts the job.
 
-    ``checkpoint`` may be a plain function or a coroutine function. Everything logged
-    before the signal is written before the process exits. SIGINT is left alone for
+    On any of ``signals`` the run is marked preempting at once, durably. The training
+    loop goes on until its next ``await run.log(...)``: once that step is recorded, the
+    step row is committed, ``checkpoint`` (a function or coroutine function) runs, the
+    run finishes with ``128 + signum`` and ``SystemExit`` leaves the loop, so
+    ``run.step`` is the step to resume from and the checkpoint holds exactly the steps
+    logged. If the loop does not log within ``grace`` seconds, the same happens from a
+    task of its own and the process exits with that code. SIGINT is left alone for
     interactive use. Returns a function that removes the handlers.
     """
+    if grace < 0:
+        raise ValueError(f"grace is a number of seconds >= 0, not {grace!r}")
     loop = asyncio.get_running_loop()
     chosen = [signal.Signals(s) for s in signals]
-    started: list[asyncio.Task[None]] = []
+    owned: set[asyncio.Task[None]] = set()  # cancelled by remove(), or with the loop
 
     def on_signal(signum: signal.Signals) -> None:
-        if started:
+        preemption = Preemption(signum, checkpoint, time.monotonic() + grace)
+        if not run._note_preemption(preemption):
             return  # a second signal while the first is handled changes nothing
-        started.append(loop.create_task(_preempt(run, signum, checkpoint)))
+        task = loop.create_task(_mark_then_wait(run, preemption, grace))
+        owned.add(task)
+        task.add_done_callback(owned.discard)
 
     for signum in chosen:
         loop.add_signal_handler(signum, on_signal, signum)
@@ -62,26 +74,31 @@ def handle_preemption(
     def remove() -> None:
         for signum in chosen:
             loop.remove_signal_handler(signum)
+        for task in list(owned):
+            task.cancel()
 
     return remove
 
 
-async def _preempt(run: Run, signum: signal.Signals, checkpoint: Checkpoint | None) -> None:
-    code = 128 + signum
+async def _mark_then_wait(run: Run, preemption: Preemption, grace: float) -> None:
+    await _to_the_end(run._drain())  # the mark is durable before anything else happens
+    await asyncio.sleep(grace)
+    if preemption.leaving or run.finished:
+        return
+    # The loop did not reach its next log in time: leave from here.
+    preemption.leaving = True
     handling_preemption.set(True)  # inherited by the tasks _to_the_end starts
     run._park()
+    code = preemption.exit_code
     try:
-        await _to_the_end(run.mark_preempting())
-        if checkpoint is not None:
-            result = checkpoint()
-            if inspect.isawaitable(result):
-                await _to_the_end(result)
-        await _to_the_end(run.finish(code))
+        await _to_the_end(run._checkpoint_and_finish(preemption))
     except BaseException:
-        log.exception("runlog: handling %s failed; exiting with %d anyway", signum.name, code)
+        log.exception(
+            "runlog: handling signal %d failed; exiting with %d anyway", preemption.signum, code
+        )
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         # The run is finished and written; leave now, as the platform asked, without
-        # unwinding the training loop (which may be deep inside a step).
+        # unwinding the training loop (which is stuck somewhere inside a step).
         os._exit(code)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
-from eventstore import EventStore, HTTPStore, StreamInfo
+from eventstore import ConnectionRunner, EventStore, HTTPStore, StreamInfo, run_stream, wire
 from projections import Projector, RunState, open_projector
+
+from ._wire import RunStateOut
 
 __all__ = ["RunStates", "run_states"]
 
@@ -38,13 +41,7 @@ class RunStates(Protocol):
         ...
 
 
-class _RunStateOut(msgspec.Struct, frozen=True):
-    state: RunState | None
-    position: int
-    info: StreamInfo | None = None
-
-
-_decoder = msgspec.msgpack.Decoder(_RunStateOut)
+_decoder = msgspec.msgpack.Decoder(RunStateOut)
 
 
 class _ProjectorRunStates:
@@ -56,7 +53,7 @@ class _ProjectorRunStates:
         self, project: str, run_id: str
     ) -> tuple[RunState | None, StreamInfo | None, int]:
         state = await self._projector.run(project, run_id)
-        info = await self._store.stream_info(f"run:{project}/{run_id}")
+        info = await self._store.stream_info(run_stream(project, run_id))
         return state, info, self._projector.position
 
     async def run(self, project: str, run_id: str) -> RunState | None:
@@ -74,7 +71,7 @@ class _ServerRunStates:
         self, project: str, run_id: str
     ) -> tuple[RunState | None, StreamInfo | None, int]:
         raw = await self._store.request(
-            "GET", "/api/store/run", params={"project": project, "run_id": run_id}
+            "GET", wire.RUN, params={"project": project, "run_id": run_id}
         )
         answer = _decoder.decode(raw)
         return answer.state, answer.info, answer.position
@@ -83,11 +80,28 @@ class _ServerRunStates:
         return (await self.current(project, run_id))[0]
 
 
+class _Server:
+    """A ``ReadModelFactory`` that says whether a store's read model is a server's."""
+
+    def in_memory(self) -> HTTPStore | None:
+        return None
+
+    def sqlite_file(self, path: Path, lock_timeout: float) -> HTTPStore | None:
+        return None
+
+    def postgres(self, runner: ConnectionRunner) -> HTTPStore | None:
+        return None
+
+    def remote(self, store: HTTPStore) -> HTTPStore | None:
+        return store
+
+
 @asynccontextmanager
 async def run_states(store: EventStore) -> AsyncIterator[RunStates]:
     """The server's read model for an HTTP store, else a projector of ``store``."""
-    if isinstance(store, HTTPStore):
-        yield _ServerRunStates(store)
+    server = store.host_read_model(_Server())
+    if server is not None:
+        yield _ServerRunStates(server)
     else:
         async with open_projector(store) as projector:
             yield _ProjectorRunStates(store, projector)

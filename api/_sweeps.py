@@ -8,6 +8,7 @@ of agents in any number of processes, and a grid never propose a combination twi
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import secrets
@@ -39,12 +40,14 @@ from eventstore import (
     SweepStopped,
     WrongExpectedVersion,
     open_store,
+    run_stream,
+    sweep_stream,
 )
 from projections import Projector, RunStatus, SweepState, SweepStatus, open_projector
 
 from ._ids import generate_id
 from ._settings import env, root_dir, store_target
-from ._sweep_config import SweepConfig, load_sweep_config
+from ._sweep_config import SweepConfig, load_sweep_config, parse_sweep_config, sweep_id_of
 
 __all__ = [
     "SweepError",
@@ -63,6 +66,7 @@ __all__ = [
 _T = TypeVar("_T")
 _PATIENCE_S = 60.0  # how long a command keeps deciding again while others win the race
 _ALIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PREEMPTING)
+_BAYES_WINDOW = 400  # the most recent runs of a bayes sweep its model learns from
 
 
 class SweepError(RunLogError):
@@ -156,7 +160,7 @@ async def create_sweep(
     )
     async with _opened(store) as opened:
         try:
-            await opened.append(f"sweep:{chosen_id}", [event], NO_STREAM)
+            await opened.append(sweep_stream(chosen_id), [event], NO_STREAM)
         except WrongExpectedVersion:
             raise SweepError(f"sweep {chosen_id!r} already exists; choose another id") from None
     return chosen_id
@@ -166,17 +170,20 @@ async def create_sweep(
 
 
 async def _control(
-    sweep_id: str, store: StoreArg, decide: Callable[[SweepState], list[Event]]
+    sweep_id: str,
+    store: StoreArg,
+    decide: Callable[[SweepState, Projector], Awaitable[list[Event]]],
 ) -> SweepState:
+    sweep_id = sweep_id_of(sweep_id)
     async with _opened(store) as opened, open_projector(opened) as projector:
 
         async def attempt(version: int) -> tuple[list[Event], None]:
             sweep = await projector.sweep(sweep_id)
             if sweep is None or version < 0:
                 raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
-            return decide(sweep), None
+            return await decide(sweep, projector), None
 
-        await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
+        await _decide(opened, projector, sweep_stream(sweep_id), attempt)
         sweep = await projector.sweep(sweep_id)
         assert sweep is not None
         if sweep.status is SweepStatus.CANCELED:
@@ -191,7 +198,7 @@ async def pause_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
         SweepError: "Cannot pause <state> sweep." unless RUNNING or PAUSED.
     """
 
-    def decide(sweep: SweepState) -> list[Event]:
+    async def decide(sweep: SweepState, projector: Projector) -> list[Event]:
         if sweep.status is SweepStatus.PAUSED:
             return []
         if sweep.status is not SweepStatus.RUNNING:
@@ -209,12 +216,17 @@ async def resume_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
             CRASHED (and PENDING: start an agent instead).
     """
 
-    def decide(sweep: SweepState) -> list[Event]:
+    async def decide(sweep: SweepState, projector: Projector) -> list[Event]:
         if sweep.status is SweepStatus.RUNNING:
             return []
         if sweep.status not in (SweepStatus.PAUSED, SweepStatus.FINISHED):
             raise SweepError(f"Sweep is {sweep.status} and cannot be resumed.")
-        return [SweepResumed()]
+        if sweep.status is SweepStatus.PAUSED:
+            return [SweepResumed()]
+        # Reopening re-evaluates the search (§9.1): with nothing left to hand out and
+        # nothing running, the sweep finishes again in the same append.
+        reopened = msgspec.structs.replace(sweep, status=SweepStatus.RUNNING)
+        return [SweepResumed(), *await _settled(projector, reopened)]
 
     return await _control(sweep_id, store, decide)
 
@@ -226,7 +238,7 @@ async def stop_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
         SweepError: "Sweep already <state>." from a terminal state.
     """
 
-    def decide(sweep: SweepState) -> list[Event]:
+    async def decide(sweep: SweepState, projector: Projector) -> list[Event]:
         if sweep.status.terminal:
             raise SweepError(f"Sweep already {sweep.status}.")
         return [SweepStopped()]
@@ -243,7 +255,7 @@ async def cancel_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
         SweepError: "Sweep already <state>." from a terminal state.
     """
 
-    def decide(sweep: SweepState) -> list[Event]:
+    async def decide(sweep: SweepState, projector: Projector) -> list[Event]:
         if sweep.status.terminal:
             raise SweepError(f"Sweep already {sweep.status}.")
         return [SweepCancelled()]
@@ -251,11 +263,35 @@ async def cancel_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
     return await _control(sweep_id, store, decide)
 
 
+async def settle_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState | None:
+    """Finish a RUNNING sweep now if it has nothing left to hand out and no live run
+    (§9.1's automatic FINISHED), as a claim would; agents call it when they leave, so a
+    sweep whose last agent quit with ``count`` does not stay RUNNING."""
+    async with _opened(store) as opened, open_projector(opened) as projector:
+
+        async def attempt(version: int) -> tuple[list[Event], None]:
+            sweep = await projector.sweep(sweep_id)
+            if sweep is None or version < 0 or sweep.status is not SweepStatus.RUNNING:
+                return [], None
+            return await _settled(projector, sweep), None
+
+        await _decide(opened, projector, sweep_stream(sweep_id), attempt)
+        return await projector.sweep(sweep_id)
+
+
+async def _settled(projector: Projector, sweep: SweepState) -> list[Event]:
+    """``[SweepFinished]`` if the search of a RUNNING sweep would finish it now, else []."""
+    events, _ = await _next_work(projector, sweep, "runlog-settle", 0.0)
+    if len(events) == 1 and isinstance(events[0], SweepFinished):
+        return events
+    return []
+
+
 async def _kill_live_runs(store: EventStore, projector: Projector, sweep: SweepState) -> None:
     for run in await projector.runs(sweep.project):
         if run.sweep_id == sweep.sweep_id and run.status in _ALIVE:
             await store.append(
-                f"run:{run.project}/{run.run_id}",
+                run_stream(run.project, run.run_id),
                 [RunKilled(reason="sweep cancelled", sweep_id=sweep.sweep_id)],
             )
 
@@ -272,11 +308,12 @@ async def register_agent(
         SweepNotFound: no such sweep.
     """
     chosen = agent_id or f"agent-{generate_id()}"
+    sweep_id = sweep_id_of(sweep_id)
     async with _opened(store) as opened:
-        if await opened.stream_info(f"sweep:{sweep_id}") is None:
+        if await opened.stream_info(sweep_stream(sweep_id)) is None:
             raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
         await opened.append(
-            f"sweep:{sweep_id}",
+            sweep_stream(sweep_id),
             [AgentStarted(agent_id=chosen, host=socket.gethostname(), pid=os.getpid())],
         )
     return chosen
@@ -294,6 +331,7 @@ async def claim(
 
     Exactly one agent wins each claim, however many race for it (contract §8.2).
     """
+    sweep_id = sweep_id_of(sweep_id)
     async with _opened(store) as opened, open_projector(opened) as projector:
 
         async def attempt(
@@ -304,7 +342,7 @@ async def claim(
                 raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
             return await _next_work(projector, sweep, agent_id, lease_s)
 
-        decided = await _decide(opened, projector, f"sweep:{sweep_id}", attempt)
+        decided = await _decide(opened, projector, sweep_stream(sweep_id), attempt)
         if decided is None:
             return None
         run_id, params, requeue = decided
@@ -330,7 +368,7 @@ async def _next_work(
         run_id = sweep.reoffer[0]
         claimed = RunClaimed(run_id=run_id, agent_id=agent_id, lease_s=lease_s)
         return [claimed], (run_id, await _params(projector, sweep, run_id), False)
-    config = load_sweep_config(sweep.config)
+    config = _stored_config(sweep.config)
     index = len(sweep.scheduled)
     # New suggestions claimed but not started yet count against run_cap (§9.1).
     outstanding = max(0, index - sweep.ever_running - len(sweep.reoffer))
@@ -345,6 +383,8 @@ async def _next_work(
             params = config.grid_cell(index)
         else:
             reason = "exhausted"
+    elif config.method == "bayes":
+        params = await _bayes_suggestion(projector, sweep, config, index)
     else:
         params = config.suggestion(sweep.seed, index)
     if params is None:
@@ -357,6 +397,39 @@ async def _next_work(
     scheduled = RunScheduled(run_id=run_id, params=params, index=index)
     claimed = RunClaimed(run_id=run_id, agent_id=agent_id, lease_s=lease_s)
     return [scheduled, claimed], (run_id, params, False)
+
+
+async def _bayes_suggestion(
+    projector: Projector, sweep: SweepState, config: SweepConfig, index: int
+) -> dict[str, Any]:
+    # Imported here: numpy (and scikit-learn after it) add global warning filters, which
+    # importing api must not do for users who never run a bayes sweep.
+    from ._bayes import Observation, suggest
+
+    # Only the most recent runs are read, so a claim's cost stays bounded however long
+    # the sweep has been going; the fit itself is bounded in api._bayes.
+    runs: list[Observation] = []
+    for run_id in sweep.scheduled[-_BAYES_WINDOW:]:
+        run = await projector.run(sweep.project, run_id)
+        if run is None or run.params is None:
+            continue
+        value = run.summary.get(config.metric_name or "")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            value = None
+        runs.append(Observation(run.params, str(run.status), value))
+    # The fit is CPU work: off the event loop, so the agent's own heartbeats go on.
+    return await anyio.to_thread.run_sync(suggest, config, sweep.seed, index, runs)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(encoded: bytes) -> SweepConfig:
+    return parse_sweep_config(msgspec.json.decode(encoded))
+
+
+def _stored_config(raw: dict[str, Any]) -> SweepConfig:
+    # Parsed once per distinct config, quietly: its warnings were shown when the sweep
+    # was created, not on every claim.
+    return _parsed(msgspec.json.encode(raw))
 
 
 async def _params(projector: Projector, sweep: SweepState, run_id: str) -> dict[str, Any]:
@@ -393,7 +466,7 @@ async def reap(
                 silent = (now - run.last_event_us) / 1_000_000
                 if silent <= timeout_s:
                     continue
-                stream = f"run:{run.project}/{run.run_id}"
+                stream = run_stream(run.project, run.run_id)
                 info = await opened.stream_info(stream)
                 if info is None:
                     continue
@@ -420,7 +493,7 @@ async def reap(
                 age = (now - claim_record.recorded_at_us) / 1_000_000
                 if age <= lease:
                     continue
-                stream = f"sweep:{run.sweep_id}"
+                stream = sweep_stream(run.sweep_id)
                 info = await opened.stream_info(stream)
                 if info is None:
                     continue

@@ -12,77 +12,63 @@
 The async core runs on one private event-loop thread per process. ``log`` only takes
 a lock and appends to the run's buffer (the writer on that thread commits it in
 batches), so it costs microseconds. Runs still open when the interpreter exits are
-finished then (exit code 1 after an uncaught exception, else 0) and everything they
-logged is written.
+finished then, with the exit code the process exits with (``sys.exit(n)``, 1 after an
+uncaught exception, 255 after Ctrl-C, else 0), and everything they logged is written.
+
+Every method is safe to call from a signal handler, even one that interrupted ``log``
+itself (the seed pattern: ``mark_preempting()``, save a checkpoint, ``sys.exit(143)``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from concurrent.futures import Future
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import _wandb
+from ._exit import exit_code_for
 from ._init import init as _async_init
-from ._run import Run, exit_code_for
+from ._loop import background
+from ._run import Preemption, Run
+from ._summary import Summary
 
-__all__ = ["SyncRun", "handle_preemption", "init"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "Settings",
+    "SyncRun",
+    "agent",
+    "config",
+    "define_metric",
+    "finish",
+    "handle_preemption",
+    "init",
+    "log",
+    "login",
+    "mark_preempting",
+    "restore",
+    "save",
+    "summary",
+    "sweep",
+    "util",
+    "watch",
+]
 
 _T = TypeVar("_T")
 
+DEFAULT_GRACE = 10.0
+"""Seconds ``handle_preemption`` waits for the loop's next ``log`` before leaving anyway:
+well under the 30 s most schedulers allow between SIGTERM and SIGKILL."""
 
-class _LoopThread:
-    """One event loop on a daemon thread, started on first use."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.runs: list[SyncRun] = []
-        self.uncaught = False
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                def serve() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    loop.run_forever()
-
-                threading.Thread(target=serve, name="runlog-sync", daemon=True).start()
-                ready.wait()
-                self._loop = loop
-                atexit.register(self._at_exit)
-                previous = sys.excepthook
-
-                def excepthook(*args: Any) -> None:
-                    self.uncaught = True
-                    previous(*args)
-
-                sys.excepthook = excepthook
-            return self._loop
-
-    def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return future.result()
-
-    def _at_exit(self) -> None:
-        for run in list(self.runs):
-            if not run.finished:
-                run.finish(1 if self.uncaught else 0)
+_STUCK = 5.0  # after the grace period, how long the main thread may stay in native code
 
 
-_thread = _LoopThread()
+_thread = background  # every blocking run lives on the shared loop thread
 
 
 class SyncRun:
@@ -90,8 +76,6 @@ class SyncRun:
 
     def __init__(self, run: Run) -> None:
         self._run = run
-        self._preempted: tuple[int, Callable[[], object] | None] | None = None
-        _thread.runs.append(self)
 
     @property
     def id(self) -> str:
@@ -150,34 +134,41 @@ class SyncRun:
 
     @notes.setter
     def notes(self, value: str) -> None:
-        self._run.notes = value
+        self._run._set_notes_now(value, interrupted=self._run._owned())
 
     def log(
         self, metrics: Mapping[str, Any], step: int | None = None, *, commit: bool | None = None
     ) -> None:
-        """Like ``Run.log``; blocks only when the buffer is full."""
+        """Like ``Run.log``; blocks only when the buffer is full, or to leave at this step
+        boundary when ``handle_preemption`` caught a signal."""
         run = self._run
         size = run._log_now(metrics, step, commit)
         if size >= run._batch_size and not run._wake.is_set():
             run._loop.call_soon_threadsafe(run._wake.set)  # once per batch, not per log
         if size >= run._max_buffer:
             _thread.call(run._drain())
+        if run._preempt is not None and commit is not False:
+            self._leave_for_preemption()
 
     def set_notes(self, notes: str) -> None:
         """Replace the notes and write them now."""
-        _thread.call(self._run.set_notes(notes))
+        run = self._run
+        _thread.call(run.set_notes(notes, _interrupted=run._owned()))
 
     def mark_preempting(self) -> None:
         """Like ``Run.mark_preempting``: durable when it returns."""
-        _thread.call(self._run.mark_preempting())
+        run = self._run
+        _thread.call(run.mark_preempting(_interrupted=run._owned()))
 
     def flush(self) -> None:
-        """Write everything logged so far."""
-        _thread.call(self._run.flush())
+        """Write everything logged so far (the pending step row included)."""
+        run = self._run
+        _thread.call(run.flush(_interrupted=run._owned()))
 
     def save(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Keep a copy of a file with the run; return its name."""
-        return _thread.call(self._run.save(path, name))
+        run = self._run
+        return _thread.call(run.save(path, name, _interrupted=run._owned()))
 
     def restore(self, name: str, path: str | os.PathLike[str] | None = None) -> Path:
         """Write a saved file back; return where."""
@@ -185,19 +176,25 @@ class SyncRun:
 
     def finish(self, exit_code: int = 0, *, interrupted: bool = False) -> None:
         """End the run and write everything; idempotent."""
-        if self._preempted is not None and not self._run.finished:
-            signum, checkpoint = self._preempted
-            self._preempted = None
-            exit_code, interrupted = 128 + signum, False
-            try:
-                self.mark_preempting()
-                if checkpoint is not None:
-                    checkpoint()
-            finally:
-                _thread.call(self._run.finish(exit_code))
-        _thread.call(self._run.finish(exit_code, interrupted=interrupted))
-        if self in _thread.runs:
-            _thread.runs.remove(self)
+        run = self._run
+        _thread.call(run.finish(exit_code, interrupted=interrupted, _interrupted=run._owned()))
+
+    def _leave_for_preemption(self) -> None:
+        """At a step boundary after a preemption signal: commit the step, checkpoint,
+        finish with ``128 + signum`` and raise ``SystemExit`` with that code."""
+        run = self._run
+        preemption = run._preempt
+        if preemption is None or preemption.leaving or run.finished:
+            return
+        preemption.leaving = True
+        try:
+            with run._lock:
+                run._commit_pending()
+            if preemption.checkpoint is not None:
+                preemption.checkpoint()
+        finally:
+            self.finish(preemption.exit_code)
+        sys.exit(preemption.exit_code)
 
     def __enter__(self) -> SyncRun:
         return self
@@ -214,13 +211,57 @@ class SyncRun:
     def __repr__(self) -> str:
         return f"<SyncRun {self._run!r}>"
 
+    # --- W&B's run attributes (api/_wandb.py, docs/wandb.md) ---------------------------
+
+    @property
+    def summary(self) -> Summary:
+        """The run's summary (see ``Run.summary``)."""
+        return self._run.summary
+
+    def define_metric(self, name: str, step_metric: str | None = None, **kwargs: Any) -> Any:
+        """See ``Run.define_metric``."""
+        return self._run.define_metric(name, step_metric, **kwargs)
+
+    @property
+    def entity(self) -> str | None:
+        """W&B's ``entity`` as given to ``init`` (not part of runlog's namespace)."""
+        return self._run.entity
+
+    @property
+    def name(self) -> str:
+        """The run's display name, else its id. Setting it changes this process's view
+        only; pass ``name=`` to ``init`` to record it."""
+        return self._run.name or self._run.id
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._run.name = value
+
+    @property
+    def dir(self) -> str:
+        """The run's directory (``init(dir=)``, else the working directory): where
+        ``restore`` writes files back."""
+        return str(self._run._root)
+
+    @property
+    def path(self) -> str:
+        """``"<project>/<run id>"``."""
+        return f"{self._run.project}/{self._run.id}"
+
 
 def init(*args: Any, **kwargs: Any) -> SyncRun:
-    """Start or continue a run, blocking; takes the same arguments as ``api.init``.
+    """Start or continue a run, blocking; takes the same arguments as ``api.init``, and
+    every keyword ``wandb.init`` takes (``api/_wandb.py``, ``docs/wandb.md``). The run
+    becomes ``api.sync.run``.
 
     A store object cannot be shared with async code on another loop; pass a path or
     URL (or nothing, for the embedded default).
     """
+    return _wandb.init(*args, **kwargs)
+
+
+def _start(*args: Any, **kwargs: Any) -> SyncRun:
+    """``init`` with runlog's own arguments only."""
 
     async def start() -> Run:
         return await _async_init(*args, **kwargs)
@@ -232,23 +273,45 @@ def handle_preemption(
     run: SyncRun,
     signals: Iterable[signal.Signals | int] = (signal.SIGTERM, signal.SIGUSR1),
     checkpoint: Callable[[], object] | None = None,
+    grace: float = DEFAULT_GRACE,
 ) -> Callable[[], None]:
-    """On any of ``signals``: leave the training loop with ``SystemExit(128 + signum)``;
-    on the way out the run is marked preempting, ``checkpoint`` runs and the run
-    finishes with that code, whether the run is in a ``with`` block or not.
+    """Leave at a step boundary when the platform preempts the job.
 
-    The handler itself only raises: a Python signal handler runs between any two
-    bytecodes of the main thread, perhaps inside ``log``'s critical section, so the
-    writes happen once the stack has unwound. Call it from the main thread. Returns a
-    function that restores the old handlers.
+    On any of ``signals`` the run is marked preempting at once, durably. The training
+    loop goes on until its next ``run.log(...)``: once that step is recorded the step
+    row is committed, ``checkpoint`` runs (so ``run.step`` is the step to resume from,
+    and the checkpoint holds the weights of every step logged), the run finishes with
+    ``128 + signum`` (PREEMPTED; a sweep requeues it) and ``SystemExit`` leaves the loop.
+    If the loop does not log within ``grace`` seconds, the handler does the same
+    wherever the main thread is. A checkpoint callback may assume that every step up
+    to ``run.step - 1`` is logged and none after. Call it from the main thread; SIGINT
+    is left alone. Returns a function that restores the old handlers.
     """
+    if grace < 0:
+        raise ValueError(f"grace is a number of seconds >= 0, not {grace!r}")
     chosen = [signal.Signals(s) for s in signals]
+    inner = run._run
 
     def on_signal(signum: int, frame: object) -> None:
-        if run._preempted is not None or run.finished:
+        preemption = inner._preempt
+        if inner.finished:
             return
-        run._preempted = (signum, checkpoint)
-        raise SystemExit(128 + signum)
+        if preemption is None:
+            preemption = Preemption(signum, checkpoint, time.monotonic() + grace)
+            interrupted = inner._owned()
+            if inner._note_preemption(preemption, interrupted=interrupted):
+                _thread.call(inner._drain(interrupted=interrupted))
+                threading.Thread(
+                    target=_grace_watch, args=(run, preemption), name="runlog-grace", daemon=True
+                ).start()
+            return
+        if preemption.leaving or time.monotonic() < preemption.deadline:
+            return  # a repeated signal, or the loop still has time to reach its next log
+        if inner._owned():
+            # We interrupted log() itself: let it finish its few lines, then come back.
+            threading.Timer(0.05, _signal_main_thread, (signum,)).start()
+            return
+        run._leave_for_preemption()
 
     previous = {s: signal.signal(s, on_signal) for s in chosen}
 
@@ -257,3 +320,59 @@ def handle_preemption(
             signal.signal(s, handler)
 
     return remove
+
+
+def _signal_main_thread(signum: int) -> None:
+    """Deliver ``signum`` to the main thread itself, so that a blocking call there (a
+    sleep, a read) is interrupted and the Python handler runs now."""
+    ident = threading.main_thread().ident
+    if ident is not None:
+        signal.pthread_kill(ident, signum)
+
+
+def _grace_watch(run: SyncRun, preemption: Preemption) -> None:
+    """After the grace period, make the main thread leave; if it is stuck in native code
+    past that, end the run from here so the log says PREEMPTED, and exit."""
+    time.sleep(max(0.0, preemption.deadline - time.monotonic()))
+    if preemption.leaving or run.finished:
+        return
+    _signal_main_thread(preemption.signum)
+    stuck_until = time.monotonic() + _STUCK
+    while time.monotonic() < stuck_until:
+        time.sleep(0.05)
+        if preemption.leaving or run.finished:
+            return
+    preemption.leaving = True
+    try:
+        run.finish(preemption.exit_code)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(preemption.exit_code)
+
+
+# --- W&B's module-level API: `from api import sync as wandb` (api/_wandb.py) -------------
+
+config = _wandb.config
+summary = _wandb.summary
+log = _wandb.log
+finish = _wandb.finish
+mark_preempting = _wandb.mark_preempting
+define_metric = _wandb.define_metric
+save = _wandb.save
+restore = _wandb.restore
+sweep = _wandb.sweep
+agent = _wandb.agent
+login = _wandb.login
+watch = _wandb.watch
+util = _wandb.util
+Settings = _wandb.Settings
+
+
+def __getattr__(name: str) -> Any:
+    """``api.sync.run``: the run the module-level functions act on (``wandb.run``), set by
+    ``init`` and None again once it is finished, however that happened."""
+    if name == "run":
+        current = _wandb._state.run
+        return current if current is not None and not current.finished else None
+    raise AttributeError(f"module 'api.sync' has no attribute {name!r}")

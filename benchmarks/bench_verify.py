@@ -120,7 +120,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where to make the work dir")
     parser.add_argument("--keep", action="store_true", help="keep the database file")
     parser.add_argument("--measure-only", type=Path, metavar="PATH", help=argparse.SUPPRESS)
-    parser.add_argument("--impl", choices=("verify", "raw"), default="verify", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--impl", choices=("verify", "raw"), default="verify", help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
 
     if args.measure_only is not None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from ._chain import GENESIS_HASH, chain_batch
+from ._checks import satisfies
 from ._codec import EventCodec, event_id_bytes
-from ._errors import EventIdConflict, EventTooLarge, InvalidArgument
+from ._errors import EventIdConflict, EventTooLarge, InvalidArgument, WrongExpectedVersion
 from ._events import Event
 from ._types import AppendResult, NewEvent
 
-__all__ = ["StoredIds", "encode_batch", "retried_append"]
+__all__ = ["AppendPlan", "StoredIds", "encode_batch", "retried_append"]
 
 StoredIds = dict[bytes, tuple[int, int, str, bytes]]
 """Event id -> (position, version, stream, stored bytes) of ids a store already holds."""
@@ -95,3 +97,79 @@ def retried_append(
         max(found[event_id][1] for event_id in ids),
         deduplicated=True,
     )
+
+
+class AppendPlan:
+    """An append decided under the store's lock from the stream's state and the head:
+    the backends differ only in how they read that state and write the rows.
+
+    ``refused`` means the stream is not at ``expected``: the backend then looks the
+    batch's ids up (a retry of an append that did commit) and calls ``refuse``.
+    """
+
+    __slots__ = ("current", "first", "hashes", "now", "refused", "stream", "stream_id")
+
+    def __init__(
+        self,
+        stream: str,
+        expected: int | str,
+        state: tuple[int | None, int | None, int | None, int | None, bytes | None],
+        ids: list[bytes],
+        datas: list[bytes],
+        clock: Callable[[], float],
+    ) -> None:
+        stream_id, current, last, last_time, previous = state
+        self.stream = stream
+        self.stream_id = stream_id
+        self.current = -1 if current is None else current
+        self.refused = not satisfies(expected, self.current)
+        self.first = (last or 0) + 1
+        self.now = 0
+        self.hashes: list[bytes] = []
+        if self.refused or not datas:
+            return
+        # recorded_at never decreases along positions, even if clocks step back or
+        # differ between machines, so "as of time t" is always a prefix of the log.
+        self.now = max(int(clock() * 1_000_000), last_time or 0)
+        self.hashes = chain_batch(
+            previous if last is not None and previous is not None else GENESIS_HASH,
+            stream,
+            self.first,
+            self.current + 1,
+            self.now,
+            ids,
+            datas,
+        )
+
+    @property
+    def count(self) -> int:
+        """How many events the append writes."""
+        return len(self.hashes)
+
+    @property
+    def last(self) -> int:
+        """The position of the batch's last event."""
+        return self.first + len(self.hashes) - 1
+
+    @property
+    def version(self) -> int:
+        """The stream's version after the append."""
+        return self.current + len(self.hashes)
+
+    def result(self) -> AppendResult:
+        """What the append returns once committed."""
+        return AppendResult(self.stream, tuple(range(self.first, self.last + 1)), self.version)
+
+    def refuse(
+        self, expected: int | str, ids: list[bytes], datas: list[bytes], found: StoredIds
+    ) -> AppendResult:
+        """The original result if the refused batch is a retry of a stored one, else raise.
+
+        Raises:
+            WrongExpectedVersion: the stream is not at ``expected``.
+            EventIdConflict: part of the batch is stored, or an id holds other content.
+        """
+        stored = retried_append(self.stream, ids, datas, found)
+        if stored is None:
+            raise WrongExpectedVersion(self.stream, expected, self.current)
+        return stored

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import struct
 
-__all__ = ["GENESIS_HASH", "chain_hash"]
+__all__ = ["GENESIS_HASH", "chain_batch", "chain_hash"]
 
 GENESIS_HASH = bytes(32)
 """The 'previous hash' of the first event."""
 
-_HEADER = struct.Struct(">qqqH")
+_pack = struct.Struct(">qqqH").pack
+_blake2b = hashlib.blake2b
+_join = b"".join
 
 
 def chain_hash(
@@ -28,8 +30,35 @@ def chain_hash(
     stream: bytes,
     data: bytes,
 ) -> bytes:
-    """The hash of one event given the hash before it; ``stream`` is the UTF-8 name."""
-    header = _HEADER.pack(position, version, recorded_at_us, len(stream))
-    return hashlib.blake2b(
-        b"".join((previous, header, event_id, stream, data)), digest_size=32
-    ).digest()
+    """The hash of one event given the hash before it; ``stream`` is the UTF-8 name.
+
+    The one definition of the chain: appends, imports and ``check_log`` all call it.
+    """
+    header = _pack(position, version, recorded_at_us, len(stream))
+    return _blake2b(_join((previous, header, event_id, stream, data)), digest_size=32).digest()
+
+
+def chain_batch(
+    previous: bytes,
+    stream: str,
+    first_position: int,
+    first_version: int,
+    recorded_at_us: int,
+    ids: list[bytes],
+    datas: list[bytes],
+) -> list[bytes]:
+    """The hashes of an append's events, one stream's consecutive versions at
+    consecutive positions, all recorded at the same time."""
+    name = stream.encode()
+    hashes: list[bytes] = []
+    add, link = hashes.append, chain_hash
+    for position, version, event_id, data in zip(
+        range(first_position, first_position + len(ids)),
+        range(first_version, first_version + len(ids)),
+        ids,
+        datas,
+        strict=True,
+    ):
+        previous = link(previous, position, version, recorded_at_us, event_id, name, data)
+        add(previous)
+    return hashes

@@ -16,22 +16,29 @@ from typing import Any, ClassVar
 import msgspec
 
 __all__ = [
+    "AgentHeartbeat",
     "AgentStarted",
     "AgentStopped",
     "ClaimLapsed",
+    "ConfigUpdated",
     "Event",
     "FileSaved",
     "Heartbeat",
     "HeartbeatExpired",
+    "MetricDefined",
     "NotesEdited",
     "PreemptMarked",
     "RunClaimed",
     "RunExited",
+    "RunForked",
     "RunInitialized",
     "RunKilled",
     "RunRevived",
+    "RunRewound",
     "RunScheduled",
+    "RunStopRequested",
     "StepLogged",
+    "SummaryUpdated",
     "SweepCancelled",
     "SweepCreated",
     "SweepFinished",
@@ -228,6 +235,31 @@ class AgentStopped(Event, frozen=True):
     reason: str | None = None
 
 
+class RunStopRequested(Event, frozen=True):
+    """A stop was asked for ``incarnation`` of the run (the ``stop`` command of contract §9.2).
+
+    Written by Hyperband early termination (``rule="hyperband"``, with the band, the
+    run's value there and the band's threshold) or by a single-run stop (``rule="user"``).
+    The run's agent sends SIGTERM, then SIGKILL after the kill delay; the run ends
+    killed, never preempted, so it is never requeued.
+    """
+
+    incarnation: int
+    reason: str
+    rule: str = "user"
+    sweep_id: str | None = None
+    band: int | None = None
+    value: float | None = None
+    threshold: float | None = None
+
+
+class AgentHeartbeat(Event, frozen=True):
+    """An agent is alive and runs ``run_ids`` now (contract §9.2)."""
+
+    agent_id: str
+    run_ids: list[str] = []
+
+
 CATALOGUE: tuple[type[Event], ...] = (
     RunInitialized,
     StepLogged,
@@ -250,4 +282,86 @@ CATALOGUE: tuple[type[Event], ...] = (
     ClaimLapsed,
     AgentStarted,
     AgentStopped,
+    RunStopRequested,
+    AgentHeartbeat,
+)
+
+
+# --- run stream, continued: summary, config, metric definitions, rewind and fork --------
+
+
+class SummaryUpdated(Event, frozen=True):
+    """Explicit summary values (``run.summary[key] = value``, ``summary.update``).
+
+    They override the last logged value of those keys until the key is logged again;
+    ``removed`` keys were deleted from the summary.
+    """
+
+    values: dict[str, Any]
+    incarnation: int | None = None
+    removed: list[str] = []
+
+
+class ConfigUpdated(Event, frozen=True):
+    """Config keys set after ``init`` (``run.config.update``, ``run.config.lr = ...``)."""
+
+    values: dict[str, Any]
+    incarnation: int | None = None
+
+
+class MetricDefined(Event, frozen=True):
+    """``define_metric``: how a metric (or a ``prefix*`` glob) is summarised and charted.
+
+    ``summary`` is a comma-separated list of ``min``, ``max``, ``last``, ``first``,
+    ``best`` and ``none``, or None for the default (the last value under the metric's
+    own name); ``step_metric`` names the metric to chart it against.
+    """
+
+    name: str
+    incarnation: int | None = None
+    step_metric: str | None = None
+    summary: str | None = None
+    goal: str | None = None
+    hidden: bool = False
+
+
+class RunRewound(Event, frozen=True):
+    """``resume_from="<id>?_step=n"``: the visible history ends at ``step``.
+
+    Written in one append with the ``RunInitialized`` of the new incarnation (which
+    starts at ``step + 1``). ``summary`` is the summary recomputed from the surviving
+    history, ``rows`` and ``last_step`` describe it; the rows after ``step`` stay in
+    the log and readable as of an earlier position.
+    """
+
+    incarnation: int
+    step: int
+    summary: dict[str, Any] = {}
+    rows: int = 0
+    last_step: int | None = None
+
+
+class RunForked(Event, frozen=True):
+    """``fork_from="<source>?_step=n"``: this new run's visible history starts with the
+    source's rows up to ``step``, as the source was at ``source_position``.
+
+    Written first in the fork's stream, in one append with its ``RunInitialized``.
+    """
+
+    source_project: str
+    source_run_id: str
+    step: int
+    source_position: int
+    summary: dict[str, Any] = {}
+    rows: int = 0
+    last_step: int | None = None
+
+
+CATALOGUE = (
+    *CATALOGUE,
+    SummaryUpdated,
+    ConfigUpdated,
+    MetricDefined,
+    RunRewound,
+    RunForked,
 )

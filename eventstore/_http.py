@@ -14,16 +14,23 @@ reached is ``StoreUnavailable`` (which the library's writer retries).
 from __future__ import annotations
 
 import os
-import uuid
-import warnings
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 import msgspec
 
+from . import wire
+from ._batch import encode_batch
+from ._checks import (
+    check_expected,
+    check_positions,
+    check_range,
+    check_size,
+    check_stream,
+    check_stream_window,
+)
 from ._codec import EventCodec
 from ._errors import (
     ConcurrencyError,
@@ -43,6 +50,8 @@ from ._errors import (
     WrongExpectedVersion,
 )
 from ._events import Event
+from ._hosting import ReadModelFactory
+from ._store_base import StoreBase
 from ._subscription import Subscription
 from ._types import (
     AppendResult,
@@ -61,32 +70,10 @@ __all__ = ["TOKEN_ENV", "HTTPStore"]
 
 TOKEN_ENV = "RUNLOG_TOKEN"
 """The environment variable holding the bearer token a client sends with writes."""
-_MSGPACK = "application/msgpack"
+_M = TypeVar("_M")
 _PAGE = 1000
 _MAX_PAGE = 10_000  # the server's largest page
 _CHUNK = 1 << 20
-
-
-class _Wire(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    position: int
-    stream: str
-    version: int
-    recorded_at_us: int
-    data: bytes
-
-
-class _AppendOut(msgspec.Struct, frozen=True):
-    stream: str
-    positions: list[int]
-    version: int
-    deduplicated: bool
-
-
-class _Error(msgspec.Struct):
-    status: int = 0
-    error: str = ""
-    detail: str = ""
-    actual_version: int | None = None
 
 
 _ERRORS: dict[str, type[RunLogError]] = {
@@ -97,17 +84,17 @@ _ERRORS: dict[str, type[RunLogError]] = {
         UnknownEventType,
     )
 }  # fmt: skip
-_records = msgspec.msgpack.Decoder(list[_Wire])
+_records = msgspec.msgpack.Decoder(list[wire.WireRecord])
 _stored = msgspec.msgpack.Decoder(list[StoredEvent])
 _info = msgspec.msgpack.Decoder(StreamInfo | None)
 _infos = msgspec.msgpack.Decoder(list[StreamInfo])
-_appended = msgspec.msgpack.Decoder(_AppendOut)
+_appended = msgspec.msgpack.Decoder(wire.AppendOut)
 _imported = msgspec.msgpack.Decoder(ImportResult)
-_error = msgspec.json.Decoder(_Error)
+_error = msgspec.json.Decoder(wire.ErrorOut)
 _encoder = msgspec.msgpack.Encoder()
 
 
-class HTTPStore:
+class HTTPStore(StoreBase):
     """A store served by ``runlog serve`` at ``url``; open it with ``open_store(url)``.
 
     The token for writes comes from ``token`` or ``RUNLOG_TOKEN``; reads need none.
@@ -121,16 +108,23 @@ class HTTPStore:
         token: str | None = None,
         poll_interval: float = 0.1,
         timeout: float = 60.0,
+        max_event_bytes: int = 1 << 20,
     ) -> None:
         self._url = url.rstrip("/")
+        super().__init__(self._url)
+        self._max_event_bytes = max_event_bytes
         self._codec = codec
         self._token = token if token is not None else os.environ.get(TOKEN_ENV) or None
         self._poll_interval = poll_interval
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
-        self._state = "new"
 
     # --- lifetime -----------------------------------------------------------------------
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest encoded event this client sends (the server may allow less)."""
+        return self._max_event_bytes
 
     @property
     def url(self) -> str:
@@ -157,32 +151,11 @@ class HTTPStore:
         if self._state == "closed":
             return
         self._state = "closed"
+        self._wake()
         client, self._client = self._client, None
         if client is not None:
             with anyio.CancelScope(shield=True):
                 await client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        if getattr(self, "_state", "closed") == "open":
-            warnings.warn(
-                f"runlog store {self._url} was not closed; use 'async with open_store(...)'",
-                ResourceWarning,
-                stacklevel=2,
-            )
-
-    def __repr__(self) -> str:
-        return f"<HTTPStore {self._url} {self._state}>"
 
     # --- the one place requests are made and errors translated ----------------------------
 
@@ -193,7 +166,7 @@ class HTTPStore:
         *,
         params: dict[str, Any] | None = None,
         body: bytes | AsyncIterator[bytes] | None = None,
-        media: str = _MSGPACK,
+        media: str = wire.MSGPACK,
         context: dict[str, Any] | None = None,
     ) -> bytes:
         """Send a request to the server; the response body, or the matching runlog error.
@@ -224,13 +197,16 @@ class HTTPStore:
         try:
             problem = _error.decode(response.content)
         except msgspec.MsgspecError:
-            problem = _Error(response.status_code, "", response.text[:200])
+            problem = wire.ErrorOut(response.status_code, "", response.text[:200])
         detail = problem.detail or f"HTTP {response.status_code}"
         if problem.error == "WrongExpectedVersion":
-            if "stream" not in context:  # an import whose stream is not where it expected
+            stream = context.get("stream", problem.stream)
+            if stream is None:  # a server that does not name the stream
                 raise ConcurrencyError(detail)
             actual = problem.actual_version if problem.actual_version is not None else -1
-            raise WrongExpectedVersion(context["stream"], context["expected"], actual)
+            raise WrongExpectedVersion(
+                stream, context.get("expected", problem.expected_version), actual
+            )
         known = _ERRORS.get(problem.error)
         if known is not None:
             raise known(detail)
@@ -246,13 +222,13 @@ class HTTPStore:
             raise InvalidArgument(detail)
         raise StoreError(f"the runlog server at {self._url} failed: {detail}")
 
-    def _decode(self, wire: list[_Wire]) -> list[RecordedEvent]:
+    def _decode(self, records: list[wire.WireRecord]) -> list[RecordedEvent]:
         decode = self._codec.decode
         return [
             RecordedEvent(
                 w.position, w.stream, w.version, w.recorded_at_us, decode(w.data, w.position)
             )
-            for w in wire
+            for w in records
         ]
 
     # --- writing ------------------------------------------------------------------------
@@ -271,26 +247,20 @@ class HTTPStore:
             StoreUnavailable: the server cannot be reached; retrying the same
                 ``NewEvent`` objects is safe.
         """
-        if isinstance(events, (Event, NewEvent)) or not isinstance(events, Sequence):
-            raise InvalidArgument("append takes a sequence of events, e.g. [event]")
-        wire: list[tuple[bytes, bytes]] = []
-        for index, item in enumerate(events):
-            event, event_id = (
-                (item.event, item.event_id) if isinstance(item, NewEvent) else (item, uuid.uuid4())
-            )
-            self._codec.check(event, index)
-            raw_id = event_id.bytes if isinstance(event_id, uuid.UUID) else bytes(event_id)
-            wire.append((raw_id, self._codec.encode(event)))
-        body = _encoder.encode(
-            {"stream": stream, "expected_version": expected_version, "events": wire}
-        )
+        check_stream(stream)
+        check_expected(expected_version)
+        ids, datas = encode_batch(self._codec, events, self._max_event_bytes)
+        batch = [wire.WireNew(i, d) for i, d in zip(ids, datas, strict=True)]
+        body = _encoder.encode(wire.AppendIn(stream, expected_version, batch))
         raw = await self.request(
             "POST",
-            "/api/store/append",
+            wire.APPEND,
             body=body,
             context={"stream": stream, "expected": expected_version},
         )
         out = _appended.decode(raw)
+        if out.positions and not out.deduplicated:
+            self._wake()
         return AppendResult(out.stream, tuple(out.positions), out.version, out.deduplicated)
 
     async def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
@@ -307,9 +277,7 @@ class HTTPStore:
                 while chunk := await file.read(_CHUNK):
                     yield chunk
 
-        raw = await self.request(
-            "PUT", "/api/store/files", body=chunks(), media="application/octet-stream"
-        )
+        raw = await self.request("PUT", wire.FILES, body=chunks(), media="application/octet-stream")
         digest, size = msgspec.msgpack.decode(raw, type=tuple[str, int])
         return digest, size
 
@@ -328,7 +296,7 @@ class HTTPStore:
         await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
         size = 0
         try:
-            async with self._client.stream("GET", f"/api/store/files/{digest}") as response:
+            async with self._client.stream("GET", f"{wire.FILES}/{digest}") as response:
                 if response.status_code >= 400:
                     await response.aread()
                     self._raise_for(response, {})
@@ -351,13 +319,13 @@ class HTTPStore:
 
     async def head(self) -> int:
         """The position of the last event, 0 when the log is empty."""
-        raw = await self.request("GET", "/api/head")
+        raw = await self.request("GET", wire.HEAD)
         return int(msgspec.json.decode(raw)["head"])
 
     async def stream_info(self, stream: str) -> StreamInfo | None:
         """The stream's version and positions, None if it holds no event."""
         info: StreamInfo | None = _info.decode(
-            await self.request("GET", "/api/store/info", params={"name": stream})
+            await self.request("GET", wire.INFO, params={"name": stream})
         )
         return info
 
@@ -368,22 +336,19 @@ class HTTPStore:
 
     async def streams(self, prefix: str = "") -> list[StreamInfo]:
         """The streams whose names start with ``prefix``, in order of creation."""
-        return _infos.decode(
-            await self.request("GET", "/api/store/streams", params={"prefix": prefix})
-        )
+        return _infos.decode(await self.request("GET", wire.STREAMS, params={"prefix": prefix}))
 
     async def read_stream(
         self, stream: str, from_version: int = 0, *, limit: int | None = None
     ) -> AsyncIterator[RecordedEvent]:
         """The events of ``stream`` from ``from_version`` on, page by page."""
-        if from_version < 0:
-            raise InvalidArgument(f"from_version must be >= 0, got {from_version}")
+        check_stream_window(stream, from_version, limit)
         remaining = limit
         while remaining is None or remaining > 0:
             size = _PAGE if remaining is None else min(_PAGE, remaining)
             raw = await self.request(
                 "GET",
-                "/api/store/stream",
+                wire.STREAM,
                 params={"name": stream, "from_version": from_version, "limit": size},
             )
             page = self._decode(_records.decode(raw))
@@ -397,49 +362,27 @@ class HTTPStore:
 
     async def _read_page(self, from_position: int, limit: int) -> list[RecordedEvent]:
         params = {"from": from_position, "limit": min(limit, 10_000)}
-        return self._decode(
-            _records.decode(await self.request("GET", "/api/store/events", params=params))
-        )
-
-    async def read_all(
-        self, from_position: int = 0, *, to_position: int | None = None
-    ) -> AsyncIterator[RecordedEvent]:
-        """Every event from ``from_position`` to ``to_position`` (inclusive), page by page."""
-        async for page in self.read_all_pages(from_position, to_position=to_position):
-            for record in page:
-                yield record
+        return self._decode(_records.decode(await self.request("GET", wire.EVENTS, params=params)))
 
     async def read_all_pages(
         self, from_position: int = 0, *, to_position: int | None = None, size: int = _PAGE
     ) -> AsyncIterator[list[RecordedEvent]]:
         """``read_all`` a page of up to ``size`` events (at most 10,000) at a time."""
-        async for page in self._pages("/api/store/events", from_position, to_position, size):
+        async for page in self._pages(wire.EVENTS, from_position, to_position, size):
             yield self._decode(_records.decode(page))
-
-    async def read_stored(
-        self, from_position: int = 0, *, to_position: int | None = None
-    ) -> AsyncIterator[StoredEvent]:
-        """Like ``read_all`` but undecoded, with each event's stored bytes and hash."""
-        async for page in self.read_stored_pages(from_position, to_position=to_position):
-            for record in page:
-                yield record
 
     async def read_stored_pages(
         self, from_position: int = 0, *, to_position: int | None = None, size: int = _PAGE
     ) -> AsyncIterator[list[StoredEvent]]:
         """``read_stored`` a page of up to ``size`` events (at most 10,000) at a time."""
-        async for page in self._pages("/api/store/stored", from_position, to_position, size):
+        async for page in self._pages(wire.STORED, from_position, to_position, size):
             yield _stored.decode(page)
 
     async def _pages(
         self, path: str, from_position: int, to_position: int | None, size: int
     ) -> AsyncIterator[bytes]:
-        if from_position < 0 or (to_position is not None and to_position < 0):
-            raise InvalidArgument("positions must be >= 0")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise InvalidArgument(f"size must be a positive int, got {size!r}")
-        size = min(size, _MAX_PAGE)
-        position = max(from_position, 1)
+        position, to_position = check_range(from_position, to_position)
+        size = min(check_size(size), _MAX_PAGE)
         while to_position is None or position <= to_position:
             limit = size if to_position is None else min(size, to_position - position + 1)
             raw = await self.request("GET", path, params={"from": position, "limit": limit})
@@ -459,31 +402,35 @@ class HTTPStore:
         batch = list(events)
         if not all(isinstance(stored, StoredEvent) for stored in batch):
             raise InvalidArgument("import_events takes StoredEvent items (from read_stored)")
-        raw = await self.request("POST", "/api/store/import", body=_encoder.encode(batch))
-        return _imported.decode(raw)
+        raw = await self.request("POST", wire.IMPORT, body=_encoder.encode(batch))
+        result = _imported.decode(raw)
+        if result.added:
+            self._wake()
+        return result
 
     async def read_positions(self, positions: Sequence[int]) -> list[RecordedEvent]:
         """The events at ``positions``, in the order given."""
-        wanted = list(positions)
+        wanted = check_positions(positions)
         out: list[RecordedEvent] = []
         for begin in range(0, len(wanted), 10_000):
             raw = await self.request(
-                "POST", "/api/store/positions", body=_encoder.encode(wanted[begin : begin + 10_000])
+                "POST", wire.POSITIONS, body=_encoder.encode(wanted[begin : begin + 10_000])
             )
             out += self._decode(_records.decode(raw))
         return out
 
     async def position_at(self, recorded_at_us: int) -> int:
         """The last position recorded at or before ``recorded_at_us`` (0 if none)."""
-        raw = await self.request("GET", "/api/store/position_at", params={"us": recorded_at_us})
+        raw = await self.request("GET", wire.POSITION_AT, params={"us": recorded_at_us})
         return int(msgspec.msgpack.decode(raw))
+
+    def host_read_model(self, factory: ReadModelFactory[_M]) -> _M:
+        """The server's own read model, asked over HTTP: a local one would replay the
+        whole log over the network."""
+        return factory.remote(self)
 
     def subscribe(
         self, from_position: int = 0, *, poll_interval: float | None = None
     ) -> Subscription:
         """Catch up from ``from_position``, then poll the server for new events."""
         return Subscription(self, from_position, poll_interval or self._poll_interval)
-
-    async def _wait_for_append(self, patience: float) -> None:
-        if self._state == "open":
-            await anyio.sleep(patience)

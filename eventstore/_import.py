@@ -12,8 +12,9 @@ import msgspec
 
 from ._batch import StoredIds
 from ._chain import GENESIS_HASH, chain_hash
+from ._checks import check_stream
 from ._errors import EventIdConflict, EventTooLarge, InvalidArgument, WrongExpectedVersion
-from ._types import StoredEvent
+from ._types import ImportResult, StoredEvent
 
 __all__ = ["ImportPlan", "NewRow", "check_imported", "plan_import"]
 
@@ -31,6 +32,8 @@ class NewRow(msgspec.Struct, frozen=True, array_like=True):
 
 
 class ImportPlan(msgspec.Struct, frozen=True):
+    """What an import writes: rows, streams to create and to move, and its result."""
+
     rows: list[NewRow]
     new_streams: dict[str, tuple[int, int, int]]
     """name -> (version, first position, last position) of streams the batch creates."""
@@ -40,16 +43,35 @@ class ImportPlan(msgspec.Struct, frozen=True):
     times_raised: int
     head: int
 
+    def records(
+        self, stream_ids: dict[str, int]
+    ) -> list[tuple[int, int, int, bytes, int, bytes, bytes]]:
+        """The rows to insert, with each stream's name replaced by its id."""
+        return [
+            (
+                r.position,
+                stream_ids[r.stream],
+                r.version,
+                r.event_id,
+                r.recorded_at_us,
+                r.data,
+                r.hash,
+            )
+            for r in self.rows
+        ]
+
+    def result(self) -> ImportResult:
+        """What the import returns once committed."""
+        return ImportResult(len(self.rows), self.skipped, self.times_raised, self.head)
+
 
 def check_imported(events: Sequence[StoredEvent], max_event_bytes: int) -> list[StoredEvent]:
     """The batch as a list, after the checks that need no database."""
-    from ._sqlite import _check_stream  # the one definition of a valid stream name
-
     rows = list(events)
     for stored in rows:
         if not isinstance(stored, StoredEvent):
             raise InvalidArgument("import_events takes StoredEvent items (from read_stored)")
-        _check_stream(stored.stream)
+        check_stream(stored.stream)
         if len(stored.event_id_bytes) != 16:
             raise InvalidArgument(f"event at position {stored.position} has no 16-byte id")
         if len(stored.data) > max_event_bytes:

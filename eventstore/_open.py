@@ -9,13 +9,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from ._codec import EventCodec, default_codec
+from ._core import StoreOptions
 from ._errors import InvalidArgument
 from ._location import parse_location
-from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from ._http import HTTPStore
+    from ._postgres import PostgresStore
 
 __all__ = ["Opening", "open_store"]
 
@@ -96,12 +97,6 @@ def open_store(
         StoreUnavailable: the file cannot be opened or created.
     """
     location = parse_location(target)
-    if location.backend == "http":
-        # A runlog server (runlog serve): writes send the bearer token in RUNLOG_TOKEN.
-        from ._http import HTTPStore
-
-        remote = HTTPStore(location.url, codec=codec or default_codec, poll_interval=poll_interval)
-        return Opening(remote._open)
     if lock_timeout <= 0:
         raise InvalidArgument(f"lock_timeout must be positive, got {lock_timeout}")
     if max_event_bytes <= 0:
@@ -110,15 +105,28 @@ def open_store(
         raise InvalidArgument(f"durability is 'normal' or 'full', not {durability!r}")
     if poll_interval <= 0:
         raise InvalidArgument(f"poll_interval must be positive, got {poll_interval}")
-    options: dict[str, Any] = {
-        "codec": codec or default_codec,
-        "create": create,
-        "lock_timeout": lock_timeout,
-        "max_event_bytes": max_event_bytes,
-        "durability": durability,
-        "poll_interval": poll_interval,
-        "clock": clock,
-    }
+    if location.backend == "http":
+        # A runlog server (runlog serve): writes send the bearer token in RUNLOG_TOKEN.
+        from ._http import HTTPStore
+
+        remote = HTTPStore(
+            location.url,
+            codec=codec or default_codec,
+            poll_interval=poll_interval,
+            max_event_bytes=max_event_bytes,
+        )
+        return Opening(remote._open)
+    options = StoreOptions(
+        codec=codec or default_codec,
+        create=create,
+        lock_timeout=lock_timeout,
+        max_event_bytes=max_event_bytes,
+        durability=durability,
+        poll_interval=poll_interval,
+        clock=clock,
+    )
     if location.backend == "postgresql":
-        return Opening(PostgresStore(location, **options)._open)
-    return Opening(SQLiteStore(location, **options)._open)
+        from ._postgres import PostgresStore  # imports asyncpg: only when it is used
+
+        return Opening(PostgresStore(location, options)._open)
+    return Opening(SQLiteStore(location, options)._open)

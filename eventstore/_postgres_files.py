@@ -16,8 +16,9 @@ from typing import BinaryIO
 import anyio
 
 from ._errors import CorruptStore, InvalidArgument
+from ._files import BLOB_CHUNK as _BLOB_CHUNK
+from ._files import BLOB_PREFIX as _BLOB_PREFIX
 from ._postgres_schema import Connection
-from ._sqlite import _BLOB_CHUNK, _BLOB_PREFIX
 
 __all__ = ["restore_file", "store_file"]
 

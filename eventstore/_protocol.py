@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, Self, TypeVar, runtime_checkable
 
 from ._events import Event
+from ._hosting import ReadModelFactory
 from ._subscription import Subscription
 from ._types import (
     AppendResult,
@@ -24,6 +25,8 @@ from ._types import (
 )
 
 __all__ = ["EventStore"]
+
+_M = TypeVar("_M")
 
 
 @runtime_checkable
@@ -127,6 +130,11 @@ class EventStore(Protocol):
 
     async def streams(self, prefix: str = "") -> list[StreamInfo]:
         """The streams whose names start with ``prefix``, in order of creation."""
+        ...
+
+    def host_read_model(self, factory: ReadModelFactory[_M]) -> _M:
+        """The read model this store can keep beside its log: the store calls the one
+        method of ``factory`` that fits it (a file, a database, a server, memory)."""
         ...
 
     async def aclose(self) -> None:

@@ -18,13 +18,12 @@ checks merged; that is how an audit uses several processes on a long log.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 import msgspec
 
-from ._chain import _HEADER, GENESIS_HASH
+from ._chain import GENESIS_HASH, chain_hash
 from ._codec import EventCodec, default_codec
 from ._errors import DecodeError, InvalidArgument, StoreError
 from ._protocol import EventStore
@@ -117,59 +116,68 @@ class _Walker:
             self.faults.append(LogFault(position, kind, detail))
 
     def feed(self, page: Sequence[StoredEvent]) -> None:
-        # chain_hash() and StoredEvent.expected_hash() inlined, state in locals: audits
-        # read millions of events, and a sound event takes no branch.
+        # State in locals: audits read millions of events, and a sound event takes no branch.
         decode = self.codec._decoder.decode
         last_versions = self.last_versions
         first_versions = self.first_versions
         names = self.names
-        pack, blake2b, join = _HEADER.pack, hashlib.blake2b, b"".join
         expected, previous, previous_time = self.expected, self.previous_hash, self.previous_time
         decode_from = self.decode_from
         for stored in page:
             position = stored.position
-            stream = stored.stream
-            version = stored.version
-            recorded_at = stored.recorded_at_us
-            data = stored.data
-            if position != expected:
-                self._gap(expected, position)
-            expected = position + 1
-            name = names.get(stream)
-            if name is None:
-                name = names[stream] = stream.encode()
-            if previous is not None:
-                header = pack(position, version, recorded_at, len(name))
-                digest = blake2b(
-                    join((previous, header, stored.event_id_bytes, name, data)), digest_size=32
-                ).digest()
-                if digest != stored.hash:
+            try:
+                stream = stored.stream
+                version = stored.version
+                recorded_at = stored.recorded_at_us
+                data = stored.data
+                if position != expected:
+                    self._gap(expected, position)
+                expected = position + 1
+                name = names.get(stream)
+                if name is None:
+                    name = names[stream] = stream.encode()
+                if previous is not None:
+                    digest = chain_hash(
+                        previous, position, version, recorded_at, stored.event_id_bytes, name, data
+                    )
+                    if digest != stored.hash:
+                        self.fault(
+                            position,
+                            "hash",
+                            "the event does not match its hash: it was changed, moved or "
+                            "reordered after it was written",
+                        )
+                previous = stored.hash
+                if recorded_at < previous_time:
+                    self.fault(position, "time", "recorded_at is earlier than the event before it")
+                previous_time = recorded_at
+                last = last_versions.get(stream)
+                if last is None:
+                    first_versions[stream] = (version, position)
+                elif version != last + 1:
                     self.fault(
                         position,
-                        "hash",
-                        "the event does not match its hash: it was changed, moved or "
-                        "reordered after it was written",
+                        "version",
+                        f"stream {stream!r} goes from version {last} to {version}",
                     )
-            previous = stored.hash
-            if recorded_at < previous_time:
-                self.fault(position, "time", "recorded_at is earlier than the event before it")
-            previous_time = recorded_at
-            last = last_versions.get(stream)
-            if last is None:
-                first_versions[stream] = (version, position)
-            elif version != last + 1:
-                self.fault(
-                    position, "version", f"stream {stream!r} goes from version {last} to {version}"
-                )
-            last_versions[stream] = version
-            if position >= decode_from:  # below it, the caller decodes (an audit's replay)
-                try:
-                    decode(data)
-                except Exception:
+                last_versions[stream] = version
+                if position >= decode_from:  # below it, the caller decodes (an audit's replay)
                     try:
-                        self.codec.decode(data, position)  # the upcasters' slow path
-                    except DecodeError as exc:
-                        self.fault(position, "decode", str(exc))
+                        decode(data)
+                    except Exception:
+                        try:
+                            self.codec.decode(data, position)  # the upcasters' slow path
+                        except DecodeError as exc:
+                            self.fault(position, "decode", str(exc))
+            except Exception as exc:  # a column of the wrong type: the row itself is damaged
+                expected = position + 1 if isinstance(position, int) else expected
+                previous = stored.hash if isinstance(stored.hash, bytes) else None
+                self.fault(
+                    position if isinstance(position, int) else expected,
+                    "unreadable",
+                    f"the stored row cannot be checked ({type(exc).__name__}: {exc}); a "
+                    "column holds a value of the wrong type",
+                )
         self.expected, self.previous_hash, self.previous_time = expected, previous, previous_time
         self.events += len(page)
 

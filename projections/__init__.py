@@ -10,7 +10,12 @@ from ._fold import Model as Model
 from ._fold import RunKey as RunKey
 from ._projector import ProjectionCheck as ProjectionCheck
 from ._projector import Projector as Projector
+from ._projector import compare_snapshots as compare_snapshots
 from ._projector import open_projector as open_projector
+from ._readmodel import Snapshot as Snapshot
+from ._rewind import history_as_of as history_as_of
+from ._rewind import rows_as_of as rows_as_of
+from ._rewind import visible_rows as visible_rows
 from ._state import AgentInfo as AgentInfo
 from ._state import FileRef as FileRef
 from ._state import HistoryPoint as HistoryPoint
@@ -18,6 +23,10 @@ from ._state import RunState as RunState
 from ._state import RunStatus as RunStatus
 from ._state import SweepState as SweepState
 from ._state import SweepStatus as SweepStatus
+from ._summary import check_summary_ops as check_summary_ops
+from ._summary import flatten_metrics as flatten_metrics
+from ._summary import metric_names as metric_names
+from ._summary import summarize as summarize
 
 __all__ = [
     "AgentInfo",
@@ -29,7 +38,16 @@ __all__ = [
     "RunKey",
     "RunState",
     "RunStatus",
+    "Snapshot",
     "SweepState",
     "SweepStatus",
+    "check_summary_ops",
+    "compare_snapshots",
+    "flatten_metrics",
+    "history_as_of",
+    "metric_names",
     "open_projector",
+    "rows_as_of",
+    "summarize",
+    "visible_rows",
 ]

@@ -16,24 +16,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import msgspec
+
 from eventstore import (
+    AgentHeartbeat,
     AgentStarted,
     AgentStopped,
     ClaimLapsed,
+    ConfigUpdated,
     Event,
     FileSaved,
     Heartbeat,
     HeartbeatExpired,
+    MetricDefined,
     NotesEdited,
     PreemptMarked,
     RecordedEvent,
     RunClaimed,
     RunExited,
+    RunForked,
     RunInitialized,
     RunKilled,
     RunRevived,
+    RunRewound,
     RunScheduled,
+    RunStopRequested,
     StepLogged,
+    SummaryUpdated,
     SweepCancelled,
     SweepCreated,
     SweepFinished,
@@ -43,6 +52,7 @@ from eventstore import (
 )
 
 from ._state import AgentInfo, FileRef, RunState, RunStatus, SweepState, SweepStatus
+from ._summary import check_summary_ops, summarize
 
 __all__ = ["HistoryRow", "Model", "RunKey", "parse_stream"]
 
@@ -112,6 +122,7 @@ class Model:
             RunKilled: self._killed,
             RunRevived: self._revived,
             FileSaved: self._file_saved,
+            RunStopRequested: self._stop_requested,
         }
         self._sweep_handlers: dict[type[Event], Callable[[Any, RecordedEvent, str], None]] = {
             SweepCreated: self._sweep_created,
@@ -125,7 +136,19 @@ class Model:
             ClaimLapsed: self._claim_lapsed,
             AgentStarted: self._agent_started,
             AgentStopped: self._agent_stopped,
+            AgentHeartbeat: self._agent_heartbeat,
         }
+        self.rewound: set[RunKey] = set()
+        """Runs rewound (or restarted below their last step): a step's row may come again."""
+        self._run_handlers.update(
+            {
+                SummaryUpdated: self._summary_updated,
+                ConfigUpdated: self._config_updated,
+                MetricDefined: self._metric_defined,
+                RunRewound: self._rewound,
+                RunForked: self._forked,
+            }
+        )
 
     # --- entry points -------------------------------------------------------------------
 
@@ -195,6 +218,7 @@ class Model:
         history = self.history
         project, run_id = state.project, state.run_id
         summary = state.summary
+        definitions = state.metrics
         next_step = state.next_step
         for index in range(start, end):
             record = batch[index]
@@ -206,7 +230,10 @@ class Model:
                 state.last_step = step
                 next_step = step + 1
                 state.steps += 1
-                summary.update(event.metrics)
+                if definitions:
+                    summarize(summary, definitions, event.metrics)
+                else:
+                    summary.update(event.metrics)
                 history.append((project, run_id, step, record.position))
         state.next_step = next_step
         last = batch[end - 1]
@@ -315,6 +342,8 @@ class Model:
         state.started = True
         state.incarnation = event.incarnation
         state.starting_step = event.starting_step
+        if state.last_step is not None and event.starting_step <= state.last_step:
+            self.rewound.add(key)  # its steps may come again: history rows are upserted
         state.next_step = event.starting_step
         state.config.update(event.config)  # top-level keys replace wholesale (§4.1)
         if event.tags:  # an empty list means "not given" (§4.1)
@@ -325,6 +354,7 @@ class Model:
                 setattr(state, field, value)
         state.host, state.pid = event.host, event.pid
         state.preempting = False
+        state.stop_requested = False
         state.exit_code = None
         state.interrupted = False
         state.reason = None
@@ -360,7 +390,7 @@ class Model:
             state.last_step = event.step
             state.next_step = event.step + 1
             state.steps += 1
-            state.summary.update(event.metrics)
+            summarize(state.summary, state.metrics, event.metrics)
             self.history.append((state.project, state.run_id, event.step, record.position))
         self._touch_run(state, record)
 
@@ -394,14 +424,21 @@ class Model:
         if state.status in _LIVE:
             state.exit_code = event.exit_code
             state.interrupted = event.interrupted
-            self._set_status(state, _exit_status(state.status, event), record)
+            status = _exit_status(state.status, event)
+            if state.stop_requested and event.exit_code != 0:
+                status = RunStatus.KILLED  # §6.2: a stopped run is killed, never requeued
+            self._set_status(state, status, record)
         self._touch_run(state, record)
 
     def _expired(self, event: HeartbeatExpired, record: RecordedEvent, key: RunKey) -> None:
         state = self.run(key)
         if state is None or not state.started or event.incarnation != state.incarnation:
             return  # a stale decision about an incarnation that is already gone
-        if state.status is RunStatus.RUNNING:
+        if state.stop_requested and state.status in _LIVE:
+            # A run asked to stop that then went silent was stopped (SIGKILL after the
+            # kill delay leaves no exit): killed, not crashed, and never requeued.
+            self._set_status(state, RunStatus.KILLED, record)
+        elif state.status is RunStatus.RUNNING:
             self._set_status(state, RunStatus.CRASHED, record)
         elif state.status is RunStatus.PREEMPTING:
             self._set_status(state, RunStatus.PREEMPTED, record)
@@ -424,6 +461,17 @@ class Model:
     def _revived(self, event: RunRevived, record: RecordedEvent, key: RunKey) -> None:
         state = self._current(key, event.incarnation, record)  # revives a crashed run
         if state is not None:
+            self._touch_run(state, record)
+
+    def _stop_requested(self, event: RunStopRequested, record: RecordedEvent, key: RunKey) -> None:
+        # Not ``_current``: the request is not the run's own write, so it neither
+        # counts as a heartbeat nor revives a crashed run.
+        state = self.run(key)
+        if state is None or not state.started or event.incarnation != state.incarnation:
+            return  # about an incarnation that is gone (or not there yet)
+        if state.status in _LIVE and not state.stop_requested:
+            state.stop_requested = True
+            state.reason = event.reason
             self._touch_run(state, record)
 
     def _file_saved(self, event: FileSaved, record: RecordedEvent, key: RunKey) -> None:
@@ -566,7 +614,9 @@ class Model:
         sweep = self.sweep(sweep_id)
         if sweep is None:
             return
-        sweep.agents[event.agent_id] = AgentInfo(event.host, event.pid, record.recorded_at_us)
+        sweep.agents[event.agent_id] = AgentInfo(
+            event.host, event.pid, record.recorded_at_us, last_seen_us=record.recorded_at_us
+        )
         if sweep.status is SweepStatus.PENDING:
             sweep.status = SweepStatus.RUNNING
         self._touch_sweep(sweep, record)
@@ -577,6 +627,16 @@ class Model:
             return
         self._touch_sweep(sweep, record)
 
+    def _agent_heartbeat(self, event: AgentHeartbeat, record: RecordedEvent, sweep_id: str) -> None:
+        sweep = self.sweep(sweep_id)
+        info = sweep.agents.get(event.agent_id) if sweep is not None else None
+        if sweep is None or info is None:
+            return  # an agent that never registered, or already left
+        sweep.agents[event.agent_id] = msgspec.structs.replace(
+            info, last_seen_us=record.recorded_at_us, run_ids=list(event.run_ids)
+        )
+        self._touch_sweep(sweep, record)
+
     def _release_claim(self, state: RunState) -> None:
         if state.claimed_by is None or state.sweep_id is None:
             return
@@ -585,6 +645,70 @@ class Model:
             sweep.claims.pop(state.run_id, None)
         state.claimed_by = None
         state.claim_position = None
+
+    # --- run stream: summary, config, metric definitions ---------------------------------
+
+    def _summary_updated(self, event: SummaryUpdated, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        state.summary.update(event.values)
+        for name in event.removed:
+            state.summary.pop(name, None)
+        self._touch_run(state, record)
+
+    def _config_updated(self, event: ConfigUpdated, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        state.config.update(event.values)
+        self._touch_run(state, record)
+
+    def _metric_defined(self, event: MetricDefined, record: RecordedEvent, key: RunKey) -> None:
+        state = self._current(key, event.incarnation, record)
+        if state is None:
+            return
+        try:
+            ops = list(check_summary_ops(event.summary))
+        except ValueError:
+            ops = []  # the library refuses these; a stored one is folded as "no aggregate"
+        state.metrics[event.name] = {
+            "ops": ops,
+            "goal": event.goal,
+            "step_metric": event.step_metric,
+            "hidden": event.hidden,
+        }
+        self._touch_run(state, record)
+
+    # --- run stream: rewind and fork (contract §3.4) -----------------------------------
+
+    def _rewound(self, event: RunRewound, record: RecordedEvent, key: RunKey) -> None:
+        state = self.run(key)
+        if state is None or not state.started or event.incarnation <= state.incarnation:
+            return  # written only with the RunInitialized of a newer incarnation
+        state.rewinds.append((event.step, record.position))
+        self.rewound.add(key)
+        state.summary = dict(event.summary)
+        state.steps = event.rows
+        state.last_step = event.last_step
+        self._touch_run(state, record)
+
+    def _forked(self, event: RunForked, record: RecordedEvent, key: RunKey) -> None:
+        if self.run(key) is not None:
+            return  # a fork is the first event of a new run's stream
+        state = self.runs[key] = RunState(
+            project=key[0], run_id=key[1], created_us=record.recorded_at_us
+        )
+        state.forked_from = (
+            event.source_project,
+            event.source_run_id,
+            event.step,
+            event.source_position,
+        )
+        state.summary = dict(event.summary)
+        state.steps = event.rows
+        state.last_step = event.last_step
+        self._touch_run(state, record)
 
 
 def _exit_status(status: RunStatus, event: RunExited) -> RunStatus:

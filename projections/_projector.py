@@ -12,21 +12,19 @@ import msgspec
 
 from eventstore import (
     EventStore,
-    HTTPStore,
     InvalidArgument,
     Opening,
-    PostgresStore,
     RecordedEvent,
     RunLogError,
-    SQLiteStore,
     StepLogged,
+    run_stream,
+    sweep_stream,
 )
 
 from ._fold import Model, RunKey
-from ._postgres import PostgresReadModel
+from ._hosts import READ_MODELS
 from ._readmodel import MemoryReadModel, ReadModel, Snapshot
-from ._remote import RemoteReadModel
-from ._sqlite import SQLiteReadModel
+from ._rewind import history_as_of
 from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["ProjectionCheck", "Projector", "compare_snapshots", "open_projector"]
@@ -71,18 +69,14 @@ class Projector:
         self._position = 0
 
     async def _open(self) -> Self:
-        path = self._store.path if isinstance(self._store, SQLiteStore) else None
-        if path is not None:
-            self._read_model = await SQLiteReadModel(path).open()
+        # The store picks the read model it can keep (a table in its file or database,
+        # the server's, or memory): see eventstore.ReadModelFactory.
+        self._read_model = await self._store.host_read_model(READ_MODELS)
+        try:
             self._position = await self._read_model.checkpoint()
-        elif isinstance(self._store, PostgresStore):
-            self._read_model = await PostgresReadModel(self._store).open()
-            self._position = await self._read_model.checkpoint()
-        elif isinstance(self._store, HTTPStore):
-            self._read_model = RemoteReadModel(self._store)
-            self._position = await self._read_model.checkpoint()
-        else:
-            self._read_model = MemoryReadModel()
+        except BaseException:
+            await self.aclose()
+            raise
         return self
 
     async def aclose(self) -> None:
@@ -119,22 +113,8 @@ class Projector:
     async def catch_up(self) -> int:
         """Fold in everything appended so far; return the position now reflected."""
         async with self._lock:
-            read_model = self._model
-            if isinstance(read_model, RemoteReadModel):
-                self._position = await read_model.follow()
-                return self._position
-            head = await self._store.head()
-            position = await read_model.checkpoint()
-            while position < head:
-                records = [
-                    r
-                    async for r in self._store.read_all(
-                        position + 1, to_position=min(head, position + self._chunk)
-                    )
-                ]
-                position = await read_model.apply(records)
-            self._position = position
-            return position
+            self._position = await self._model.catch_up(self._store, self._chunk)
+            return self._position
 
     async def rebuild(self) -> int:
         """Throw the read model away and fold the whole log again; return the position."""
@@ -254,6 +234,12 @@ class Projector:
         if points is not None and points < 1:
             raise InvalidArgument(f"points must be >= 1, got {points}")
         await self.catch_up()
+        state = await self._model.run((project, run_id))
+        if state is not None and (state.rewinds or state.forked_from is not None):
+            # Rewound or forked: which rows are visible is decided from the log (§3.4).
+            return await history_as_of(
+                self._store, project, run_id, keys=keys, start=start, stop=stop, points=points
+            )
         rows = await self._model.history((project, run_id), start, stop, points)
         wanted = set(keys) if keys is not None else None
         out: list[HistoryPoint] = []
@@ -284,9 +270,9 @@ class Projector:
         """A run's state as it was at a past position, or at a past time (microseconds)."""
         until = await self._as_of(position, recorded_at_us)
         current = await self.run(project, run_id)
-        streams = [f"run:{project}/{run_id}"]
+        streams = [run_stream(project, run_id)]
         if current is not None and current.sweep_id is not None:
-            streams.append(f"sweep:{current.sweep_id}")
+            streams.append(sweep_stream(current.sweep_id))
         model = await self._fold_streams(streams, until)
         return model.runs.get((project, run_id))
 
@@ -297,7 +283,7 @@ class Projector:
         until = await self._as_of(position, recorded_at_us)
         await self.catch_up()
         members = await self._model.runs_of_sweep(sweep_id)
-        streams = [f"sweep:{sweep_id}"] + [f"run:{r.project}/{r.run_id}" for r in members]
+        streams = [sweep_stream(sweep_id)] + [run_stream(r.project, r.run_id) for r in members]
         model = await self._fold_streams(streams, until)
         return model.sweeps.get(sweep_id)
 

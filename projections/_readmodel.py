@@ -18,12 +18,19 @@ from typing import Protocol, TypeVar
 
 import msgspec
 
-from eventstore import RecordedEvent
+from eventstore import EventStore, RecordedEvent
 
-from ._fold import Model, RunKey
+from ._fold import HistoryRow, Model, RunKey
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
-__all__ = ["MemoryReadModel", "ReadModel", "Snapshot", "history_digest", "sample_steps"]
+__all__ = [
+    "MemoryReadModel",
+    "ReadModel",
+    "Snapshot",
+    "fold_log",
+    "history_digest",
+    "sample_steps",
+]
 
 _S = TypeVar("_S", RunState, SweepState)
 _encode = msgspec.msgpack.Encoder().encode
@@ -73,6 +80,11 @@ class ReadModel(Protocol):
         """Forget everything: checkpoint 0."""
         ...
 
+    async def catch_up(self, store: EventStore, chunk: int) -> int:
+        """Fold in what ``store`` holds after the checkpoint, ``chunk`` events per
+        ``apply``; return the position now reflected."""
+        ...
+
     async def run(self, key: RunKey) -> RunState | None: ...
 
     async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]: ...
@@ -94,6 +106,18 @@ class ReadModel(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+async def fold_log(read_model: ReadModel, store: EventStore, chunk: int) -> int:
+    """``catch_up`` of a read model that folds the log itself, a chunk per ``apply``."""
+    head = await store.head()
+    position = await read_model.checkpoint()
+    while position < head:
+        records = [
+            r async for r in store.read_all(position + 1, to_position=min(head, position + chunk))
+        ]
+        position = await read_model.apply(records)
+    return position
 
 
 _EMPTY: array[int] = array("q")
@@ -119,6 +143,16 @@ def sample_steps(steps: Sequence[int], points: int) -> list[int]:
         if not chosen or index > chosen[-1]:
             chosen.append(index)
     return chosen
+
+
+def _upsert_rows(steps: array[int], positions: array[int], rows: list[HistoryRow]) -> None:
+    for _, _, step, position in rows:
+        index = bisect.bisect_left(steps, step)
+        if index < len(steps) and steps[index] == step:
+            positions[index] = position
+        else:
+            steps.insert(index, step)
+            positions.insert(index, position)
 
 
 class MemoryReadModel:
@@ -150,12 +184,20 @@ class MemoryReadModel:
             if steps is None:
                 steps = self._steps[key] = array("q")
                 self._positions[key] = array("q")
+            if key in model.rewound:
+                # After a rewind a step comes again: one row per step, the latest (as
+                # the SQL read models' upsert keeps it).
+                _upsert_rows(steps, self._positions[key], stretch)
+                continue
             steps.extend(map(_step_of_row, stretch))
             self._positions[key].extend(map(_position_of_row, stretch))
         return model.position
 
     async def apply(self, records: Sequence[RecordedEvent]) -> int:
         return self.apply_now(records)
+
+    async def catch_up(self, store: EventStore, chunk: int) -> int:
+        return await fold_log(self, store, chunk)
 
     async def reset(self) -> None:
         self.__init__()  # type: ignore[misc]

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from eventstore import HTTPStore, InvalidArgument, RecordedEvent
+from eventstore import EventStore, HTTPStore, InvalidArgument, RecordedEvent, wire
 
 from ._fold import RunKey
 from ._readmodel import Snapshot
@@ -40,7 +40,7 @@ class RemoteReadModel:
     async def _get(self, path: str, decoder: msgspec.msgpack.Decoder[Any], **params: Any) -> Any:
         query = {name: value for name, value in params.items() if value is not None}
         return decoder.decode(
-            await self._store.request("GET", f"/api/store/rm/{path}", params=query)
+            await self._store.request("GET", f"{wire.READ_MODEL}/{path}", params=query)
         )
 
     async def checkpoint(self) -> int:
@@ -48,10 +48,13 @@ class RemoteReadModel:
 
     async def follow(self) -> int:
         """Have the server fold everything its log holds; the position it reached."""
-        return _int.decode(await self._store.request("POST", "/api/store/rm/catch_up"))
+        return _int.decode(await self._store.request("POST", f"{wire.READ_MODEL}/catch_up"))
 
     async def apply(self, records: Sequence[RecordedEvent]) -> int:
         return await self.follow()  # the server folds from its own log
+
+    async def catch_up(self, store: EventStore, chunk: int) -> int:
+        return await self.follow()  # the server folds from its own log, not over the network
 
     async def reset(self) -> None:
         raise InvalidArgument(

@@ -90,6 +90,10 @@ class AgentInfo(msgspec.Struct, frozen=True):
     host: str
     pid: int
     started_us: int
+    last_seen_us: int = 0
+    """When its last heartbeat (or its registration) was recorded."""
+    run_ids: list[str] = []
+    """The runs it said it was running at its last heartbeat."""
 
 
 class HistoryPoint(msgspec.Struct, frozen=True):
@@ -153,6 +157,19 @@ class RunState(msgspec.Struct, kw_only=True):
     """``StepLogged`` events ignored because their step was below ``next_step``."""
     fenced_events: int = 0
     """Events ignored because an older incarnation wrote them."""
+    metrics: dict[str, dict[str, Any]] = {}
+    """``define_metric`` definitions by metric name (or ``prefix*``): ``ops`` (the
+    summary aggregates), ``goal``, ``step_metric``, ``hidden``."""
+    rewinds: list[tuple[int, int]] = []
+    """``(step, position)`` of each rewind (``resume_from``): rows after ``step`` that
+    were logged before ``position`` are hidden from the history."""
+    forked_from: tuple[str, str, int, int] | None = None
+    """``(project, run id, step, position)`` of the source of a run created by
+    ``fork_from``: its history starts with the source's rows up to ``step`` as the
+    source was at ``position``."""
+    stop_requested: bool = False
+    """A ``RunStopRequested`` for the current incarnation: a non-zero exit or an expiry
+    ends the run killed, never preempted (contract §6.2, §9.6)."""
 
 
 class SweepState(msgspec.Struct, kw_only=True):

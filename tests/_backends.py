@@ -1,6 +1,7 @@
 """Store backends the conformance suite runs against, and a factory to open them.
 
-A backend plugs in by adding one entry to ``BACKENDS``: a function from a pytest
+A backend plugs in by adding one entry to ``BACKENDS`` (``STORE_BACKENDS`` adds the
+ones only the store conformance suite runs): a function from a pytest
 ``tmp_path`` to the target that ``open_store`` takes. ``persistent`` backends also run
 the tests that close and reopen a store.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 from eventstore import EventStore, open_store
 
+from ._http import served_sqlite
 from ._postgres import database_url
 
 
@@ -23,6 +25,9 @@ class Backend:
     name: str
     target: Callable[[Path], str]
     persistent: bool
+    own_clock: bool = True
+    """The store stamps ``recorded_at`` with the ``clock`` it is opened with (a served
+    store stamps with its server's)."""
 
 
 BACKENDS = [
@@ -30,6 +35,14 @@ BACKENDS = [
     Backend("sqlite-memory", lambda tmp: ":memory:", persistent=False),
     # A fresh database per target on the test server (see _postgres); skips without one.
     Backend("postgres", database_url, persistent=True),
+]
+
+STORE_BACKENDS = [
+    *BACKENDS,
+    # runlog serve over a SQLite file (in-process, a server per target; see _http): the
+    # store protocol over HTTP is held to the same specification. Projector tests keep
+    # to the local backends (a served store's read model is the server's, rebuilt there).
+    Backend("http", served_sqlite, persistent=True, own_clock=False),
 ]
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from eventstore import EventStore
 
-from ._backends import BACKENDS, Backend, StoreFactory
+from ._backends import BACKENDS, STORE_BACKENDS, Backend, StoreFactory
+from ._http import stop_servers
 from ._postgres import stop_server
 
 
@@ -35,9 +36,22 @@ def persistent_backend(request: pytest.FixtureRequest) -> Backend:
     return request.param  # type: ignore[no-any-return]
 
 
+@pytest.fixture(params=[b for b in STORE_BACKENDS if b.own_clock], ids=lambda b: b.name)
+def clocked_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """Stores of the backends that stamp times with the clock they are opened with."""
+    return StoreFactory(request.param, tmp_path)
+
+
 @pytest.fixture
 def persistent_factory(persistent_backend: Backend, tmp_path: Path) -> StoreFactory:
     return StoreFactory(persistent_backend, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _http_servers() -> Iterator[None]:
+    """Stop the test servers a test started (the HTTP backend's) when it ends."""
+    yield
+    stop_servers()
 
 
 @pytest.fixture(scope="session", autouse=True)

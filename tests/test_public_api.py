@@ -11,6 +11,8 @@ import pytest
 @pytest.mark.parametrize("package", ["eventstore", "projections", "api"])
 def test_all_lists_exactly_the_public_names(package: str) -> None:
     module = importlib.import_module(package)
+    for name in module.__all__:  # names a package loads when first used exist then
+        getattr(module, name)
     public = {
         name
         for name, value in vars(module).items()

@@ -23,7 +23,7 @@ from eventstore import (
     open_store,
 )
 from eventstore._location import parse_location
-from eventstore._sqlite import translate_sqlite_error
+from eventstore._sqlite_errors import translate_sqlite_error
 
 
 def fingerprint(path: Path) -> tuple[str, list[str]]:

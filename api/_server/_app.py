@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from importlib import resources
 
 import anyio
 import msgspec
@@ -17,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from eventstore import EventStore, RunLogError, open_store
+from eventstore import EventStore, RunLogError, open_store, wire
 from projections import Projector, open_projector
 
 from .._sweeps import reap
-from . import _read, _readmodel_api, _sse, _store_api, _write
+from . import _dashboard, _read, _readmodel_api, _sse, _store_api, _write
 from ._context import Context
 from ._errors import (
     Problem,
@@ -79,10 +78,18 @@ def create_app(
                 app.state.runlog = None
 
     routes = [
-        Route("/", _dashboard, methods=["GET"]),
+        Route("/", _dashboard.page, methods=["GET"]),
+        Route("/static/{name}", _dashboard.static, methods=["GET"]),
+        Route("/api/dash/runs", _dashboard.dash_runs, methods=["GET"]),
+        Route("/api/dash/facets", _dashboard.facets, methods=["GET"]),
+        Route("/api/dash/runs/{project}/{run_id}/lifeline", _dashboard.lifeline, methods=["GET"]),
+        Route("/api/dash/runs/{project}/{run_id}/as_of", _dashboard.as_of, methods=["GET"]),
+        Route("/api/dash/sweeps/{sweep_id}", _dashboard.dash_sweep, methods=["GET"]),
+        Route("/api/dash/explain/{project}/{run_id}", _dashboard.explain_run, methods=["GET"]),
+        Route("/api/dash/verify", _dashboard.verify_store, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/api/health", _read.health, methods=["GET"]),
-        Route("/api/head", _read.head, methods=["GET"]),
+        Route(wire.HEAD, _read.head, methods=["GET"]),
         Route("/api/runs", _read.list_runs, methods=["GET"]),
         Route("/api/runs", _write.init_run, methods=["POST"]),
         Route("/api/runs/{project}/{run_id}", _read.get_run, methods=["GET"]),
@@ -98,26 +105,26 @@ def create_app(
         Route("/api/sweeps/{sweep_id}/{action}", _write.control_sweep, methods=["POST"]),
         Route("/api/log", _read.log_page, methods=["GET"]),
         Route("/api/events", _sse.events, methods=["GET"]),
-        Route("/api/store/append", _store_api.append, methods=["POST"]),
-        Route("/api/store/import", _store_api.import_events, methods=["POST"]),
-        Route("/api/store/rm/position", _readmodel_api.position, methods=["GET"]),
-        Route("/api/store/rm/catch_up", _readmodel_api.catch_up, methods=["POST"]),
-        Route("/api/store/rm/run", _readmodel_api.run, methods=["GET"]),
-        Route("/api/store/rm/runs", _readmodel_api.runs, methods=["GET"]),
-        Route("/api/store/rm/sweep", _readmodel_api.sweep, methods=["GET"]),
-        Route("/api/store/rm/sweeps", _readmodel_api.sweeps, methods=["GET"]),
-        Route("/api/store/rm/history", _readmodel_api.history, methods=["GET"]),
-        Route("/api/store/rm/snapshot", _readmodel_api.snapshot, methods=["GET"]),
-        Route("/api/store/events", _store_api.read_all, methods=["GET"]),
-        Route("/api/store/stored", _store_api.read_stored, methods=["GET"]),
-        Route("/api/store/stream", _store_api.read_stream, methods=["GET"]),
-        Route("/api/store/positions", _store_api.positions, methods=["POST"]),
-        Route("/api/store/info", _store_api.stream_info, methods=["GET"]),
-        Route("/api/store/streams", _store_api.streams, methods=["GET"]),
-        Route("/api/store/position_at", _store_api.position_at, methods=["GET"]),
-        Route("/api/store/run", _store_api.run_state, methods=["GET"]),
-        Route("/api/store/files", _store_api.files_put, methods=["PUT"]),
-        Route("/api/store/files/{digest}", _store_api.files_get, methods=["GET"]),
+        Route(wire.APPEND, _store_api.append, methods=["POST"]),
+        Route(wire.IMPORT, _store_api.import_events, methods=["POST"]),
+        Route(wire.READ_MODEL + "/position", _readmodel_api.position, methods=["GET"]),
+        Route(wire.READ_MODEL + "/catch_up", _readmodel_api.catch_up, methods=["POST"]),
+        Route(wire.READ_MODEL + "/run", _readmodel_api.run, methods=["GET"]),
+        Route(wire.READ_MODEL + "/runs", _readmodel_api.runs, methods=["GET"]),
+        Route(wire.READ_MODEL + "/sweep", _readmodel_api.sweep, methods=["GET"]),
+        Route(wire.READ_MODEL + "/sweeps", _readmodel_api.sweeps, methods=["GET"]),
+        Route(wire.READ_MODEL + "/history", _readmodel_api.history, methods=["GET"]),
+        Route(wire.READ_MODEL + "/snapshot", _readmodel_api.snapshot, methods=["GET"]),
+        Route(wire.EVENTS, _store_api.read_all, methods=["GET"]),
+        Route(wire.STORED, _store_api.read_stored, methods=["GET"]),
+        Route(wire.STREAM, _store_api.read_stream, methods=["GET"]),
+        Route(wire.POSITIONS, _store_api.positions, methods=["POST"]),
+        Route(wire.INFO, _store_api.stream_info, methods=["GET"]),
+        Route(wire.STREAMS, _store_api.streams, methods=["GET"]),
+        Route(wire.POSITION_AT, _store_api.position_at, methods=["GET"]),
+        Route(wire.RUN, _store_api.run_state, methods=["GET"]),
+        Route(wire.FILES, _store_api.files_put, methods=["PUT"]),
+        Route(wire.FILES + "/{digest}", _store_api.files_get, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,
@@ -166,8 +173,3 @@ async def _openapi(request: Request) -> Response:
     if _OPENAPI is None:
         _OPENAPI = msgspec.json.encode(openapi())
     return Response(_OPENAPI, media_type="application/json")
-
-
-async def _dashboard(request: Request) -> Response:
-    page = resources.files(__package__).joinpath("dashboard.html").read_bytes()
-    return Response(page, media_type="text/html; charset=utf-8")

@@ -64,9 +64,13 @@ def error_response(
     *,
     kind: str | None = None,
     actual_version: int | None = None,
+    refused: WrongExpectedVersion | None = None,
 ) -> Response:
-    """The JSON error body for ``status``."""
+    """The JSON error body for ``status`` (``refused`` adds the stream and versions)."""
     body = ErrorOut(status, kind or _KINDS.get(status, "error"), detail, actual_version)
+    if refused is not None:
+        expected = refused.expected if isinstance(refused.expected, (int, str)) else None
+        body = ErrorOut(status, body.error, detail, refused.actual, refused.stream, expected)
     return Response(
         json_encoder.encode(body), status, headers=headers, media_type="application/json"
     )
@@ -98,8 +102,8 @@ async def runlog_error_handler(request: Request, exc: Exception) -> Response:
     status = status_of(exc)
     if status >= 500:
         log.error("%s %s failed: %r", request.method, request.url.path, exc)
-    actual = exc.actual if isinstance(exc, WrongExpectedVersion) else None
-    return error_response(status, str(exc), kind=type(exc).__name__, actual_version=actual)
+    refused = exc if isinstance(exc, WrongExpectedVersion) else None
+    return error_response(status, str(exc), kind=type(exc).__name__, refused=refused)
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

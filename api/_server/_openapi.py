@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 
+from eventstore import wire
+
 from ._schemas import (
     AppendIn,
     AppendOut,
@@ -115,7 +117,8 @@ def openapi() -> dict[str, Any]:
         "/api/runs/{project}/{run_id}": {"get": _op("One run's state", RunOut, params=run)},
         "/api/runs/{project}/{run_id}/history": {
             "get": _op(
-                "A run's metric history: keys, step range [start, stop), at most `points`",
+                "A run's metric history: keys, step range [start, stop), at most `points`; "
+                "`until`: as the log stood at that position",
                 HistoryOut,
                 params=[
                     *run,
@@ -123,6 +126,7 @@ def openapi() -> dict[str, Any]:
                     _param("start", kind="integer"),
                     _param("stop", kind="integer"),
                     _param("points", kind="integer", minimum=1, maximum=100_000),
+                    _param("until", kind="integer", minimum=0),
                 ],
             )
         },
@@ -213,7 +217,7 @@ def openapi() -> dict[str, Any]:
                 "x-streaming": True,
             }
         },
-        "/api/store/append": {
+        wire.APPEND: {
             "post": _op(
                 "Store protocol: append (msgpack)",
                 AppendOut,
@@ -222,7 +226,7 @@ def openapi() -> dict[str, Any]:
                 secured=True,
             )
         },
-        "/api/store/events": {
+        wire.EVENTS: {
             "get": _op(
                 "Store protocol: a page of the log (msgpack)",
                 msgpack,
@@ -233,7 +237,7 @@ def openapi() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/store/stream": {
+        wire.STREAM: {
             "get": _op(
                 "Store protocol: a page of a stream (msgpack)",
                 msgpack,
@@ -244,7 +248,7 @@ def openapi() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/store/stored": {
+        wire.STORED: {
             "get": _op(
                 "Store protocol: a page of the log as stored (msgpack)",
                 msgpack,
@@ -255,7 +259,7 @@ def openapi() -> dict[str, Any]:
                 ],
             )
         },
-        "/api/store/positions": {
+        wire.POSITIONS: {
             "post": _op(
                 "Store protocol: events at positions (msgpack)",
                 msgpack,
@@ -263,27 +267,27 @@ def openapi() -> dict[str, Any]:
                 media=msgpack,
             )
         },
-        "/api/store/info": {
+        wire.INFO: {
             "get": _op("Store protocol: stream info (msgpack)", msgpack, params=[_param("name")])
         },
-        "/api/store/streams": {
+        wire.STREAMS: {
             "get": _op("Store protocol: streams (msgpack)", msgpack, params=[_param("prefix")])
         },
-        "/api/store/position_at": {
+        wire.POSITION_AT: {
             "get": _op(
                 "Store protocol: position at a time (msgpack)",
                 msgpack,
                 params=[_param("us", kind="integer")],
             )
         },
-        "/api/store/run": {
+        wire.RUN: {
             "get": _op(
                 "Store protocol: a run's state (msgpack)",
                 msgpack,
                 params=[_param("project"), _param("run_id")],
             )
         },
-        "/api/store/files": {
+        wire.FILES: {
             "put": _op(
                 "Store protocol: store a file by content",
                 msgpack,
@@ -291,7 +295,7 @@ def openapi() -> dict[str, Any]:
                 secured=True,
             )
         },
-        "/api/store/files/{digest}": {
+        wire.FILES + "/{digest}": {
             "get": _op(
                 "Store protocol: a stored file",
                 "application/octet-stream",
@@ -299,6 +303,7 @@ def openapi() -> dict[str, Any]:
             )
         },
     }
+    paths.update(_dashboard_paths(run, components))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -312,4 +317,47 @@ def openapi() -> dict[str, Any]:
             "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
+    }
+
+
+def _dashboard_paths(run: list[dict[str, Any]], components: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard's read endpoints (``_dashboard``), added to ``components`` in place."""
+    from ._dashboard import AsOf, DashRunPage, DashSweep, Facets
+    from ._lifeline import Lifeline
+
+    _, more = msgspec.json.schema_components(
+        (AsOf, DashRunPage, DashSweep, Facets, Lifeline), ref_template=_PREFIX + "{name}"
+    )
+    components.update(more)
+    order = {"name": "order", "in": "query", "required": False,
+             "schema": {"enum": ["asc", "desc"]}}  # fmt: skip
+    table = [
+        _param("project"), _param("status"), _param("sweep"), _param("tag"), _param("q"),
+        _param("sort"), order, _param("columns"),
+        _param("limit", kind="integer", minimum=1, maximum=10_000),
+        _param("offset", kind="integer", minimum=0),
+    ]  # fmt: skip
+    return {
+        "/api/dash/runs": {"get": _op(
+            "Dashboard: one page of the runs table, filtered, searched (q) and sorted by "
+            "created, updated, runtime, steps, last_step, status, run_id, name, project, "
+            "config.<key> or summary.<key>; columns picks config/summary columns",
+            DashRunPage, params=table)},
+        "/api/dash/facets": {"get": _op(
+            "Dashboard: projects, statuses, sweeps, tags and column keys of the runs",
+            Facets, params=[_param("project")])},
+        "/api/dash/runs/{project}/{run_id}/lifeline": {"get": _op(
+            "Dashboard: a run's incarnations and the events that shaped them", Lifeline,
+            params=run)},
+        "/api/dash/runs/{project}/{run_id}/as_of": {"get": _op(
+            "Dashboard: a run's state at a past log position", AsOf,
+            params=[*run, _param("position", kind="integer", minimum=0)])},
+        "/api/dash/sweeps/{sweep_id}": {"get": _op(
+            "Dashboard: a sweep with its runs' parameters and metric, and the best run",
+            DashSweep, params=[_path("sweep_id")])},
+        "/api/dash/explain/{project}/{run_id}": {"get": _op(
+            "Dashboard: why a run is in its state (runlog explain)", "application/json",
+            params=run)},
+        "/api/dash/verify": {"get": _op(
+            "Dashboard: verify the log's hash chain and the read model", "application/json")},
     }

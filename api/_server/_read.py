@@ -12,8 +12,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from eventstore import StepLogged
-from projections import RunState, RunStatus, SweepStatus
+from eventstore import StepLogged, run_stream
+from projections import RunState, RunStatus, SweepStatus, history_as_of, metric_names
 
 from ._context import MAX_PAGE, context, event_out, int_param, json_response, path_param, text_param
 from ._errors import Problem
@@ -122,15 +122,58 @@ async def history(request: Request) -> Response:
     start = int_param(request, "start", None, minimum=-(1 << 62), maximum=1 << 62)
     stop = int_param(request, "stop", None, minimum=-(1 << 62), maximum=1 << 62)
     points = int_param(request, "points", None, minimum=1, maximum=_MAX_POINTS)
-    rows = await context(request).projector.history(
-        state.project, state.run_id, keys=keys, start=start, stop=stop, points=points
-    )
+    if points is None:
+        await _refuse_a_huge_history(request, state, start, stop)
+    until = int_param(request, "until", None, minimum=0, maximum=1 << 62)
+    if until is not None:  # as the log stood then: rows a later rewind hid are there
+        rows = await history_as_of(
+            context(request).store,
+            state.project,
+            state.run_id,
+            until,
+            keys=keys,
+            start=start,
+            stop=stop,
+            points=points,
+        )
+    else:
+        rows = await context(request).projector.history(
+            state.project, state.run_id, keys=keys, start=start, stop=stop, points=points
+        )
     if points is None and len(rows) > _MAX_POINTS:
         raise Problem(
             400,
             f"the range holds {len(rows)} steps; narrow it or pass points= (at most {_MAX_POINTS})",
         )
-    return json_response(HistoryOut(state.project, state.run_id, sorted(state.summary), rows))
+    names = metric_names(state.summary, state.metrics)
+    return json_response(HistoryOut(state.project, state.run_id, names, rows))
+
+
+async def _refuse_a_huge_history(
+    request: Request, state: RunState, start: int | None, stop: int | None
+) -> None:
+    """Refuse a history of more than ``_MAX_POINTS`` steps before reading any event.
+
+    The run's step count bounds the answer; only when a range might cut it below the
+    limit are the range's rows counted, from the read model's index of steps.
+    """
+    bound = state.steps
+    if start is not None and stop is not None:
+        bound = min(bound, max(stop - start, 0))
+    if bound <= _MAX_POINTS:
+        return
+    if start is None and stop is None:
+        count = state.steps
+    else:
+        rows = await context(request).projector.history_rows(
+            state.project, state.run_id, start, stop
+        )
+        count = len(rows)
+    if count > _MAX_POINTS:
+        raise Problem(
+            400,
+            f"the range holds {count} steps; narrow it or pass points= (at most {_MAX_POINTS})",
+        )
 
 
 async def timeline(request: Request) -> Response:
@@ -142,7 +185,7 @@ async def timeline(request: Request) -> Response:
     assert start is not None
     assert limit is not None
     steps = (request.query_params.get("steps") or "false").lower() in ("1", "true", "yes")
-    stream = f"run:{state.project}/{state.run_id}"
+    stream = run_stream(state.project, state.run_id)
     events = []
     next_version = start
     done = True

@@ -10,8 +10,10 @@ from typing import Any, Literal
 
 import msgspec
 
-from eventstore import StreamInfo
+from eventstore.wire import AppendIn, AppendOut, ErrorOut, WireNew, WireRecord
 from projections import FileRef, HistoryPoint, RunState, SweepState
+
+from .._wire import RunStateOut
 
 __all__ = [
     "AppendIn",
@@ -41,19 +43,6 @@ __all__ = [
     "json_encoder",
     "msgpack_encoder",
 ]
-
-
-class ErrorOut(msgspec.Struct, frozen=True):
-    """Every 4xx/5xx body: the HTTP status, a machine-readable kind and what went wrong."""
-
-    status: int
-    error: str
-    """The kind of error: the library error's class name (``WrongExpectedVersion``,
-    ``RunNotFound``, ...) or, for a refused request, ``bad_request``, ``not_found``..."""
-    detail: str
-    """A sentence naming the problem and what to do about it."""
-    actual_version: int | None = None
-    """For ``WrongExpectedVersion``: the stream's version when the append was refused."""
 
 
 class EventOut(msgspec.Struct, frozen=True):
@@ -218,49 +207,6 @@ class SweepCreateOut(msgspec.Struct, frozen=True):
 
 
 # --- the store protocol over HTTP (msgpack), for open_store("http://...") ----------------
-
-
-class WireNew(msgspec.Struct, frozen=True, array_like=True):
-    """An event to append: its 16-byte id and the codec's bytes of the event."""
-
-    id: bytes
-    data: bytes
-
-
-class AppendIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``store.append(stream, events, expected_version)``."""
-
-    stream: str
-    expected_version: int | str
-    events: list[WireNew]
-
-
-class AppendOut(msgspec.Struct, frozen=True):
-    """``AppendResult`` on the wire."""
-
-    stream: str
-    positions: list[int]
-    version: int
-    deduplicated: bool
-
-
-class WireRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """A recorded event on the wire: the codec's bytes, decoded by the client."""
-
-    position: int
-    stream: str
-    version: int
-    recorded_at_us: int
-    data: bytes
-
-
-class RunStateOut(msgspec.Struct, frozen=True):
-    """A run's state (None if the log never mentions it), the position it reflects and
-    its stream's info, read together."""
-
-    state: RunState | None
-    position: int
-    info: StreamInfo | None = None
 
 
 FileRefs = dict[str, FileRef]

@@ -30,7 +30,9 @@ async def events(request: Request) -> Response:
 
     ``from`` is the first position sent (default: only events appended from now on);
     ``Last-Event-ID`` overrides it with the position after the last event received.
-    ``stream`` keeps one stream's events, ``prefix`` those of streams starting with it.
+    ``stream`` keeps one stream's events (repeat it to keep several: the dashboard follows
+    every selected run through one connection), ``prefix`` those of streams starting
+    with it.
     """
     ctx = context(request)
     last_id = request.headers.get("last-event-id")
@@ -46,7 +48,10 @@ async def events(request: Request) -> Response:
     else:
         given = int_param(request, "from", None, minimum=0)
         start = given if given is not None else await ctx.store.head() + 1
-    stream = text_param(request, "stream") or None
+    named = [s for s in request.query_params.getlist("stream") if s]
+    if any("\x00" in s for s in named):
+        raise Problem(400, "query parameter 'stream' must not hold NUL characters")
+    stream = frozenset(named) or None
     prefix = text_param(request, "prefix") or None
     return StreamingResponse(
         _stream(ctx, start, stream, prefix),
@@ -55,14 +60,14 @@ async def events(request: Request) -> Response:
     )
 
 
-def _wanted(record: RecordedEvent, stream: str | None, prefix: str | None) -> bool:
-    if stream is not None and record.stream != stream:
+def _wanted(record: RecordedEvent, stream: frozenset[str] | None, prefix: str | None) -> bool:
+    if stream is not None and record.stream not in stream:
         return False
     return prefix is None or record.stream.startswith(prefix)
 
 
 async def _stream(
-    ctx: Context, start: int, stream: str | None, prefix: str | None
+    ctx: Context, start: int, stream: frozenset[str] | None, prefix: str | None
 ) -> AsyncIterator[bytes]:
     # A reconnecting EventSource waits `retry` ms; the comment line opens the stream at
     # once so a client knows it is connected before the first event.

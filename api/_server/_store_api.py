@@ -19,7 +19,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from eventstore import DecodeError, NewEvent, RecordedEvent, StoredEvent, default_codec
+from eventstore import DecodeError, NewEvent, RecordedEvent, StoredEvent, default_codec, run_stream
+from eventstore.wire import MSGPACK
 
 from ._auth import require_token
 from ._context import MAX_PAGE, context, int_param, read_body, text_param
@@ -41,7 +42,6 @@ __all__ = [
     "streams",
 ]
 
-MSGPACK = "application/msgpack"
 _MAX_FILE = 1 << 34  # uploads stream to a temporary file, never held in memory
 _import_decoder = msgspec.msgpack.Decoder(list[StoredEvent])
 _APPEND_BODY = 256 << 20  # a batch of appends is read whole; the library sends ~1000 events
@@ -189,7 +189,7 @@ async def run_state(request: Request) -> Response:
     project, run_id = text_param(request, "project"), text_param(request, "run_id")
     if not project or not run_id:
         raise Problem(400, "query parameters 'project' and 'run_id' are required")
-    stream = f"run:{project}/{run_id}"
+    stream = run_stream(project, run_id)
     for _ in range(100):
         state = await ctx.projector.run(project, run_id)
         info = await ctx.store.stream_info(stream)

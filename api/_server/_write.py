@@ -23,6 +23,7 @@ from eventstore import (
     RunInitialized,
     StepLogged,
     WrongExpectedVersion,
+    run_stream,
 )
 
 from .._ids import check_run_id
@@ -72,7 +73,7 @@ async def init_run(request: Request) -> Response:
         host=body.host or socket.gethostname(),
         pid=body.pid or os.getpid(),
     )
-    stream = f"run:{project}/{run_id}"
+    stream = run_stream(project, run_id)
     for _ in range(_ATTEMPTS):
         state = await ctx.projector.run(project, run_id)
         info = await ctx.store.stream_info(stream)
@@ -103,7 +104,7 @@ async def _append_fenced(
     ctx: Context, project: str, run_id: str, incarnation: int, events: list[Event]
 ) -> LogOut:
     """Append ``events`` of ``incarnation``, refusing if a newer incarnation exists."""
-    stream = f"run:{project}/{run_id}"
+    stream = run_stream(project, run_id)
     for _ in range(_ATTEMPTS):
         state = await ctx.projector.run(project, run_id)
         info = await ctx.store.stream_info(stream)

@@ -85,9 +85,7 @@ def test_importing_the_same_file_twice_adds_nothing(story: Story, tmp_path: Path
     assert second["head"] == first["head"]
 
 
-def test_an_offline_log_ships_to_a_shared_store_exactly_once(
-    story: Story, tmp_path: Path
-) -> None:
+def test_an_offline_log_ships_to_a_shared_store_exactly_once(story: Story, tmp_path: Path) -> None:
     shared = tmp_path / "shared.db"
 
     async def other_work() -> None:

@@ -166,10 +166,10 @@ async def test_numpy_like_scalars_are_stored_as_numbers(store: EventStore) -> No
 
 
 async def test_recorded_at_never_decreases_even_if_the_clock_steps_back(
-    factory: StoreFactory,
+    clocked_factory: StoreFactory,
 ) -> None:
     times = iter([1000.0, 999.0, 1001.0])
-    async with factory.open(clock=lambda: next(times)) as store:
+    async with clocked_factory.open(clock=lambda: next(times)) as store:
         for step in range(3):
             await store.append("run:p/a", steps(step, 1))
         stamps = [r.recorded_at_us async for r in store.read_all()]

@@ -162,9 +162,11 @@ async def test_read_positions_refuses_positions_outside_the_log(
         await store.read_positions(positions)
 
 
-async def test_position_at_finds_where_the_log_stood_at_a_time(factory: StoreFactory) -> None:
+async def test_position_at_finds_where_the_log_stood_at_a_time(
+    clocked_factory: StoreFactory,
+) -> None:
     times = iter([100.0, 200.0, 200.0, 300.0])
-    async with factory.open(clock=lambda: next(times)) as store:
+    async with clocked_factory.open(clock=lambda: next(times)) as store:
         for start in range(4):
             await store.append("run:p/a", steps(start, 2))
         assert await store.position_at(99_000_000) == 0

@@ -181,6 +181,55 @@ async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(
     assert sweep.queue == list(statuses)  # requeued for the next agent, which asks no more
 
 
+async def test_the_seed_handler_pattern_under_forwarded_signals_is_requeued_and_resumed(
+    root: Path, store_target: str
+) -> None:
+    store = store_target
+    sweep_id = await api.create_sweep(GRID, project="p", store=store)
+    async with await anyio.open_process(
+        agent_command(store, sweep_id, "seed-handler", "--forward-signals")
+    ) as agent:
+        await first_step_logged(store)
+        agent.send_signal(signal.SIGTERM)
+        with anyio.fail_after(30):
+            await agent.wait()
+    statuses = await states(store)
+    assert list(statuses.values()) == [RunStatus.PREEMPTED]
+    (run_id,) = statuses
+    async with open_store(store) as opened, open_projector(opened) as projector:
+        sweep = await projector.sweep(sweep_id)
+        run = await projector.run("p", run_id)
+    assert sweep is not None
+    assert sweep.queue == [run_id]
+    assert run is not None
+    assert run.exit_code == 143
+    stopped_at = run.last_step
+    assert stopped_at is not None
+    # The next agent claims the queued run first and the script resumes it.
+    done = await anyio.run_process(
+        agent_command(store, sweep_id, "seed-handler", "--count", "1"), check=False
+    )
+    assert done.returncode == 0, done.stderr
+    async with open_store(store) as opened, open_projector(opened) as projector:
+        run = await projector.run("p", run_id)
+        claims = [
+            (r.event.run_id, r.event.requeue)
+            async for r in opened.read_stream(f"sweep:{sweep_id}")
+            if isinstance(r.event, RunClaimed)
+        ]
+        steps = [
+            r.event.step
+            async for r in opened.read_stream(f"run:p/{run_id}")
+            if isinstance(r.event, StepLogged)
+        ]
+    assert claims == [(run_id, False), (run_id, True)]
+    assert run is not None
+    assert run.status is RunStatus.FINISHED
+    assert run.incarnation == 2
+    assert f"{run_id}.ckpt" in run.files  # the handler's checkpoint is kept with the run
+    assert steps == list(range(stopped_at + 6))  # resumed right after, nothing lost or doubled
+
+
 @pytest.mark.parametrize(
     ("command", "agent_exits"),
     [(api.pause_sweep, False), (api.stop_sweep, True)],

@@ -54,3 +54,9 @@ async def test_an_invalid_id_from_init_is_refused_and_nothing_is_written(root) -
     with pytest.raises(api.InvalidRunId):
         await api.init(project="p", id="a/b")
     assert not (root / "runlog" / "runlog.db").exists()
+
+
+async def test_an_empty_id_is_refused_not_replaced_by_a_generated_one(root) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(api.InvalidRunId, match="empty"):
+        await api.init(project="p", id="")
+    assert not (root / "runlog" / "runlog.db").exists()

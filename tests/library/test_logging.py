@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -45,10 +47,24 @@ async def test_a_higher_step_writes_the_pending_row_and_moves_there(root: Path) 
         await run.log({"a": 1}, step=2)
         await run.log({"a": 2}, step=5)
         assert run.step == 5
-        assert await logged_steps(run) == [(2, {"a": 1})]  # step 5 is still pending
+        await run.log({"b": 3}, step=5)  # step 5 is still pending: this merges into it
     async with open_store(root / "runlog" / "runlog.db") as store:
-        steps = [r.event.step async for r in store.read_all() if isinstance(r.event, StepLogged)]
-    assert steps == [2, 5]  # finish() wrote the pending row
+        rows = [
+            (r.event.step, r.event.metrics)
+            async for r in store.read_all()
+            if isinstance(r.event, StepLogged)
+        ]
+    assert rows == [(2, {"a": 1}), (5, {"a": 2, "b": 3})]  # finish() wrote the pending row
+
+
+async def test_flush_commits_the_pending_row_and_moves_past_its_step(root: Path) -> None:
+    async with api.init(project="p", id="r") as run:
+        await run.log({"a": 1}, step=5)
+        assert await logged_steps(run) == [(5, {"a": 1})]
+        assert run.step == 6
+        with pytest.warns(api.StepDroppedWarning):
+            await run.log({"a": 2}, step=5)  # that step is written: later rows are dropped
+        assert run.dropped_steps == 1
 
 
 async def test_the_same_step_merges_into_the_pending_row(root: Path) -> None:
@@ -70,6 +86,32 @@ async def test_a_lower_step_is_dropped_with_a_warning_and_counted(root: Path) ->
             await run.log({"a": 9}, step=0)
         assert run.dropped_steps == 1
         assert await logged_steps(run) == [(0, {"a": 1}), (1, {"a": 2})]
+
+
+async def test_the_dropped_step_warning_comes_once_per_run_and_every_drop_is_counted(
+    root: Path,
+) -> None:
+    async with api.init(project="p", id="r") as run:
+        await run.log({"a": 1}, step=10)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # even so: the run itself warns only once
+            for step in range(5):
+                await run.log({"a": 9}, step=step)
+        assert [w.category for w in caught] == [api.StepDroppedWarning]
+        assert run.dropped_steps == 5
+    async with api.init(project="p", id="other") as other:
+        await other.log({"a": 1}, step=3)
+        with pytest.warns(api.StepDroppedWarning):  # another run warns for itself
+            await other.log({"a": 1}, step=1)
+
+
+def test_importing_api_leaves_the_global_warning_filters_alone() -> None:
+    code = (
+        "import warnings; before = list(warnings.filters); import api, api.sync; "
+        "assert warnings.filters == before, warnings.filters[:3]"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 async def test_the_warning_can_be_made_an_error(root: Path) -> None:

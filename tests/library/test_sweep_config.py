@@ -22,9 +22,9 @@ def config(**parameters: object) -> dict[str, object]:
         ({"method": "grid", "parameters": {}}, "parameters"),
         (
             {"method": "bayes", "parameters": {"a": {"value": 1}}},
-            "method: 'bayes' is not supported yet",
+            "metric: bayes search needs the metric",
         ),
-        ({"method": "grid", "parameters": {"a": {"value": 1}}, "colour": 1}, "colour: unknown key"),
+        ({"method": "custom", "parameters": {"a": {"value": 1}}}, "method: 'custom'"),
         (config(**{"9lr": {"value": 1}}), "parameters.9lr"),
         (config(lr={"value": 1, "values": [1, 2]}), "parameters.lr: give exactly one"),
         (config(lr={}), "parameters.lr: give exactly one"),

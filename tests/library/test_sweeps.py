@@ -148,11 +148,11 @@ async def test_cancel_kills_live_runs_and_queued_runs(store: EventStore) -> None
 async def test_grid_claims_each_combination_once_in_order_then_finishes(store: EventStore) -> None:
     sweep_id = await running_sweep(store)
     claims = [await api.claim(sweep_id, "agent-1", store=store) for _ in range(4)]
-    assert [c.params for c in claims if c] == [
-        {"lr": 0.1, "bs": 16},
-        {"lr": 0.1, "bs": 32},
-        {"lr": 0.01, "bs": 16},
-        {"lr": 0.01, "bs": 32},
+    assert [c.params for c in claims if c] == [  # W&B's order: sorted names, bs slowest
+        {"bs": 16, "lr": 0.1},
+        {"bs": 16, "lr": 0.01},
+        {"bs": 32, "lr": 0.1},
+        {"bs": 32, "lr": 0.01},
     ]
     assert (
         await api.claim(sweep_id, "agent-1", store=store) is None
@@ -163,6 +163,43 @@ async def test_grid_claims_each_combination_once_in_order_then_finishes(store: E
         await run.finish(1)  # a failed run never changes the sweep's status
     assert (await sweep_state(store, sweep_id)).status is SweepStatus.RUNNING
     assert await api.claim(sweep_id, "agent-1", store=store) is None
+    state = await sweep_state(store, sweep_id)
+    assert (state.status, state.finish_reason) == (SweepStatus.FINISHED, "exhausted")
+
+
+async def exhausted_sweep(store: EventStore) -> str:
+    """A grid sweep whose every cell ran and that finished itself (exhausted)."""
+    sweep_id = await running_sweep(store)
+    while (work := await api.claim(sweep_id, "agent-1", store=store)) is not None:
+        await (await start(store, work)).finish()
+    assert await api.claim(sweep_id, "agent-1", store=store) is None
+    assert (await sweep_state(store, sweep_id)).status is SweepStatus.FINISHED
+    return sweep_id
+
+
+async def test_reopening_an_exhausted_sweep_finishes_it_again_at_once(store: EventStore) -> None:
+    sweep_id = await exhausted_sweep(store)
+    reopened = await api.resume_sweep(sweep_id, store=store)
+    assert (reopened.status, reopened.finish_reason) == (SweepStatus.FINISHED, "exhausted")
+
+
+async def test_reopening_a_random_sweep_makes_it_running(store: EventStore) -> None:
+    config = {"method": "random", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}
+    sweep_id = await running_sweep(store, config)
+    await api.stop_sweep(sweep_id, store=store)
+    assert (await api.resume_sweep(sweep_id, store=store)).status is SweepStatus.RUNNING
+
+
+async def test_an_agent_leaving_with_its_count_finishes_an_exhausted_sweep(
+    store: EventStore,
+) -> None:
+    sweep_id = await api.create_sweep(GRID, project="p", store=store)
+
+    async def train() -> None:
+        async with api.init():
+            pass
+
+    assert await api.agent(sweep_id, train, store=store, count=4) == 4  # the whole grid
     state = await sweep_state(store, sweep_id)
     assert (state.status, state.finish_reason) == (SweepStatus.FINISHED, "exhausted")
 

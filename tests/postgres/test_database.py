@@ -18,7 +18,7 @@ from eventstore import (
     StoreUnavailable,
     open_store,
 )
-from eventstore._postgres import translate_postgres_error
+from eventstore._postgres_errors import translate_postgres_error
 from eventstore._postgres_schema import SCHEMA_VERSION
 
 from ..conformance._events import steps

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventstore import (
+    AgentHeartbeat,
     AgentStarted,
     ClaimLapsed,
     Event,
@@ -24,6 +25,7 @@ from eventstore import (
     RunKilled,
     RunRevived,
     RunScheduled,
+    RunStopRequested,
     StepLogged,
     SweepCancelled,
     SweepCreated,
@@ -76,6 +78,7 @@ run_events: st.SearchStrategy[Event] = st.one_of(
     ),
     st.builds(RunKilled, reason=st.just("r"), incarnation=st.one_of(st.none(), incarnations)),
     st.builds(RunRevived, incarnation=incarnations),
+    st.builds(RunStopRequested, incarnation=incarnations, reason=st.just("stop")),
     st.builds(NotesEdited, notes=st.just("e"), incarnation=st.one_of(st.none(), incarnations)),
 )
 sweep_events: st.SearchStrategy[Event] = st.one_of(
@@ -96,6 +99,7 @@ sweep_events: st.SearchStrategy[Event] = st.one_of(
     ),
     st.builds(ClaimLapsed, run_id=st.sampled_from(RUNS), claim_position=st.integers(1, 40)),
     st.builds(AgentStarted, agent_id=st.just("g1")),
+    st.builds(AgentHeartbeat, agent_id=st.just("g1"), run_ids=st.just(["a"])),
     st.sampled_from(
         [
             SweepPaused(),
@@ -211,7 +215,10 @@ def test_folding_a_batch_equals_folding_one_event_at_a_time(items, cuts) -> None
                         )
                     )
                 events.extend(
-                    (stream, StepLogged(step=s, metrics={"loss": float(s)}, incarnation=incarnation))
+                    (
+                        stream,
+                        StepLogged(step=s, metrics={"loss": float(s)}, incarnation=incarnation),
+                    )
                     for s in steps
                 )
         else:

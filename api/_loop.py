@@ -1,0 +1,56 @@
+"""One event loop on a daemon thread, shared by everything that must outlive the caller's.
+
+The blocking facade runs every run on it. An async run whose own event loop ends while
+the run is still open moves here, so it can still be finished when the interpreter exits
+(Python 3.12 forbids starting threads, and so opening stores, by then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+__all__ = ["LoopThread", "background"]
+
+_T = TypeVar("_T")
+
+
+class LoopThread:
+    """An event loop running forever on a daemon thread, started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop (started now if it was not yet)."""
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                threading.Thread(target=serve, name="runlog-loop", daemon=True).start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coroutine`` on the loop and wait for its result (from another thread)."""
+        future: Future[_T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result()
+
+    async def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coroutine`` on the loop and await its result from another event loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
+
+background = LoopThread()

@@ -1,0 +1,163 @@
+"""A run's state at a past position, for the run page's slider, without refolding the
+run from its start at every move.
+
+The answer is what ``Projector.run_as_of`` gives: the fold of the run's stream and its
+sweep's stream up to the position. The fold is pure, so it can stop anywhere and go on
+later from a copy of its states: each fold here leaves copies behind (every
+``_EVERY`` events, and where it stopped), and the next request starts from the nearest
+copy at or before its position. Moving the slider back and forth then folds only the
+events between two copies, however long the run.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import anyio
+import msgspec
+
+from eventstore import EventStore, RecordedEvent, run_stream, sweep_stream
+from projections import Model, RunKey, RunState, SweepState
+
+__all__ = ["TimeTravel"]
+
+_EVERY = 50_000  # events folded between two copies
+_KEEP_COPIES = 64  # per run; the oldest beyond it are dropped (but never the first)
+_KEEP_RUNS = 8
+
+
+class _Copy(msgspec.Struct, frozen=True):
+    """The fold's states after the event at ``position``, and where each stream goes on."""
+
+    position: int
+    runs: list[RunState]
+    sweeps: list[SweepState]
+    versions: dict[str, int]
+    """stream -> the version of the next event to read."""
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(_Copy).decode
+
+
+class TimeTravel:
+    """Past states of runs, from copies of earlier folds."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        self._copies: OrderedDict[tuple[str, ...], list[tuple[int, bytes]]] = OrderedDict()
+        self._locks: dict[tuple[str, ...], anyio.Lock] = {}
+
+    async def run_as_of(self, key: RunKey, sweep_id: str | None, position: int) -> RunState | None:
+        """The state of run ``key`` (of sweep ``sweep_id``, if any) right after ``position``."""
+        streams = [run_stream(key[0], key[1])] + ([sweep_stream(sweep_id)] if sweep_id else [])
+        cache_key = tuple(streams)
+        lock = self._locks.setdefault(cache_key, anyio.Lock())
+        try:
+            async with lock:
+                return await self._fold(key, streams, position)
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._locks.pop(cache_key, None)
+
+    async def _fold(self, key: RunKey, streams: list[str], position: int) -> RunState | None:
+        cache_key = tuple(streams)
+        copies = self._copies.pop(cache_key, [])
+        self._copies[cache_key] = copies  # the most recently used last
+        while len(self._copies) > _KEEP_RUNS:
+            self._copies.popitem(last=False)
+        start = bisect.bisect_right(copies, position, key=lambda item: item[0]) - 1
+        loader: _Loader | None = None
+        if start >= 0:
+            loader = _Loader(_decode(copies[start][1]))
+            model = Model(loader.run, loader.sweep)
+            model.position = loader.copy.position
+            versions = dict(loader.copy.versions)
+        else:
+            model, versions = Model(), dict.fromkeys(streams, 0)
+        folded = 0
+        async for record in _merged(self._store, versions, position):
+            model.apply(record)
+            versions[record.stream] = record.version + 1
+            folded += 1
+            if folded % _EVERY == 0:
+                model.take_changes()  # the fold's own bookkeeping, not needed here
+                _keep(copies, _copy_of(model, loader, record.position, versions))
+        model.take_changes()
+        if loader is None or folded:
+            _keep(copies, _copy_of(model, loader, position, versions))
+        found = model.runs.get(key)
+        if found is None and loader is not None:
+            found = loader.run(key)  # untouched since the copy: the fold never loaded it
+        return found
+
+
+def _copy_of(
+    model: Model, loader: _Loader | None, position: int, versions: dict[str, int]
+) -> _Copy:
+    runs = [model.runs[k] for k in sorted(model.runs)]
+    sweeps = [model.sweeps[s] for s in sorted(model.sweeps)]
+    if loader is not None:
+        # States the copy held and this fold never touched are still the same.
+        runs += [r for r in loader.copy.runs if (r.project, r.run_id) not in model.runs]
+        sweeps += [s for s in loader.copy.sweeps if s.sweep_id not in model.sweeps]
+    return _Copy(position, runs, sweeps, dict(versions))
+
+
+class _Loader:
+    """Hands a restored model a fresh copy of each state it asks for."""
+
+    def __init__(self, copy: _Copy) -> None:
+        self.copy = copy
+        self._runs = {(r.project, r.run_id): _encode(r) for r in copy.runs}
+        self._sweeps = {s.sweep_id: _encode(s) for s in copy.sweeps}
+
+    def run(self, key: RunKey) -> RunState | None:
+        raw = self._runs.get(key)
+        return None if raw is None else msgspec.msgpack.decode(raw, type=RunState)
+
+    def sweep(self, sweep_id: str) -> SweepState | None:
+        raw = self._sweeps.get(sweep_id)
+        return None if raw is None else msgspec.msgpack.decode(raw, type=SweepState)
+
+
+def _keep(copies: list[tuple[int, bytes]], copy: _Copy) -> None:
+    index = bisect.bisect_left(copies, copy.position, key=lambda item: item[0])
+    if index < len(copies) and copies[index][0] == copy.position:
+        return
+    copies.insert(index, (copy.position, _encode(copy)))
+    if len(copies) > _KEEP_COPIES:
+        del copies[1]  # the first stays: it is where every backward move starts
+
+
+async def _merged(
+    store: EventStore, versions: dict[str, int], until: int
+) -> AsyncIterator[RecordedEvent]:
+    """The streams' events from their versions up to position ``until``, in log order."""
+
+    async def upto(stream: str) -> AsyncGenerator[RecordedEvent, None]:
+        async for record in store.read_stream(stream, versions[stream]):
+            if record.position > until:
+                return
+            yield record
+
+    iterators = [upto(stream) for stream in versions]
+    heads: list[tuple[int, int, RecordedEvent]] = []
+    for index, iterator in enumerate(iterators):
+        first = await anext(iterator, None)
+        if first is not None:
+            heads.append((first.position, index, first))
+    heapq.heapify(heads)
+    try:
+        while heads:
+            _, index, record = heapq.heappop(heads)
+            yield record
+            following = await anext(iterators[index], None)
+            if following is not None:
+                heapq.heappush(heads, (following.position, index, following))
+    finally:
+        for iterator in iterators:
+            await iterator.aclose()

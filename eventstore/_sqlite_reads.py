@@ -1,0 +1,229 @@
+"""The SQLite backend's reads: each a function of the connection, run on its thread."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._batch import StoredIds
+from ._core import Queries
+from ._errors import CorruptStore, InvalidArgument
+from ._files import BLOB_PREFIX, new_digest
+from ._types import RecordedEvent, StoredEvent, StreamInfo
+
+__all__ = ["MAX_POSITION", "SQLiteReads", "stored_ids"]
+
+MAX_POSITION = (1 << 63) - 1
+
+
+class SQLiteReads(Queries):
+    """The read queries of one store."""
+
+    def _name(self, db: sqlite3.Connection, stream_id: int) -> str:
+        name = self._names.get(stream_id)
+        if name is None:
+            row = db.execute(
+                "SELECT name FROM streams WHERE stream_id = ?", (stream_id,)
+            ).fetchone()
+            if row is None:
+                raise CorruptStore(
+                    f"{self._where}: events refer to stream id {stream_id}, which is missing"
+                )
+            name = self._names[stream_id] = row[0]
+        return name
+
+    def page(
+        self, db: sqlite3.Connection, position: int, limit: int, last: int | None
+    ) -> list[RecordedEvent]:
+        """Decoded events from ``position`` on, at most ``limit``, none after ``last``."""
+        # Positions are gap-free, so rows in [position, position + limit) are those
+        # positions in order, and the column need not be fetched (a replay reads
+        # millions). A short page is checked against max(position) in the same
+        # snapshot, so a damaged log raises instead of being mislabelled.
+        end = position + limit if last is None else min(position + limit, last + 1)
+        db.execute("BEGIN")
+        try:
+            rows = db.execute(
+                "SELECT stream_id, version, recorded_at, data FROM events "
+                "WHERE position >= ? AND position < ? ORDER BY position",
+                (position, end),
+            ).fetchall()
+            if len(rows) < end - position:
+                found = db.execute(
+                    "SELECT count(*), max(position) FROM events WHERE position >= ? AND position < ?",
+                    (position, end),
+                ).fetchone()
+                if found[0] and found[1] != position + found[0] - 1:
+                    raise CorruptStore(
+                        f"{self._where}: the log has a gap between positions {position} and "
+                        f"{found[1]}; events were deleted outside runlog. Restore from a backup."
+                    )
+        finally:
+            db.execute("COMMIT")
+        names = self._names
+        fast = self._codec._decoder.decode
+        out: list[RecordedEvent] = []
+        append = out.append
+        for stream_id, version, recorded_at, data in rows:
+            name = names.get(stream_id) or self._name(db, stream_id)
+            try:
+                event = fast(data)
+            except Exception:
+                event = self._codec.decode(data, position)
+            append(RecordedEvent(position, name, version, recorded_at, event))
+            position += 1
+        return out
+
+    def stream_page(
+        self, db: sqlite3.Connection, stream: str, from_version: int, limit: int
+    ) -> list[RecordedEvent]:
+        """Decoded events of ``stream`` from ``from_version`` on, at most ``limit``."""
+        row = db.execute("SELECT stream_id FROM streams WHERE name = ?", (stream,)).fetchone()
+        if row is None:
+            return []
+        rows = db.execute(
+            "SELECT position, version, recorded_at, data FROM events "
+            "WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?",
+            (row[0], from_version, limit),
+        ).fetchall()
+        decode = self._codec.decode
+        return [
+            RecordedEvent(position, stream, version, recorded_at, decode(data, position))
+            for position, version, recorded_at, data in rows
+        ]
+
+    def at_positions(self, db: sqlite3.Connection, wanted: list[int]) -> list[RecordedEvent]:
+        """The events at ``wanted``, in that order; a missing one raises."""
+        found: dict[int, RecordedEvent] = {}
+        decode = self._codec.decode
+        for position, stream_id, version, recorded_at, data in _rows_in(
+            db,
+            "SELECT position, stream_id, version, recorded_at, data FROM events "
+            "WHERE position IN ({})",
+            wanted,
+        ):
+            name = self._name(db, stream_id)
+            found[position] = RecordedEvent(
+                position, name, version, recorded_at, decode(data, position)
+            )
+        missing = [p for p in wanted if p not in found]
+        if missing:
+            raise InvalidArgument(f"no event at position {missing[0]}; the head is {self.head(db)}")
+        return [found[p] for p in wanted]
+
+    def stored_page(
+        self, db: sqlite3.Connection, position: int, limit: int, last: int | None
+    ) -> list[StoredEvent]:
+        """Undecoded events from ``position`` on, with their ids and hashes."""
+        columns = (
+            "SELECT position, stream_id, version, event_id, recorded_at, data, hash FROM events"
+        )
+        if last == position:
+            # A lookup, not a range scan, which would read on into the next page: an audit
+            # of a damaged file reads single events to find where the damage starts.
+            rows = db.execute(f"{columns} WHERE position = ?", (position,)).fetchall()
+        else:
+            rows = db.execute(
+                f"{columns} WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?",
+                (position, last if last is not None else MAX_POSITION, limit),
+            ).fetchall()
+        names = self._names
+        return [
+            StoredEvent(p, names.get(s) or self._name(db, s), v, e, r, d, h)
+            for p, s, v, e, r, d, h in rows
+        ]
+
+    @staticmethod
+    def head(db: sqlite3.Connection) -> int:
+        """The last position, 0 for an empty log."""
+        row = db.execute("SELECT max(position) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def position_at(self, db: sqlite3.Connection, recorded_at_us: int) -> int:
+        """The last position recorded at or before ``recorded_at_us``."""
+        # Binary search on the primary key: recorded_at is monotonic along positions,
+        # so this costs ~log2(n) row look-ups and needs no index on time.
+        low, high = 0, self.head(db)
+        while low < high:
+            middle = (low + high + 1) // 2
+            row = db.execute(
+                "SELECT recorded_at FROM events WHERE position = ?", (middle,)
+            ).fetchone()
+            if row is not None and row[0] <= recorded_at_us:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+    @staticmethod
+    def stream_info(db: sqlite3.Connection, stream: str) -> StreamInfo | None:
+        """The stream's version and positions, None if it has none."""
+        row = db.execute(
+            "SELECT name, version, first_position, last_position FROM streams WHERE name = ?",
+            (stream,),
+        ).fetchone()
+        return StreamInfo(*row) if row else None
+
+    @staticmethod
+    def stream_version(db: sqlite3.Connection, stream: str) -> int:
+        """The stream's version, -1 if it has none."""
+        row = db.execute("SELECT version FROM streams WHERE name = ?", (stream,)).fetchone()
+        return int(row[0]) if row else -1
+
+    @staticmethod
+    def streams(db: sqlite3.Connection, prefix: str) -> list[StreamInfo]:
+        """The streams whose names start with ``prefix``, in order of creation."""
+        # Range scan on the UNIQUE(name) index; LIKE would need escaping and case rules.
+        upper = prefix + "\U0010ffff"
+        rows = db.execute(
+            "SELECT name, version, first_position, last_position FROM streams "
+            "WHERE name >= ? AND name < ? ORDER BY first_position",
+            (prefix, upper),
+        ).fetchall()
+        return [StreamInfo(name, version, first, last) for name, version, first, last in rows]
+
+    def get_file(self, db: sqlite3.Connection, digest: str, target: Path) -> int:
+        """Write the stored file ``digest`` to ``target`` atomically; its size."""
+        row = db.execute("SELECT size, chunks FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        if row is None:
+            raise InvalidArgument(f"no file with digest {digest} is stored in {self._where}")
+        size, chunks = row
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.runlog-partial")
+        hasher = new_digest()
+        with partial.open("wb") as file:
+            for seq in range(chunks):
+                (data,) = db.execute(
+                    "SELECT data FROM blob_chunks WHERE digest = ? AND seq = ?", (digest, seq)
+                ).fetchone()
+                hasher.update(data)
+                file.write(data)
+        if BLOB_PREFIX + hasher.hexdigest() != digest:
+            partial.unlink()
+            raise CorruptStore(f"{self._where}: the stored file {digest} does not match its digest")
+        os.replace(partial, target)
+        return int(size)
+
+
+def stored_ids(db: sqlite3.Connection, ids: list[bytes]) -> StoredIds:
+    """Which of ``ids`` are stored, and where."""
+    found: StoredIds = {}
+    for event_id, position, version, name, data in _rows_in(
+        db,
+        "SELECT e.event_id, e.position, e.version, s.name, e.data FROM events e "
+        "JOIN streams s ON s.stream_id = e.stream_id WHERE e.event_id IN ({})",
+        ids,
+    ):
+        found[event_id] = (position, version, name, data)
+    return found
+
+
+def _rows_in(db: sqlite3.Connection, sql: str, values: Sequence[object]) -> Iterator[Any]:
+    """The rows of ``sql`` whose ``IN ({})`` lists ``values``, 500 at a time (SQLite
+    limits the parameters of one statement)."""
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        yield from db.execute(sql.format(",".join("?" * len(chunk))), chunk)

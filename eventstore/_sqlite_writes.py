@@ -1,0 +1,180 @@
+"""The SQLite backend's writes: append, import and files, each one call on the writer's
+thread. ``BEGIN IMMEDIATE`` serialises writers across processes, the head is read under
+that lock (which keeps positions gap-free and the hash chain linear), the rows go in as
+multi-row ``INSERT`` statements, and ``COMMIT`` ends it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from itertools import chain, repeat
+from pathlib import Path
+
+from ._batch import AppendPlan, retried_append
+from ._codec import EventCodec
+from ._errors import CorruptStore, InvalidArgument
+from ._files import BLOB_CHUNK, BLOB_PREFIX, new_digest
+from ._import import plan_import
+from ._sqlite_reads import SQLiteReads, stored_ids
+from ._sqlite_runner import begin_immediate, write_transaction
+from ._types import AppendResult, ImportResult, StoredEvent
+
+__all__ = ["SQLiteQueries"]
+
+_CHUNK = 128  # rows per INSERT; remainders use power-of-two sizes so statements stay cached
+_COLUMNS = 7
+_INSERT = {
+    size: "INSERT INTO events (position, stream_id, version, event_id, recorded_at, data, hash) VALUES "
+    + ",".join(["(?,?,?,?,?,?,?)"] * size)
+    for size in (128, 64, 32, 16, 8, 4, 2, 1)
+}
+_STATE = (
+    "SELECT s.stream_id, s.version, h.position, h.recorded_at, h.hash FROM (SELECT 1) "
+    "LEFT JOIN streams s ON s.name = ? "
+    "LEFT JOIN (SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1) h"
+)
+_NEW_STREAM = (
+    "INSERT INTO streams (name, version, first_position, last_position) VALUES (?, ?, ?, ?)"
+)
+_MOVE_STREAM = "UPDATE streams SET version = ?, last_position = ? WHERE stream_id = ?"
+
+
+class SQLiteQueries(SQLiteReads):
+    """Every query of one SQLite store, reads and writes."""
+
+    def __init__(
+        self, codec: EventCodec, where: str, lock_timeout: float, clock: Callable[[], float]
+    ) -> None:
+        super().__init__(codec, where)
+        self._lock_timeout = lock_timeout
+        self._clock = clock
+
+    def append(
+        self,
+        db: sqlite3.Connection,
+        stream: str,
+        ids: list[bytes],
+        datas: list[bytes],
+        expected: int | str,
+    ) -> AppendResult:
+        """One append, committed or not at all."""
+        begin_immediate(db, self._lock_timeout)
+        try:
+            # One statement for the stream's state and the log's head, read under the lock.
+            state = db.execute(_STATE, (stream,)).fetchone()
+            plan = AppendPlan(stream, expected, state, ids, datas, self._clock)
+            if plan.refused:
+                return plan.refuse(expected, ids, datas, stored_ids(db, ids))
+            if not plan.count:
+                return AppendResult(stream, (), plan.current)
+            stream_id = plan.stream_id
+            if stream_id is None:
+                cursor = db.execute(_NEW_STREAM, (stream, plan.version, plan.first, plan.last))
+                assert cursor.lastrowid is not None
+                stream_id = cursor.lastrowid
+            else:
+                db.execute(_MOVE_STREAM, (plan.version, plan.last, stream_id))
+            _insert(db, _rows(plan, stream_id, ids, datas), plan.count)
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            # Only a stored event id can collide here (positions and versions are
+            # decided under the write lock): this is a retry of an earlier append.
+            db.execute("ROLLBACK")
+            return self._retried(db, stream, ids, datas)
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+        return plan.result()
+
+    def _retried(
+        self, db: sqlite3.Connection, stream: str, ids: list[bytes], datas: list[bytes]
+    ) -> AppendResult:
+        db.execute("BEGIN")
+        try:
+            stored = retried_append(stream, ids, datas, stored_ids(db, ids))
+        finally:
+            db.execute("ROLLBACK")
+        if stored is None:
+            raise CorruptStore(
+                f"{self._where}: the streams table disagrees with the events table about "
+                f"{stream!r}; restore the file from a backup"
+            )
+        return stored
+
+    def import_rows(self, db: sqlite3.Connection, rows: list[StoredEvent]) -> ImportResult:
+        """One import of checked events, committed or not at all."""
+        return write_transaction(db, self._lock_timeout, self._import, rows)
+
+    def _import(self, db: sqlite3.Connection, rows: list[StoredEvent]) -> ImportResult:
+        known = stored_ids(db, [stored.event_id_bytes for stored in rows])
+        head = db.execute(
+            "SELECT position, recorded_at, hash FROM events ORDER BY position DESC LIMIT 1"
+        ).fetchone()
+        ids: dict[str, int] = {}
+        versions: dict[str, int] = {}
+        for name in {stored.stream for stored in rows}:
+            row = db.execute(
+                "SELECT stream_id, version FROM streams WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None:
+                ids[name], versions[name] = row
+        plan = plan_import(rows, known, versions, head)
+        for name, (version, first, last) in plan.new_streams.items():
+            cursor = db.execute(_NEW_STREAM, (name, version, first, last))
+            assert cursor.lastrowid is not None
+            ids[name] = cursor.lastrowid
+        db.executemany(
+            _MOVE_STREAM,
+            [(version, last, ids[name]) for name, (version, last) in plan.moved_streams.items()],
+        )
+        db.executemany(_INSERT[1], plan.records(ids))
+        return plan.result()
+
+    def put_file(self, db: sqlite3.Connection, source: Path, digest: str, size: int) -> None:
+        """Store ``source`` under ``digest`` unless it is stored already (one transaction)."""
+        if db.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone():
+            return
+        write_transaction(db, self._lock_timeout, _put_file, source, digest, size)
+
+
+def _put_file(db: sqlite3.Connection, source: Path, digest: str, size: int) -> None:
+    if db.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone() is not None:
+        return  # another writer stored it while this one waited for the lock
+    hasher = new_digest()
+    seq = 0
+    with source.open("rb") as file:
+        while chunk := file.read(BLOB_CHUNK):
+            hasher.update(chunk)
+            db.execute("INSERT INTO blob_chunks VALUES (?, ?, ?)", (digest, seq, chunk))
+            seq += 1
+    if BLOB_PREFIX + hasher.hexdigest() != digest:
+        raise InvalidArgument(f"{source} changed while it was being saved; save it again")
+    db.execute("INSERT INTO blobs VALUES (?, ?, ?)", (digest, size, seq))
+
+
+def _rows(plan: AppendPlan, stream_id: int, ids: list[bytes], datas: list[bytes]) -> list[object]:
+    # The INSERT's parameters, flat, built in C (this is the append hot path).
+    first, version, count = plan.first, plan.current + 1, plan.count
+    return list(
+        chain.from_iterable(
+            zip(
+                range(first, first + count),
+                repeat(stream_id),
+                range(version, version + count),
+                ids,
+                repeat(plan.now),
+                datas,
+                plan.hashes,
+            )
+        )
+    )
+
+
+def _insert(db: sqlite3.Connection, rows: list[object], count: int) -> None:
+    start = 0
+    while count:
+        size = _CHUNK if count >= _CHUNK else 1 << (count.bit_length() - 1)
+        end = start + size * _COLUMNS
+        db.execute(_INSERT[size], rows[start:end])
+        start = end
+        count -= size
