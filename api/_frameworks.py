@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from eventstore import FileSaved
 
+from . import _wandb
 from ._errors import ActiveRunError, RunNotFound
 from ._ids import generate_id
 from ._init import DEFAULT_PROJECT
@@ -139,33 +140,29 @@ def plain_config(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def the_active_run() -> SyncRun:
-    """The one unfinished ``api.sync`` run of this process (for integrations built
-    without ``run=``, as W&B's use the global run).
+    """``api.sync.run``, the current run (for integrations built without ``run=``, as
+    W&B's use ``wandb.run``).
 
     Raises:
-        ActiveRunError: none or several are open.
+        ActiveRunError: there is none.
     """
-    open_runs = [r for r in _thread.runs if not r.finished]
-    if len(open_runs) != 1:
+    current = _wandb._state.run
+    if current is None or current.finished:
         raise ActiveRunError(
-            f"{len(open_runs)} api.sync runs are open in this process; pass run= (the run "
-            "from api.sync.init) or the init arguments (project=, id=, resume=) to the "
-            "integration"
+            "no api.sync run is open in this process; start one with api.sync.init(...), "
+            "or pass run= or the init arguments (project=, id=, resume=) to the integration"
         )
-    return open_runs[0]
+    return current
 
 
-def save_together(
-    run: SyncRun, files: Mapping[str, str | os.PathLike[str]], *, end_step: bool = False
-) -> None:
+def save_together(run: SyncRun, files: Mapping[str, str | os.PathLike[str]]) -> None:
     """Keep ``files`` (name -> local path) with the run as one append.
 
     A checkpoint is several files (weights, optimizer, trainer state); a kill between
     two separate saves would leave the run with a newer half and an older half. The
-    contents go to the store first; the ``FileSaved`` events are then written together
-    with everything logged before (durable in call order). ``end_step`` also writes the
-    row of the current step, which ``log(step=)`` keeps open for merges: for a
-    checkpoint taken after that step, once nothing more will be logged at it.
+    contents go to the store first; the ``FileSaved`` events are then written together,
+    after everything logged before (the open step row included: durable in call order,
+    as ``Run.save``), so the run never holds a checkpoint newer than its history.
     """
 
     async def save() -> None:
@@ -174,9 +171,6 @@ def save_together(
         for name, path in files.items():
             digest, size = await inner.store.put_file(Path(path))
             saved.append((name, digest, size))
-        if end_step:
-            with inner._lock:
-                inner._emit_pending()
         for name, digest, size in saved:
             inner._enqueue(
                 FileSaved(incarnation=inner.incarnation, name=name, digest=digest, size=size)

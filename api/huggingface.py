@@ -172,5 +172,4 @@ class RunlogCallback(TrainerCallback):  # type: ignore[misc]
         save_together(
             self.run,
             {**{PREFIX + name: path for name, path in files.items()}, MANIFEST: manifest},
-            end_step=True,  # Trainer saves after the step's logs and evaluation
         )

@@ -49,7 +49,7 @@ class RunlogCallback(keras.callbacks.Callback):  # type: ignore[misc]
     Args:
         run: an ``api.sync`` run; without it the callback starts one with
             ``init_kwargs`` (lazily, so ``fit``'s parameters become its config), or,
-            with no ``init_kwargs`` either, uses the one open ``api.sync`` run.
+            with no ``init_kwargs`` either, uses ``api.sync.run``.
         monitor: the logged value that decides the best model (``"val_loss"``).
         mode: ``"min"``, ``"max"`` or ``"auto"`` (``"max"`` for accuracy-like names).
         save_model: keep the best model with the run as ``best_model_name``.

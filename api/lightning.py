@@ -118,20 +118,22 @@ class RunlogLogger(Logger):  # type: ignore[misc]
         """Log at ``step`` (the trainer's global step); rows of steps this run already
         logged (a restart from an older checkpoint) are not logged again."""
         run = self.run
+        if self._pending is not None and step is not None and step >= self._pending[1]:
+            # The rows before the checkpoint's step are all logged, and the next one is
+            # not started yet: saving now writes the open row with it, complete.
+            self._save_pending()
         if step is None:
             run.log(dict(metrics))
         elif step >= run.step:
             run.log(dict(metrics), step=step)
-        if self._pending is not None and step is not None and step >= self._pending[1]:
-            self._save_pending()
 
     @rank_zero_only  # type: ignore[untyped-decorator]
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
         """Keep the checkpoint just written (and the best one, when it changed).
 
         Lightning writes it at the end of a step, before that step's metrics are logged;
-        it is saved with the run once they are (at the next step's, or at the end), so a
-        kill can never leave a checkpoint newer than the run's history.
+        it is saved with the run once they are (when the next step's arrive, or at the
+        end), so a kill can never leave a checkpoint newer than the run's history.
         """
         if not self._log_checkpoints:
             return
@@ -165,24 +167,24 @@ class RunlogLogger(Logger):  # type: ignore[misc]
             held = {**self._pending[0], **held}
         self._pending = (held, step)
 
-    def _save_pending(self, *, end_step: bool = False) -> None:
+    def _save_pending(self) -> None:
         if self._pending is not None:
             files, _ = self._pending
             self._pending = None
-            save_together(self.run, files, end_step=end_step)
+            save_together(self.run, files)
 
     def save(self) -> None:
         """Called after a training step that stops the trainer: after a preemption
         signal, the step's metrics are logged by now, so the run ends here."""
         if self._preempt_saved and self._preemption is not None:
-            self._save_pending(end_step=True)
+            self._save_pending()
             self._preemption.stop()
 
     def finalize(self, status: str) -> None:
         """Write everything logged; the run itself ends with the process (or ``finish``)."""
         run = self._lazy.run
         if run is not None and not run.finished:
-            self._save_pending(end_step=True)  # nothing more is logged in this fit
+            self._save_pending()  # nothing more is logged in this fit
             run.flush()
 
     # --- resume and preemption ---------------------------------------------------------------

@@ -138,7 +138,7 @@ def writer_cpu() -> float:
     return sum(
         time.clock_gettime(time.pthread_getcpuclockid(t.ident))
         for t in threading.enumerate()
-        if t.name == "runlog-sync" and t.ident is not None
+        if t.name in ("runlog-loop", "runlog-sync") and t.ident is not None
     )
 
 
