@@ -204,7 +204,13 @@ class RunlogCallback(keras.callbacks.Callback):  # type: ignore[misc]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.model.save(path)
+                if path.suffix in (".h5", ".hdf5"):
+                    # Keras 3 cannot load the compile settings it writes to HDF5
+                    # ("Could not deserialize 'keras.metrics.mse'"): keep the model
+                    # without them; the resumable checkpoint is the .keras file.
+                    self.model.save(path, include_optimizer=False)
+                else:
+                    self.model.save(path)
         finally:
             absl.setLevel(level)
             if kept is not None and isinstance(compile_config, dict):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from eventstore import FileSaved, RunExited, StepLogged, open_store
+from eventstore import FileSaved, RunExited, RunInitialized, StepLogged, open_store
 from projections import RunState, open_projector
 
 HERE = Path(__file__).parent
@@ -119,11 +119,13 @@ def killed_and_restarted(
     return code
 
 
-async def _history(store: Path, run_id: str) -> tuple[dict[int, dict[str, Any]], list[int]]:
+async def _history(
+    store: Path, run_id: str, project: str = "p"
+) -> tuple[dict[int, dict[str, Any]], list[int]]:
     rows: dict[int, dict[str, Any]] = {}
     exits: list[int] = []
     async with open_store(store) as opened:
-        async for record in opened.read_stream(f"run:p/{run_id}"):
+        async for record in opened.read_stream(f"run:{project}/{run_id}"):
             event = record.event
             if isinstance(event, StepLogged):
                 assert event.step not in rows, f"step {event.step} was logged twice"
@@ -133,30 +135,42 @@ async def _history(store: Path, run_id: str) -> tuple[dict[int, dict[str, Any]],
     return rows, exits
 
 
-def history(store: Path, run_id: str) -> dict[int, dict[str, Any]]:
+def history(store: Path, run_id: str, project: str = "p") -> dict[int, dict[str, Any]]:
     """Every logged step's values (a step logged twice fails the test)."""
-    return asyncio.run(_history(store, run_id))[0]
+    return asyncio.run(_history(store, run_id, project))[0]
 
 
-def exit_codes(store: Path, run_id: str) -> list[int]:
+def exit_codes(store: Path, run_id: str, project: str = "p") -> list[int]:
     """The exit codes the run's incarnations recorded, in order."""
-    return asyncio.run(_history(store, run_id))[1]
+    return asyncio.run(_history(store, run_id, project))[1]
 
 
-async def _saves(store: Path, run_id: str, name: str) -> int:
+async def _saves(store: Path, run_id: str, name: str, project: str) -> int:
     async with open_store(store) as opened:
         return len(
             [
                 r
-                async for r in opened.read_stream(f"run:p/{run_id}")
+                async for r in opened.read_stream(f"run:{project}/{run_id}")
                 if isinstance(r.event, FileSaved) and r.event.name == name
             ]
         )
 
 
-def saves(store: Path, run_id: str, name: str) -> int:
+def saves(store: Path, run_id: str, name: str, project: str = "p") -> int:
     """How many times the run saved a file called ``name``."""
-    return asyncio.run(_saves(store, run_id, name))
+    return asyncio.run(_saves(store, run_id, name, project))
+
+
+async def _run_ids(store: Path) -> set[str]:
+    async with open_store(store) as opened:
+        return {
+            r.event.run_id async for r in opened.read_all() if isinstance(r.event, RunInitialized)
+        }
+
+
+def run_ids(store: Path) -> set[str]:
+    """The ids of the runs the store holds."""
+    return asyncio.run(_run_ids(store))
 
 
 async def _state(store: Path, run_id: str) -> RunState:

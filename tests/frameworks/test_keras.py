@@ -15,6 +15,7 @@ from ._harness import (
     exit_codes,
     history,
     killed_and_restarted,
+    run_ids,
     run_to_end,
     saves,
     state,
@@ -94,3 +95,15 @@ def test_the_best_value_survives_a_resume(tmp_path: Path) -> None:
     # In a child process: importing api.keras here would add it to the api package.
     run_to_end("_keras_best.py", [str(tmp_path / "s.db")], tmp_path)
     assert saves(tmp_path / "s.db", "r1", "model-best.h5") == 2
+
+
+def test_the_seed_pages_example_resumes_at_the_next_epoch_with_its_best_model(
+    tmp_path: Path,
+) -> None:
+    code = killed_and_restarted("_keras_seed.py", ["6"], tmp_path, "epoch 1", SIGTERM)
+    assert code == 128 + SIGTERM
+    store = tmp_path / "runlog" / "runlog.db"
+    [run_id] = run_ids(store)  # resume=True continued the preempted run
+    assert sorted(history(store, run_id, project="preemptable")) == list(range(6))
+    assert exit_codes(store, run_id, project="preemptable") == [128 + SIGTERM, 0]
+    assert saves(store, run_id, "model-best.h5", project="preemptable") >= 1
