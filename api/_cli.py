@@ -716,6 +716,11 @@ def agent(
     """
     from ._agent import run_agent_command
 
+    if term_timeout is not None and not forward_signals:
+        # A usage error is told before the store is even looked at.
+        raise click.UsageError(
+            "--term-timeout bounds the wait after a forwarded signal; add --forward-signals"
+        )
     done = _on_existing_store(
         store,
         lambda opened: run_agent_command(
