@@ -28,7 +28,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from eventstore import InvalidArgument
+from ._errors import SweepConfigError, SweepConfigWarning
 
 __all__ = [
     "Parameter",
@@ -87,15 +87,6 @@ _EXPONENT_FORMS = {
 # A grid enumerates values one by one; past this a parameter belongs in random or bayes.
 GRID_VALUES_LIMIT = 1_000_000
 _FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-
-
-class SweepConfigError(InvalidArgument):
-    """A sweep config is invalid; the message names the key and what is wrong."""
-
-
-class SweepConfigWarning(UserWarning):
-    """A sweep config is accepted, but part of it is ignored or probably not what was
-    meant; the message names the key."""
 
 
 class Parameter(msgspec.Struct, frozen=True):

@@ -30,7 +30,6 @@ from eventstore import (
     HeartbeatExpired,
     RunClaimed,
     RunKilled,
-    RunLogError,
     RunScheduled,
     SweepCancelled,
     SweepCreated,
@@ -45,6 +44,7 @@ from eventstore import (
 )
 from projections import Projector, RunStatus, SweepState, SweepStatus, open_projector
 
+from ._errors import SweepError, SweepNotFound
 from ._ids import generate_id
 from ._settings import env, root_dir, store_target
 from ._sweep_config import SweepConfig, load_sweep_config, parse_sweep_config, sweep_id_of
@@ -67,14 +67,6 @@ _T = TypeVar("_T")
 _PATIENCE_S = 60.0  # how long a command keeps deciding again while others win the race
 _ALIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PREEMPTING)
 _BAYES_WINDOW = 400  # the most recent runs of a bayes sweep its model learns from
-
-
-class SweepError(RunLogError):
-    """A sweep command its state does not allow; nothing was written."""
-
-
-class SweepNotFound(SweepError):
-    """No sweep with that id exists in the store."""
 
 
 class Work(msgspec.Struct, frozen=True):

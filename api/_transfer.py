@@ -30,12 +30,12 @@ from eventstore import (
     GENESIS_HASH,
     EventStore,
     FileSaved,
-    RunLogError,
     StoredEvent,
     default_codec,
 )
 
 from ._audit import existing_store
+from ._errors import ExportFileError
 from ._sweeps import StoreArg, _opened
 
 __all__ = ["ExportFileError", "ExportSummary", "ImportSummary", "export_log", "import_log"]
@@ -43,10 +43,6 @@ __all__ = ["ExportFileError", "ExportSummary", "ImportSummary", "export_log", "i
 FORMAT = 1
 _PART = 1 << 20  # bytes of a file per line (before base64)
 _BATCH = 5000
-
-
-class ExportFileError(RunLogError):
-    """An export file is not one, is damaged, or was cut short; nothing was imported."""
 
 
 class Header(msgspec.Struct, frozen=True, tag="runlog-export", tag_field="kind"):

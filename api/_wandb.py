@@ -28,7 +28,7 @@ import yaml
 from eventstore import InvalidArgument
 
 from ._config import config_dict
-from ._errors import RunFinishedError
+from ._errors import IgnoredArgumentWarning, NoRunError
 from ._ids import generate_id
 from ._run import exit_code_for
 from ._settings import Settings as RunlogSettings
@@ -55,16 +55,6 @@ __all__ = [
     "util",
     "watch",
 ]
-
-
-class IgnoredArgumentWarning(UserWarning):
-    """A W&B argument runlog accepts but cannot honour (the message says what it would
-    have done)."""
-
-
-class NoRunError(RunFinishedError):
-    """A module-level function (``log``, ``config``, ...) was called with no active run:
-    call ``init()`` first."""
 
 
 # What runlog does instead, for W&B init arguments it accepts but does not honour.
