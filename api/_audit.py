@@ -230,12 +230,15 @@ async def timeline(
     store: StoreArg = None,
     since: int = 0,
     limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AsyncIterator[TimelineEntry]:
     """Every event of a run, in position order, with what it changed in the run's state.
 
     The run's own stream and the events of its sweep that name it are folded from
     position 0 exactly as the projections fold them; entries before position ``since``
-    are folded but not yielded.
+    are folded but not yielded. Events are read a page at a time and never held all
+    at once. ``progress(done, total)`` is called as events are read; ``total`` (the
+    events of those streams) comes from the store's index, before reading any.
 
     Raises:
         RunNotFound: the log has no such run.
@@ -246,9 +249,19 @@ async def timeline(
         streams = [run_stream(state.project, state.run_id)]
         if state.sweep_id is not None:
             streams.append(sweep_stream(state.sweep_id))
+        total = 0
+        if progress is not None:
+            for stream in streams:
+                info = await opened.stream_info(stream)
+                total += info.version + 1 if info is not None else 0
+            progress(0, total)
         model = Model()
         shown = 0
+        read = 0
         async for record in _merged(opened, streams):
+            read += 1
+            if progress is not None and read % 5000 == 0:
+                progress(read, total)
             event = record.event
             if not _concerns(record, state.run_id):
                 model.apply(record)

@@ -20,7 +20,7 @@ import anyio
 import click
 import msgspec
 
-from eventstore import ConcurrencyError, RunLogError, StoreError
+from eventstore import ConcurrencyError, DecodeError, RunLogError, StoreError
 
 from ._errors import RunNotFound
 from ._settings import root_dir, store_target
@@ -76,7 +76,7 @@ class _StoreProblem(Failure):
 def _failure(exc: BaseException) -> Failure:
     if isinstance(exc, (RunNotFound, SweepNotFound)):
         return _NotFound(str(exc), type(exc).__name__)
-    if isinstance(exc, OSError) or (
+    if isinstance(exc, (OSError, DecodeError)) or (
         isinstance(exc, StoreError) and not isinstance(exc, ConcurrencyError)
     ):
         return _StoreProblem(str(exc), type(exc).__name__)
@@ -89,6 +89,21 @@ def _run(coroutine: Callable[[], Awaitable[_T]]) -> _T:
         return anyio.run(coroutine)
     except (RunLogError, OSError) as exc:
         raise _failure(exc) from exc
+
+
+def _on_existing_store(store: str | None, action: Callable[[Any], Awaitable[_T]]) -> _T:
+    """Run ``action(opened_store)`` on the store at ``store``, which must already exist.
+
+    Commands that read or act on a store must never leave an empty database behind
+    when the path is wrong: they refuse, naming the path they looked at.
+    """
+    from ._audit import existing_store
+
+    async def on_store() -> _T:
+        async with existing_store(store) as opened:
+            return await action(opened)
+
+    return _run(on_store)
 
 
 def _emit(value: Any) -> None:
@@ -330,15 +345,15 @@ def history(
     from ._audit import timeline
 
     # A run can log millions of steps: entries stream out (JSON) or fold into table rows
-    # as they come, and are never all held at once.
+    # that are printed as they close; neither is ever held whole.
     stretch = _Stretch(collapse=not all_steps)
-    rows: list[tuple[str, ...]] = []
+    table = _StreamedTable()
     encode = msgspec.json.Encoder().encode
     out = sys.stdout
 
-    async def produce() -> int:
+    async def produce(progress: Callable[[int, int], None] | None) -> int:
         count = 0
-        async for entry in timeline(run, store=store, since=since, limit=limit):
+        async for entry in timeline(run, store=store, since=since, limit=limit, progress=progress):
             if as_json:
                 if count == 0:
                     out.write('{"run":' + encode(run).decode() + ',"events":[')
@@ -348,29 +363,46 @@ def history(
             else:
                 done = stretch.add(entry)
                 if done is not None:
-                    rows.append(done)
+                    table.row(done)
             count += 1
         return count
 
-    count = _run(produce)
+    with _progress("reading the run's events", not as_json) as progress:
+        count = _run(lambda: produce(progress))
     if as_json:
         out.write(("]}" if count else '{"run":' + encode(run).decode() + ',"events":[]}') + "\n")
         out.flush()
         return
     last = stretch.flush()
     if last is not None:
-        rows.append(last)
-    from rich.table import Table
+        table.row(last)
+    table.header()  # an empty timeline still gets its header
+    click.echo(f"{count} events")
 
-    table = Table(box=None, header_style="bold")
-    for column in ("position", "time (UTC)", "stream", "event", "inc"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("changed", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console = _console()
-    console.print(table)
-    console.print(f"{count} events")
+
+class _StreamedTable:
+    """Rows printed one line each as they come, in columns of fixed width."""
+
+    COLUMNS = (("position", 15), ("time (UTC)", 23), ("stream", 6), ("event", 36), ("inc", 3))
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def header(self) -> None:
+        """Print the header line, once."""
+        if not self.started:
+            self.started = True
+            self._line((*(name for name, _ in self.COLUMNS), "changed"))
+
+    def row(self, cells: tuple[str, ...]) -> None:
+        """Print one row (after the header)."""
+        self.header()
+        self._line(cells)
+
+    def _line(self, cells: tuple[str, ...]) -> None:
+        widths = [width for _, width in self.COLUMNS]
+        text = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=False))
+        click.echo(f"{text}  {cells[-1]}".rstrip())
 
 
 class _Stretch:
@@ -437,10 +469,14 @@ class _Stretch:
 
 def _changes(changes: dict[str, list[Any]]) -> str:
     if not changes:
-        return "[dim](no change)[/dim]"
+        return "(no change)"
     parts = []
     for name, (before, after) in changes.items():
-        parts.append(f"{name}: {_short(before)} -> {_short(after)}")
+        if name.endswith("_us") and all(isinstance(v, int | None) for v in (before, after)):
+            # microsecond counters (created_us, last_heartbeat_us) read as times
+            parts.append(f"{name[:-3]}: {_time(before)} -> {_time(after)}")
+        else:
+            parts.append(f"{name}: {_short(before)} -> {_short(after)}")
     return "; ".join(parts)
 
 
@@ -515,7 +551,9 @@ def sweep(
         "stop": stop_sweep,
         "cancel": cancel_sweep,
     }
-    state = _run(lambda: _on_sweep(target[0], store, command[action]))
+    state = _on_existing_store(
+        store, lambda opened: _on_sweep(target[0], opened, command[action])
+    )
     if as_json:
         _emit(state)
         return
@@ -523,9 +561,7 @@ def sweep(
     click.echo(f"sweep {target[0]}: {state.status}{reason}")
 
 
-async def _on_sweep(
-    sweep_path: str, store: str | None, command: Callable[..., Awaitable[_T]]
-) -> _T:
+async def _on_sweep(sweep_path: str, store: Any, command: Callable[..., Awaitable[_T]]) -> _T:
     """``command(sweep_id, store=...)`` with the id given in any of W&B's forms."""
     if "/" not in sweep_path:
         return await command(sweep_path, store=store)
@@ -546,7 +582,7 @@ def _stop_run(target: tuple[str, ...], store: str | None, as_json: bool) -> None
     if len(target) != 1 or "/" not in target[0]:
         raise click.UsageError("give one run: runlog sweep stop-run PROJECT/RUN_ID")
     project, _, run_id = target[0].rpartition("/")
-    state = _run(lambda: stop_run(project, run_id, store=store))
+    state = _on_existing_store(store, lambda opened: stop_run(project, run_id, store=opened))
     if as_json:
         _emit(state)
         return
@@ -680,16 +716,17 @@ def agent(
     """
     from ._agent import run_agent_command
 
-    done = _run(
-        lambda: run_agent_command(
+    done = _on_existing_store(
+        store,
+        lambda opened: run_agent_command(
             sweep_id,
             command,
             count=count,
-            store=store,
+            store=opened,
             forward_signals=forward_signals,
             term_timeout=term_timeout,
             poll_interval=poll,
-        )
+        ),
     )
     if as_json:
         _emit({"sweep_id": sweep_id, "runs": done})
@@ -711,7 +748,9 @@ def reap(timeout: float, store: str | None, as_json: bool) -> None:
     """Run the heartbeat watchdog once: expire silent runs, lapse stale claims."""
     from ._sweeps import reap as reap_once
 
-    decisions = _run(lambda: reap_once(store=store, timeout_s=timeout))
+    decisions = _on_existing_store(
+        store, lambda opened: reap_once(store=opened, timeout_s=timeout)
+    )
     if as_json:
         _emit({"decisions": decisions})
         return
@@ -725,17 +764,24 @@ def reap(timeout: float, store: str | None, as_json: bool) -> None:
 @_store_option
 @_json_option
 def explain(run: str, store: str | None, as_json: bool) -> None:
-    """Say why RUN (PROJECT/RUN_ID) was queued or not, from the events that decided it."""
-    from ._audit import split_run
+    """Say why RUN (PROJECT/RUN_ID, or a RUN_ID used in one project only) was queued or
+    not, from the events that decided it."""
+    from ._audit import find_run, split_run
     from ._explain import explain as explain_run
 
     try:
-        project, run_id = split_run(run)
+        split_run(run)
     except RunLogError as exc:
         raise click.UsageError(str(exc)) from None
-    if project is None:
-        raise click.UsageError("name the run as PROJECT/RUN_ID")
-    lines = _run(lambda: explain_run(project, run_id, store=store))
+
+    async def explained(opened: Any) -> list[str]:
+        from projections import open_projector
+
+        async with open_projector(opened) as projector:
+            state = await find_run(projector, run)  # a bare id as `show` takes it
+        return await explain_run(state.project, state.run_id, store=opened)
+
+    lines = _on_existing_store(store, explained)
     if as_json:
         _emit({"run": run, "lines": lines})
         return
@@ -813,21 +859,50 @@ def replay(
     is_flag=True,
     help="Write nothing: compare the read models where they stand, not caught up first.",
 )
+@click.option(
+    "--parallel-from",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Use the worker processes only for logs of at least N events (default 100000).",
+)
 @_store_option
 @_json_option
-def verify(workers: int | None, no_catch_up: bool, store: str | None, as_json: bool) -> None:
+def verify(
+    workers: int | None,
+    no_catch_up: bool,
+    parallel_from: int | None,
+    store: str | None,
+    as_json: bool,
+) -> None:
     """Check the hash chain, positions, versions, payloads, and the read models.
 
     Exits 0 when all is sound and 1 naming the first bad position when it is not.
     """
+    from ._verify import PARALLEL_FROM
     from ._verify import verify as verify_store
 
-    with _progress("verifying", not as_json) as progress:
-        report = _run(
-            lambda: verify_store(
-                store=store, workers=workers, progress=progress, catch_up=not no_catch_up
+    try:
+        with _progress("verifying", not as_json) as progress:
+            report = _run(
+                lambda: verify_store(
+                    store=store,
+                    workers=workers,
+                    progress=progress,
+                    catch_up=not no_catch_up,
+                    parallel_from=parallel_from or PARALLEL_FROM,
+                )
             )
-        )
+    except Exception as exc:
+        if isinstance(exc, click.ClickException):
+            raise
+        # verify reads damaged files by design, and damage can reach code that expects
+        # sound data; whatever escapes is still reported in one line, never a traceback.
+        raise _StoreProblem(
+            f"verify could not finish: {type(exc).__name__}: {exc}; the store is damaged in "
+            "a way verify cannot locate: restore it from a backup",
+            type(exc).__name__,
+        ) from exc
     if as_json:
         _emit({**msgspec.to_builtins(report), "ok": report.ok})
     else:
@@ -853,12 +928,15 @@ def verify(workers: int | None, no_catch_up: bool, store: str | None, as_json: b
                 click.echo(f"  {difference}")
         elif report.read_model_position == 0:
             click.echo("read models: none stored yet (nothing to compare)")
+        if report.read_model_error:
+            click.echo(f"  {report.read_model_error}")
         if report.ok:
             click.echo("ok")
         else:
             bad = report.first_bad_position
             where = f" at position {bad}" if bad is not None else ""
-            click.echo(f"FAILED{where}", err=True)
+            advice = f": {report.advice}" if report.advice else ""
+            click.echo(f"FAILED{where}{advice}", err=True)
     if not report.ok:
         sys.exit(EXIT_PROBLEM)
 

@@ -8,6 +8,7 @@ the run's events and its state, folded from the log alone.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -127,8 +128,24 @@ async def run_demo(
         f"7. runlog verify: {report.log.events} events, hash chain and positions intact, "
         f"read models equal the replay: {'ok' if report.ok else 'FAILED'}"
     )
-    say(f"   runlog show demo/{run_id}, runlog history demo/{run_id} tell the rest")
+    runlog = runlog_command()
+    say(f"   {runlog} show demo/{run_id}, {runlog} history demo/{run_id} tell the rest")
     return run_id
+
+
+def runlog_command() -> str:
+    """How to type this ``runlog`` in a shell: ``runlog`` when it is the one on PATH,
+    else its path (``.venv/bin/runlog`` right after the README's install command)."""
+    beside = Path(sys.executable).parent / "runlog"
+    if not beside.exists():
+        return f"{sys.executable} -m api"
+    found = shutil.which("runlog")
+    if found is not None and Path(found).resolve() == beside.resolve():
+        return "runlog"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
 
 
 _AGENT_PATIENCE_S = 300
@@ -171,7 +188,8 @@ async def _sweep_story(trainer: Path, store: str, say: Callable[[str], None]) ->
     except TimeoutError:
         raise RunLogError(
             f"agent B did not finish the sweep within {_AGENT_PATIENCE_S} s; see "
-            f"`runlog sweep show {sweep_id} --store {store}` and `runlog runs`"
+            f"`{runlog_command()} sweep show {sweep_id} --store {store}` and "
+            f"`{runlog_command()} runs`"
         ) from None
     for line in done.stdout.decode().splitlines():
         if line.startswith(("started run", "resumed run", "finished at")):

@@ -53,8 +53,22 @@ def env(name: str) -> str | None:
     return None
 
 
+def env_variable(name: str) -> str | None:
+    """The variable ``env(name)`` reads: ``RUNLOG_<name>`` if set, else ``WANDB_<name>``."""
+    for prefix in ("RUNLOG_", "WANDB_"):
+        if os.environ.get(prefix + name):
+            return prefix + name
+    return None
+
+
 def normalize_resume(value: object, *, source: str = "resume") -> ResumeMode | None:
-    """Contract §3.1: True -> "auto"; False/None -> unset; the four modes; else an error."""
+    """Contract §3.1: True -> "auto"; False/None -> unset; the four modes; else an error.
+
+    A ``source`` of ``RUNLOG_<NAME>`` stands for the environment: the error names the
+    variable actually set (``WANDB_RESUME`` when only that one is).
+    """
+    if source.startswith("RUNLOG_"):
+        source = env_variable(source.removeprefix("RUNLOG_")) or source
     if value is None or value is False:
         return None
     if value is True:

@@ -65,6 +65,12 @@ class VerifyReport(msgspec.Struct, frozen=True):
     """Why the replay stopped early (the log check names the position)."""
     damaged: str | None = None
     """Set when SQLite refused the file and a padded copy of it was checked instead."""
+    read_model_error: str | None = None
+    """Why the stored read models could not be read (they were not compared)."""
+    advice: str | None = None
+    """One line: what is damaged and what to do about it; None when all is sound."""
+    truncated: bool = False
+    """The file is shorter than its header says: the log ends where the file does."""
 
     @property
     def ok(self) -> bool:
@@ -73,15 +79,17 @@ class VerifyReport(msgspec.Struct, frozen=True):
             self.log.ok
             and self.damaged is None
             and self.replay_error is None
+            and self.read_model_error is None
             and (self.projection is None or self.projection.ok)
         )
 
     @property
     def first_bad_position(self) -> int | None:
-        """The lowest position at which something is wrong, None if nothing is."""
+        """The lowest position at which something is wrong, None if nothing is (or if
+        the damage is outside the log)."""
         if self.log.first_fault is not None:
             return self.log.first_fault.position
-        if self.damaged is not None:
+        if self.truncated:
             return self.log.last_position + 1
         return None
 
@@ -103,26 +111,64 @@ async def verify(
     the read model is compared where it stands.
     """
     try:
-        return await _verify(store, workers, progress, parallel_from, catch_up)
+        report = await _verify(store, workers, progress, parallel_from, catch_up)
     except CorruptStore as exc:
         path = _local_path(store)
         if path is None:
             raise
-        # SQLite refuses a file that lost pages (a truncated copy, a failed disk). A
-        # copy padded back to its recorded size opens, and its surviving pages say
-        # where the damage starts.
+        # SQLite refuses a file that lost pages (a truncated copy, a failed disk) or
+        # whose pages are damaged. A copy padded back to its recorded size opens, and
+        # its surviving pages say where the damage starts.
         with tempfile.TemporaryDirectory(prefix="runlog-verify-") as scratch:
-            copy = await anyio.to_thread.run_sync(_padded_copy, path, Path(scratch))
-            async with existing_store(str(copy)) as opened:
-                head = await _head_of_damaged(opened)
-                log = await _check_log(opened, head, workers, parallel_from)
-        return VerifyReport(
+            copy, truncated = await anyio.to_thread.run_sync(_padded_copy, path, Path(scratch))
+            try:
+                async with existing_store(str(copy)) as opened:
+                    head = await _head_of_damaged(opened)
+                    log = await _check_log(opened, head, workers, parallel_from)
+            except RunLogError:
+                raise exc from None  # the copy is no better: name the file the user gave
+        report = VerifyReport(
             head=head,
             log=log,
             projection=None,
             read_model_position=0,
             damaged=f"SQLite refuses the file ({exc}); checked the pages that survive",
+            truncated=truncated,
         )
+    return msgspec.structs.replace(report, advice=_advice(report, store))
+
+
+def _store_name(store: StoreArg) -> str:
+    if isinstance(store, EventStore):
+        return store.url
+    return str(store_target(store, root_dir()))
+
+
+def _advice(report: VerifyReport, store: StoreArg) -> str | None:
+    """The one line that says what is damaged and what to do; None when all is sound."""
+    if report.ok:
+        return None
+    name = _store_name(store)
+    fault = report.log.first_fault
+    if fault is not None:
+        return (
+            f"the log is damaged at position {fault.position} ({fault.kind}): restore "
+            f"{name} from a backup"
+            + (f"; positions 1..{fault.position - 1} are intact" if fault.position > 1 else "")
+        )
+    if report.truncated:
+        return (
+            f"the file ends early: the log stops at position {report.log.last_position}. "
+            f"Restore {name} from a backup"
+        )
+    rebuild = (
+        f"read models are derived from the log and rebuilt from it: `runlog export --store "
+        f"{name} -o log.jsonl` then `runlog import log.jsonl --store NEW.db` writes the log "
+        "to a fresh store whose read models are folded from it on first use; use NEW.db"
+    )
+    if report.damaged is not None:
+        return f"the log is intact, but SQLite reports damage elsewhere in the file; {rebuild}"
+    return f"the log is intact, but the stored read models are not; {rebuild}"
 
 
 async def _verify(
@@ -155,17 +201,22 @@ async def _verify(
 
         snapshot: Snapshot | None = None
 
+        read_model_error: str | None = None
+
         async def take_snapshot() -> None:
             # Reading the stored read model is a third of the work; on a long log a
             # worker process does it, in one read transaction, beside the replay.
-            nonlocal snapshot
-            if read_model_position < parallel_from or not _shareable(opened):
-                snapshot = await projector.snapshot()
-            else:
-                encoded = await anyio.to_process.run_sync(
-                    _snapshot_in_process, opened.url, cancellable=True
-                )
-                snapshot = _decode_snapshot(encoded)
+            nonlocal snapshot, read_model_error
+            try:
+                if read_model_position < parallel_from or not _shareable(opened):
+                    snapshot = await projector.snapshot()
+                else:
+                    encoded = await anyio.to_process.run_sync(
+                        _snapshot_in_process, opened.url, cancellable=True
+                    )
+                    snapshot = _decode_snapshot(encoded)
+            except Exception as exc:  # damaged read-model pages; reported, never raised
+                read_model_error = f"the stored read models cannot be read: {_why(exc)}"
 
         async with anyio.create_task_group() as group:
             group.start_soon(check)
@@ -183,8 +234,8 @@ async def _verify(
             except DecodeError as exc:
                 replay_error = replay_error or str(exc)
                 undecodable = exc
-            except RunLogError as exc:
-                replay_error = replay_error or str(exc)
+            except Exception as exc:  # the log check says where; the report says what
+                replay_error = replay_error or _why(exc)
         if replay_error is None and snapshot is not None and read_model_position:
             try:
                 if snapshot.position > read_model_position:  # others caught it up meanwhile
@@ -192,8 +243,8 @@ async def _verify(
                 projection = compare_snapshots(snapshot, replayed.snapshot_now())
             except DecodeError as exc:
                 replay_error, undecodable = str(exc), exc
-            except RunLogError as exc:
-                replay_error = str(exc)
+            except Exception as exc:
+                replay_error = _why(exc)
     assert log is not None
     if undecodable is not None and undecodable.position is not None:
         fault = LogFault(undecodable.position, "decode", str(undecodable))
@@ -206,7 +257,18 @@ async def _verify(
         projection=projection,
         read_model_position=read_model_position,
         replay_error=replay_error,
+        read_model_error=read_model_error,
     )
+
+
+def _why(exc: BaseException) -> str:
+    """An error as one line: the project's own say what they are; others get their type."""
+    if isinstance(exc, RunLogError):
+        return str(exc)
+    cause = exc.__cause__
+    if isinstance(cause, RunLogError):  # a worker process's error, wrapped by anyio
+        return str(cause)
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def _check_log(
@@ -215,19 +277,44 @@ async def _check_log(
     """``check_range`` over 1..head, in worker processes by ranges when the log is long."""
     shards = _shards(store, head, workers, parallel_from)
     if len(shards) == 1:
-        return merge_ranges([await check_range(store, 1, head, decode_from=decode_from)])
+        return merge_ranges([await _check_here(store, 1, head, decode_from)])
     results: list[RangeCheck | None] = [None] * len(shards)
 
     async def check_shard(index: int, first: int, last: int) -> None:
-        encoded = await anyio.to_process.run_sync(
-            _check_range_in_process, store.url, first, last, decode_from, cancellable=True
-        )
-        results[index] = _decode_range(encoded)
+        # A worker that fails (its store would not open, damage it did not expect, a
+        # broken process) never ends the audit: this process checks its range again,
+        # and that check names the first position it cannot read.
+        try:
+            encoded = await anyio.to_process.run_sync(
+                _check_range_in_process, store.url, first, last, decode_from, cancellable=True
+            )
+            results[index] = _decode_range(encoded)
+        except Exception:
+            results[index] = await _check_here(store, first, last, decode_from)
 
     async with anyio.create_task_group() as group:
         for index, (first, last) in enumerate(shards):
             group.start_soon(check_shard, index, first, last)
     return merge_ranges([r for r in results if r is not None])
+
+
+async def _check_here(store: EventStore, first: int, last: int, decode_from: int) -> RangeCheck:
+    """``check_range`` in this process; a failure it does not expect becomes a fault."""
+    try:
+        return await check_range(store, first, last, decode_from=decode_from)
+    except Exception as exc:
+        fault = LogFault(
+            first, "unreadable", f"positions {first}..{last} cannot be read: {_why(exc)}"
+        )
+        empty = LogCheck(
+            first_position=first,
+            last_position=last,
+            events=0,
+            streams=0,
+            head_hash="",
+            faults=(fault,),
+        )
+        return RangeCheck(empty, {})
 
 
 async def _head_of_damaged(store: EventStore) -> int:
@@ -282,8 +369,9 @@ def _local_path(store: StoreArg) -> Path | None:
     return parse_location(store_target(store, root_dir())).path
 
 
-def _padded_copy(path: Path, scratch: Path) -> Path:
-    """A copy of ``path`` (and its WAL) with zero pages up to the size its header records."""
+def _padded_copy(path: Path, scratch: Path) -> tuple[Path, bool]:
+    """A copy of ``path`` (and its WAL) with zero pages up to the size its header records,
+    and whether it needed them (the file was truncated)."""
     copy = scratch / path.name
     shutil.copyfile(path, copy)
     wal = path.with_name(path.name + "-wal")
@@ -296,4 +384,5 @@ def _padded_copy(path: Path, scratch: Path) -> Path:
     if page_size and pages and copy.stat().st_size < page_size * pages:
         with copy.open("r+b") as file:
             file.truncate(page_size * pages)
-    return copy
+        return copy, True
+    return copy, False

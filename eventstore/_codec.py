@@ -17,7 +17,13 @@ from typing import Any, Union
 
 import msgspec
 
-from ._errors import InvalidArgument, InvalidEvent, MalformedEvent, UnknownEventType
+from ._errors import (
+    DecodeError,
+    InvalidArgument,
+    InvalidEvent,
+    MalformedEvent,
+    UnknownEventType,
+)
 from ._events import CATALOGUE, Event
 
 __all__ = ["EventCodec", "Upcaster", "default_codec", "new_event_id"]
@@ -66,6 +72,20 @@ def event_id_bytes(count: int) -> list[bytes]:
 def new_event_id() -> uuid.UUID:
     """A fresh event id (UUIDv7). Reuse it when retrying an append to make the retry idempotent."""
     return uuid.UUID(bytes=event_id_bytes(1)[0])
+
+
+def _unreadable(data: bytes, error: BaseException) -> str:
+    """Why ``data`` is not a payload: the stored bytes are damaged or were never runlog's."""
+    if isinstance(error, UnicodeDecodeError):
+        why = f"a string in it is not valid UTF-8 (byte {error.start} of that string)"
+    elif isinstance(error, RecursionError):
+        why = "it is nested too deeply to parse"
+    else:
+        why = f"it is not valid msgpack ({error})"
+    return (
+        f"the stored payload ({len(data)} bytes) cannot be decoded: {why}; the row was "
+        "damaged or written by something other than runlog. `runlog verify` checks the log"
+    )
 
 
 class EventCodec:
@@ -140,23 +160,36 @@ class EventCodec:
             ) from exc
 
     def decode(self, data: bytes, position: int | None = None) -> Event:
-        """The event stored as ``data``; raises a ``DecodeError`` naming ``position``."""
+        """The event stored as ``data``; raises a ``DecodeError`` naming ``position``.
+
+        Every way a stored payload can fail to decode ends here as a ``DecodeError``:
+        invalid msgpack, a string that is not UTF-8 (msgspec raises ``UnicodeDecodeError``
+        for it), nesting too deep to parse, a failing upcaster.
+        """
         try:
             return self._decoder.decode(data)
         except msgspec.ValidationError as exc:
             return self._upcast(data, position, exc)
-        except msgspec.DecodeError as exc:
-            raise MalformedEvent(
-                f"payload is not valid msgpack ({exc})", position=position
-            ) from exc
+        except (msgspec.DecodeError, ValueError, RecursionError, TypeError) as exc:
+            raise MalformedEvent(_unreadable(data, exc), position=position) from exc
 
     def _upcast(self, data: bytes, position: int | None, error: msgspec.ValidationError) -> Event:
         try:
-            raw = msgspec.msgpack.decode(data)
-        except msgspec.DecodeError as exc:  # pragma: no cover - the typed decode parsed it
+            return self._upcast_raw(data, position, error)
+        except DecodeError:
+            raise
+        except Exception as exc:  # an upcaster is user code; its failure is still a decode failure
             raise MalformedEvent(
-                f"payload is not valid msgpack ({exc})", position=position
+                f"payload cannot be upcast: {type(exc).__name__}: {exc}", position=position
             ) from exc
+
+    def _upcast_raw(
+        self, data: bytes, position: int | None, error: msgspec.ValidationError
+    ) -> Event:
+        try:
+            raw = msgspec.msgpack.decode(data)
+        except (msgspec.DecodeError, ValueError, RecursionError) as exc:
+            raise MalformedEvent(_unreadable(data, exc), position=position) from exc
         tag = raw.get("type") if isinstance(raw, dict) else None
         parts = _tag_parts(tag) if isinstance(tag, str) else None
         if parts is None:

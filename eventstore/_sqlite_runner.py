@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
+from ._errors import CorruptStore
 from ._sqlite_errors import is_busy, translate_sqlite_error
 
 __all__ = ["SQLiteRunner", "begin_immediate", "busy_ms", "run_on_thread", "write_transaction"]
@@ -32,6 +33,11 @@ async def run_on_thread(
         return await execute(fn, conn._conn, *args)
     except sqlite3.Error as exc:
         raise translate_sqlite_error(exc, where) from exc
+    except UnicodeDecodeError as exc:  # text SQLite itself keeps (its schema) was damaged
+        raise CorruptStore(
+            f"{where} is damaged (text in it is not UTF-8: {exc}); restore it from a backup "
+            "or export what still reads."
+        ) from exc
 
 
 def begin_immediate(db: sqlite3.Connection, lock_timeout: float) -> None:

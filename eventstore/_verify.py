@@ -125,47 +125,59 @@ class _Walker:
         decode_from = self.decode_from
         for stored in page:
             position = stored.position
-            stream = stored.stream
-            version = stored.version
-            recorded_at = stored.recorded_at_us
-            data = stored.data
-            if position != expected:
-                self._gap(expected, position)
-            expected = position + 1
-            name = names.get(stream)
-            if name is None:
-                name = names[stream] = stream.encode()
-            if previous is not None:
-                digest = chain_hash(
-                    previous, position, version, recorded_at, stored.event_id_bytes, name, data
-                )
-                if digest != stored.hash:
+            try:
+                stream = stored.stream
+                version = stored.version
+                recorded_at = stored.recorded_at_us
+                data = stored.data
+                if position != expected:
+                    self._gap(expected, position)
+                expected = position + 1
+                name = names.get(stream)
+                if name is None:
+                    name = names[stream] = stream.encode()
+                if previous is not None:
+                    digest = chain_hash(
+                        previous, position, version, recorded_at, stored.event_id_bytes, name, data
+                    )
+                    if digest != stored.hash:
+                        self.fault(
+                            position,
+                            "hash",
+                            "the event does not match its hash: it was changed, moved or "
+                            "reordered after it was written",
+                        )
+                previous = stored.hash
+                if recorded_at < previous_time:
+                    self.fault(position, "time", "recorded_at is earlier than the event before it")
+                previous_time = recorded_at
+                last = last_versions.get(stream)
+                if last is None:
+                    first_versions[stream] = (version, position)
+                elif version != last + 1:
                     self.fault(
                         position,
-                        "hash",
-                        "the event does not match its hash: it was changed, moved or "
-                        "reordered after it was written",
+                        "version",
+                        f"stream {stream!r} goes from version {last} to {version}",
                     )
-            previous = stored.hash
-            if recorded_at < previous_time:
-                self.fault(position, "time", "recorded_at is earlier than the event before it")
-            previous_time = recorded_at
-            last = last_versions.get(stream)
-            if last is None:
-                first_versions[stream] = (version, position)
-            elif version != last + 1:
-                self.fault(
-                    position, "version", f"stream {stream!r} goes from version {last} to {version}"
-                )
-            last_versions[stream] = version
-            if position >= decode_from:  # below it, the caller decodes (an audit's replay)
-                try:
-                    decode(data)
-                except Exception:
+                last_versions[stream] = version
+                if position >= decode_from:  # below it, the caller decodes (an audit's replay)
                     try:
-                        self.codec.decode(data, position)  # the upcasters' slow path
-                    except DecodeError as exc:
-                        self.fault(position, "decode", str(exc))
+                        decode(data)
+                    except Exception:
+                        try:
+                            self.codec.decode(data, position)  # the upcasters' slow path
+                        except DecodeError as exc:
+                            self.fault(position, "decode", str(exc))
+            except Exception as exc:  # a column of the wrong type: the row itself is damaged
+                expected = position + 1 if isinstance(position, int) else expected
+                previous = stored.hash if isinstance(stored.hash, bytes) else None
+                self.fault(
+                    position if isinstance(position, int) else expected,
+                    "unreadable",
+                    f"the stored row cannot be checked ({type(exc).__name__}: {exc}); a "
+                    "column holds a value of the wrong type",
+                )
         self.expected, self.previous_hash, self.previous_time = expected, previous, previous_time
         self.events += len(page)
 

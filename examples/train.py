@@ -62,7 +62,8 @@ async def main() -> None:
         args.lr = run.config["lr"]  # in a sweep, the agent's parameter
         weights = {"w": 0.0, "b": 0.0}
         if run.resumed:
-            restored = await run.restore(checkpoint_file.name)
+            # back where it was saved (a temporary directory), not into the current one
+            restored = await run.restore(checkpoint_file.name, checkpoint_file)
             weights = json.loads(await anyio.Path(restored).read_text())
 
         async def checkpoint() -> None:

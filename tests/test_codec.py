@@ -215,3 +215,30 @@ def test_a_codec_refuses_a_type_whose_tag_does_not_carry_its_version() -> None:
 def test_an_upcaster_for_a_missing_type_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="no event type named"):
         default_codec.register_upcaster("Nope", 1)
+
+
+def test_a_payload_with_a_string_that_is_not_utf8_is_malformed_at_its_position() -> None:
+    data = default_codec.encode(StepLogged(incarnation=1, step=0, metrics={"loss": 0.5}))
+    damaged = data.replace(b"loss", b"lo\xffs")
+    with pytest.raises(MalformedEvent, match="not valid UTF-8") as caught:
+        default_codec.decode(damaged, position=9)
+    assert caught.value.position == 9
+
+
+def test_a_payload_nested_too_deeply_to_parse_is_malformed_at_its_position() -> None:
+    with pytest.raises(MalformedEvent, match="nested too deeply") as caught:
+        default_codec.decode(b"\x91" * 100_000, position=4)
+    assert caught.value.position == 4
+
+
+def test_an_upcaster_that_fails_is_a_malformed_event_at_its_position() -> None:
+    codec = EventCodec([*default_codec.types, CheckpointV2])
+
+    @codec.register_upcaster("Checkpoint", from_version=1)
+    def broken(payload: dict[str, object]) -> dict[str, object]:
+        raise KeyError("file")
+
+    old_bytes = msgspec.msgpack.encode(CheckpointV1(incarnation=3, path="ckpt/7.pt"))
+    with pytest.raises(MalformedEvent, match="cannot be upcast: KeyError") as caught:
+        codec.decode(old_bytes, position=11)
+    assert caught.value.position == 11

@@ -69,6 +69,13 @@ def test_the_demo_tells_the_preemption_story(tmp_path: Path) -> None:
     assert "claimed from the queue by" in out
     assert "read models equal the replay: ok" in out
     assert (tmp_path / "runlog" / "runlog.db").exists()
+    assert not list(tmp_path.glob("runlog-checkpoint-*")), "the demo left checkpoints behind"
+    # The closing hint names a runlog the user can type: here, not on PATH, its path.
+    [hint] = [line for line in out.splitlines() if line.rstrip().endswith("tell the rest")]
+    show = hint.split(",")[0].split()
+    assert show[0] == str(runlog)
+    shown = subprocess.run(show, cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert shown.returncode == 0, shown.stderr
 
 
 def test_the_demo_refuses_a_foreign_file_with_one_line(tmp_path: Path) -> None:

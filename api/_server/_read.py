@@ -122,6 +122,8 @@ async def history(request: Request) -> Response:
     start = int_param(request, "start", None, minimum=-(1 << 62), maximum=1 << 62)
     stop = int_param(request, "stop", None, minimum=-(1 << 62), maximum=1 << 62)
     points = int_param(request, "points", None, minimum=1, maximum=_MAX_POINTS)
+    if points is None:
+        await _refuse_a_huge_history(request, state, start, stop)
     until = int_param(request, "until", None, minimum=0, maximum=1 << 62)
     if until is not None:  # as the log stood then: rows a later rewind hid are there
         rows = await history_as_of(
@@ -145,6 +147,33 @@ async def history(request: Request) -> Response:
         )
     names = metric_names(state.summary, state.metrics)
     return json_response(HistoryOut(state.project, state.run_id, names, rows))
+
+
+async def _refuse_a_huge_history(
+    request: Request, state: RunState, start: int | None, stop: int | None
+) -> None:
+    """Refuse a history of more than ``_MAX_POINTS`` steps before reading any event.
+
+    The run's step count bounds the answer; only when a range might cut it below the
+    limit are the range's rows counted, from the read model's index of steps.
+    """
+    bound = state.steps
+    if start is not None and stop is not None:
+        bound = min(bound, max(stop - start, 0))
+    if bound <= _MAX_POINTS:
+        return
+    if start is None and stop is None:
+        count = state.steps
+    else:
+        rows = await context(request).projector.history_rows(
+            state.project, state.run_id, start, stop
+        )
+        count = len(rows)
+    if count > _MAX_POINTS:
+        raise Problem(
+            400,
+            f"the range holds {count} steps; narrow it or pass points= (at most {_MAX_POINTS})",
+        )
 
 
 async def timeline(request: Request) -> Response:

@@ -57,7 +57,16 @@ async def test_a_bad_resume_variable_is_a_configuration_error(
     root: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     monkeypatch.setenv("WANDB_RESUME", value)
-    with pytest.raises(api.ConfigurationError, match="RUNLOG_RESUME"):
+    with pytest.raises(api.ConfigurationError, match=rf"^WANDB_RESUME='{value}' is not"):
+        await api.init(project="p")
+
+
+async def test_a_bad_resume_variable_is_named_as_the_user_set_it(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_RESUME", "allow")
+    monkeypatch.setenv("RUNLOG_RESUME", "true")  # the runlog one wins, so it is the culprit
+    with pytest.raises(api.ConfigurationError, match=r"^RUNLOG_RESUME='true' is not"):
         await api.init(project="p")
 
 
