@@ -27,7 +27,7 @@ from eventstore import (
     run_stream,
     sweep_stream,
 )
-from projections import Model, Projector, RunState, SweepState, open_projector
+from projections import Fold, Projector, RunState, SweepState, open_projector
 
 from ._errors import RunNotFound
 from ._settings import root_dir, store_target
@@ -255,7 +255,7 @@ async def timeline(
                 info = await opened.stream_info(stream)
                 total += info.version + 1 if info is not None else 0
             progress(0, total)
-        model = Model()
+        model = Fold()
         shown = 0
         read = 0
         async for record in _merged(opened, streams):
@@ -324,7 +324,7 @@ async def replay(
             position = head if until is None else min(until, head)
         async with open_projector(opened) as projector:
             streams = await _target_streams(opened, projector, target) if target else None
-            model = Model()
+            model = Fold()
             if streams is None:
                 done = 0
                 async for page in opened.read_all_pages(1, to_position=position, size=5000):
@@ -406,7 +406,7 @@ def _names_run(record: RecordedEvent, run_id: str) -> bool:
     ) == run_id
 
 
-def _step_changes(model: Model, record: RecordedEvent, before: RunState) -> dict[str, list[Any]]:
+def _step_changes(model: Fold, record: RecordedEvent, before: RunState) -> dict[str, list[Any]]:
     """A ``StepLogged``'s changes, without copying the whole state (runs log millions)."""
     event = record.event
     assert isinstance(event, StepLogged)
