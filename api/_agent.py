@@ -22,14 +22,12 @@ from eventstore import AgentHeartbeat, AgentStopped, EventStore, RunKilled, run_
 from projections import Projector, RunStatus, SweepStatus, open_projector
 
 from ._command import build_command, check_command
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, SweepNotFound
 from ._hyperband import HyperbandController
+from ._stores import StoreArg, opened_store
 from ._sweep_path import resolve_sweep_id
 from ._sweeps import (
-    StoreArg,
-    SweepNotFound,
     Work,
-    _opened,
     claim,
     reap,
     register_agent,
@@ -250,7 +248,7 @@ async def agent(
     Raises:
         SweepNotFound: no such sweep (or it belongs to another project).
     """
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
         sweep_id = await resolve_sweep_id(sweep_id, projector, opened.url)
         loop = _Agent(opened, projector, sweep_id, count, poll_interval, reap_interval, timeout_s)
         with tempfile.TemporaryDirectory(prefix="runlog-agent-") as params_dir:
@@ -332,7 +330,7 @@ async def run_agent_command(
     if term_timeout is not None and not term_timeout >= 0:
         raise ConfigurationError(f"--term-timeout must be seconds >= 0, got {term_timeout}")
     delay = kill_delay()
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
         sweep_id = await resolve_sweep_id(sweep_id, projector, opened.url)
         loop = _Agent(opened, projector, sweep_id, count, poll_interval, reap_interval, timeout_s)
         config: dict[str, Any] | None = None

@@ -6,9 +6,7 @@ a new empty store, so a mistyped path never looks like an empty history.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -21,17 +19,14 @@ from eventstore import (
     RunInitialized,
     RunKilled,
     StepLogged,
-    StoreUnavailable,
-    open_store,
     parse_stream,
     run_stream,
     sweep_stream,
 )
 from projections import Fold, Projector, RunState, SweepState, open_projector
 
-from ._errors import RunNotFound
-from ._settings import root_dir, store_target
-from ._sweeps import StoreArg, SweepNotFound
+from ._errors import RunNotFound, SweepNotFound
+from ._stores import StoreArg, existing_store
 
 __all__ = [
     "Incarnation",
@@ -99,29 +94,6 @@ class Replayed(msgspec.Struct, frozen=True):
     recorded_at_us: int | None
     runs: list[RunState]
     sweeps: list[SweepState]
-
-
-@asynccontextmanager
-async def existing_store(store: StoreArg) -> AsyncIterator[EventStore]:
-    """The store at ``store`` (path, URL, or an open store), which must already exist."""
-    if store is not None and not isinstance(store, (str, os.PathLike)):
-        yield store
-        return
-    target = store_target(store, root_dir())
-    try:
-        opening = open_store(target, create=False)
-        opened = await opening
-    except StoreUnavailable as exc:
-        if isinstance(target, (str, os.PathLike)) and "no runlog database" in str(exc):
-            raise StoreUnavailable(
-                f"there is no runlog database at {target}; check --store (or RUNLOG_STORE) "
-                "or run from the directory whose runlog/ holds it"
-            ) from None
-        raise
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 def split_run(name: str) -> tuple[str | None, str]:

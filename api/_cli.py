@@ -97,7 +97,7 @@ def _on_existing_store(store: str | None, action: Callable[[Any], Awaitable[_T]]
     Commands that read or act on a store must never leave an empty database behind
     when the path is wrong: they refuse, naming the path they looked at.
     """
-    from ._audit import existing_store
+    from ._stores import existing_store
 
     async def on_store() -> _T:
         async with existing_store(store) as opened:
@@ -567,7 +567,7 @@ async def _on_sweep(sweep_path: str, store: Any, command: Callable[..., Awaitabl
         return await command(sweep_path, store=store)
     from projections import open_projector
 
-    from ._audit import existing_store
+    from ._stores import existing_store
     from ._sweep_path import resolve_sweep_id
 
     async with existing_store(store) as opened:

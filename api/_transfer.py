@@ -34,9 +34,8 @@ from eventstore import (
     default_codec,
 )
 
-from ._audit import existing_store
 from ._errors import ExportFileError
-from ._sweeps import StoreArg, _opened
+from ._stores import StoreArg, existing_store, opened_store
 
 __all__ = ["ExportFileError", "ExportSummary", "ImportSummary", "export_log", "import_log"]
 
@@ -215,7 +214,7 @@ async def import_log(
     events = await anyio.to_thread.run_sync(_check_file, source)
     added = skipped = raised = 0
     head = 0
-    async with _opened(store) as opened:
+    async with opened_store(store) as opened:
         files = await _import_files(opened, source)
         done = 0
         batch: list[StoredEvent] = []
