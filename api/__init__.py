@@ -10,8 +10,11 @@ from eventstore import FencedWriter as FencedWriter
 from eventstore import RunLogError as RunLogError
 
 from . import sync as sync
-from ._agent import agent as agent
-from ._config import Config as Config
+from ._audit._explain import explain as explain
+from ._audit._transfer import export_log as export_log
+from ._audit._transfer import import_log as import_log
+from ._audit._verify import VerifyReport as VerifyReport
+from ._audit._verify import verify as verify
 from ._errors import ActiveRunError as ActiveRunError
 from ._errors import ConfigChangeError as ConfigChangeError
 from ._errors import ConfigurationError as ConfigurationError
@@ -29,29 +32,26 @@ from ._errors import SweepConfigWarning as SweepConfigWarning
 from ._errors import SweepError as SweepError
 from ._errors import SweepNotFound as SweepNotFound
 from ._errors import ValueNotStored as ValueNotStored
-from ._explain import explain as explain
-from ._ids import generate_id as generate_id
-from ._init import init as init
-from ._preemption import handle_preemption as handle_preemption
-from ._run import Run as Run
-from ._settings import Settings as Settings
-from ._stop import stop_run as stop_run
-from ._summary import Summary as Summary
-from ._sweep_config import SweepConfig as SweepConfig
-from ._sweep_config import load_sweep_config as load_sweep_config
-from ._sweeps import Work as Work
-from ._sweeps import cancel_sweep as cancel_sweep
-from ._sweeps import claim as claim
-from ._sweeps import create_sweep as create_sweep
-from ._sweeps import pause_sweep as pause_sweep
-from ._sweeps import reap as reap
-from ._sweeps import register_agent as register_agent
-from ._sweeps import resume_sweep as resume_sweep
-from ._sweeps import stop_sweep as stop_sweep
-from ._transfer import export_log as export_log
-from ._transfer import import_log as import_log
-from ._verify import VerifyReport as VerifyReport
-from ._verify import verify as verify
+from ._library._config import Config as Config
+from ._library._ids import generate_id as generate_id
+from ._library._init import init as init
+from ._library._preemption import handle_preemption as handle_preemption
+from ._library._run import Run as Run
+from ._library._settings import Settings as Settings
+from ._library._summary import Summary as Summary
+from ._sweeping._agent import agent as agent
+from ._sweeping._stop import stop_run as stop_run
+from ._sweeping._sweep_config import SweepConfig as SweepConfig
+from ._sweeping._sweep_config import load_sweep_config as load_sweep_config
+from ._sweeping._sweeps import Work as Work
+from ._sweeping._sweeps import cancel_sweep as cancel_sweep
+from ._sweeping._sweeps import claim as claim
+from ._sweeping._sweeps import create_sweep as create_sweep
+from ._sweeping._sweeps import pause_sweep as pause_sweep
+from ._sweeping._sweeps import reap as reap
+from ._sweeping._sweeps import register_agent as register_agent
+from ._sweeping._sweeps import resume_sweep as resume_sweep
+from ._sweeping._sweeps import stop_sweep as stop_sweep
 
 __all__ = [
     "ActiveRunError",

@@ -32,11 +32,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _wandb
-from ._exit import exit_code_for
-from ._init import init as _async_init
-from ._loop import background
-from ._run import Preemption, Run
-from ._summary import Summary
+from ._library._exit import exit_code_for
+from ._library._init import init as _async_init
+from ._library._loop import background
+from ._library._run import Preemption, Run
+from ._library._summary import Summary
 
 __all__ = [
     "DEFAULT_GRACE",

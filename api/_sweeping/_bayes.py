@@ -36,7 +36,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from ._errors import SweepConfigError
+from .._errors import SweepConfigError
 from ._sweep_config import SweepConfig
 from ._sweep_params import Parameter, value_key
 

@@ -21,10 +21,10 @@ from anyio.abc import Process
 from eventstore import AgentHeartbeat, AgentStopped, EventStore, RunKilled, run_stream, sweep_stream
 from projections import Projector, RunStatus, SweepStatus, open_projector
 
+from .._errors import ConfigurationError, SweepNotFound
+from .._library._stores import StoreArg, opened_store
 from ._command import build_command, check_command
-from ._errors import ConfigurationError, SweepNotFound
 from ._hyperband import HyperbandController
-from ._stores import StoreArg, opened_store
 from ._sweep_path import resolve_sweep_id
 from ._sweeps import (
     Work,

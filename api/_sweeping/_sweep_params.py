@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ._errors import SweepConfigError
+from .._errors import SweepConfigError
 
 __all__ = [
     "GRID_DISTRIBUTIONS",

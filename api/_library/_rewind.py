@@ -31,7 +31,7 @@ from eventstore import (
 )
 from projections import Fold, RunState, rows_as_of
 
-from ._errors import RunAlreadyExists, RunNotFound
+from .._errors import RunAlreadyExists, RunNotFound
 from ._ids import check_run_id
 from ._remote import run_states
 from ._run import Run

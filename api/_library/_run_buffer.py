@@ -33,8 +33,8 @@ from eventstore import (
 )
 from projections import flatten_metrics, summarize
 
+from .._errors import RunFinishedError, StepDroppedWarning, ValueNotStored
 from . import _exit
-from ._errors import RunFinishedError, StepDroppedWarning, ValueNotStored
 
 __all__ = ["Checkpoint", "Preemption", "RunBuffer", "handling_preemption"]
 

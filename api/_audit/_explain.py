@@ -20,8 +20,8 @@ from eventstore import (
 )
 from projections import RunState, RunStatus, open_projector
 
-from ._errors import RunNotFound
-from ._stores import StoreArg, opened_store
+from .._errors import RunNotFound
+from .._library._stores import StoreArg, opened_store
 
 __all__ = ["explain"]
 

@@ -25,8 +25,8 @@ from eventstore import (
 )
 from projections import Fold, Projector, RunState, SweepState, open_projector
 
-from ._errors import RunNotFound, SweepNotFound
-from ._stores import StoreArg, existing_store
+from .._errors import RunNotFound, SweepNotFound
+from .._library._stores import StoreArg, existing_store
 
 __all__ = [
     "Incarnation",

@@ -34,8 +34,8 @@ from eventstore import (
     default_codec,
 )
 
-from ._errors import ExportFileError
-from ._stores import StoreArg, existing_store, opened_store
+from .._errors import ExportFileError
+from .._library._stores import StoreArg, existing_store, opened_store
 
 __all__ = ["ExportFileError", "ExportSummary", "ImportSummary", "export_log", "import_log"]
 

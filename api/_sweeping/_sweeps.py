@@ -42,10 +42,10 @@ from eventstore import (
 )
 from projections import Projector, RunStatus, SweepState, SweepStatus, open_projector
 
-from ._errors import SweepError, SweepNotFound
-from ._ids import generate_id
-from ._settings import env
-from ._stores import StoreArg, opened_store
+from .._errors import SweepError, SweepNotFound
+from .._library._ids import generate_id
+from .._library._settings import env
+from .._library._stores import StoreArg, opened_store
 from ._sweep_config import SweepConfig, load_sweep_config, parse_sweep_config, sweep_id_of
 
 __all__ = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from projections import RunState, RunStatus, open_projector
 
-from ._errors import RunNotFound, SweepError
+from .._errors import RunNotFound, SweepError
+from .._library._stores import StoreArg, opened_store
 from ._hyperband import request_stop
-from ._stores import StoreArg, opened_store
 
 __all__ = ["stop_run"]
 

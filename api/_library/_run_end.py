@@ -23,8 +23,8 @@ from eventstore import (
     open_store,
 )
 
+from .._errors import RunFinishedError
 from . import _exit
-from ._errors import RunFinishedError
 from ._loop import background
 from ._run_buffer import Preemption, handling_preemption
 from ._run_writer import RunWriter

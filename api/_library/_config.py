@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventstore import ConfigUpdated, InvalidArgument, default_codec
 
-from ._errors import ConfigChangeError
+from .._errors import ConfigChangeError
 
 if TYPE_CHECKING:
     from ._run import Run

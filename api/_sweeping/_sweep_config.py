@@ -27,7 +27,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from ._errors import SweepConfigError, SweepConfigWarning
+from .._errors import SweepConfigError, SweepConfigWarning
 from ._sweep_params import (
     GRID_DISTRIBUTIONS,
     GRID_VALUES_LIMIT,

@@ -22,10 +22,10 @@ import msgspec
 
 from eventstore import ConcurrencyError, DecodeError, RunLogError, StoreError
 
-from ._errors import RunNotFound
-from ._settings import root_dir, store_target
-from ._sweep_config import SweepConfigWarning
-from ._sweeps import SweepNotFound
+from .._errors import RunNotFound
+from .._library._settings import root_dir, store_target
+from .._sweeping._sweep_config import SweepConfigWarning
+from .._sweeping._sweeps import SweepNotFound
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -97,7 +97,7 @@ def _on_existing_store(store: str | None, action: Callable[[Any], Awaitable[_T]]
     Commands that read or act on a store must never leave an empty database behind
     when the path is wrong: they refuse, naming the path they looked at.
     """
-    from ._stores import existing_store
+    from .._library._stores import existing_store
 
     async def on_store() -> _T:
         async with existing_store(store) as opened:
@@ -213,7 +213,7 @@ def demo(store: str, script: str | None) -> None:
 @_json_option
 def runs(project: str | None, status: str | None, store: str | None, as_json: bool) -> None:
     """List runs, oldest first."""
-    from ._audit import list_runs
+    from .._audit._queries import list_runs
 
     found = _run(lambda: list_runs(project=project, status=status, store=store))
     if as_json:
@@ -247,7 +247,7 @@ def runs(project: str | None, status: str | None, store: str | None, as_json: bo
 @_json_option
 def show(run: str, store: str | None, as_json: bool) -> None:
     """Show RUN (PROJECT/RUN_ID, or a RUN_ID used in one project only)."""
-    from ._audit import show_run
+    from .._audit._queries import show_run
 
     report = _run(lambda: show_run(run, store=store))
     if as_json:
@@ -342,7 +342,7 @@ def history(
     as_json: bool,
 ) -> None:
     """The timeline of RUN: every event, with position, time, incarnation and its effect."""
-    from ._audit import timeline
+    from .._audit._queries import timeline
 
     # A run can log millions of steps: entries stream out (JSON) or fold into table rows
     # that are printed as they close; neither is ever held whole.
@@ -516,7 +516,13 @@ def sweep(
 
     SWEEP_ID may be written ENTITY/PROJECT/ID or PROJECT/ID, as W&B prints it.
     """
-    from ._sweeps import cancel_sweep, create_sweep, pause_sweep, resume_sweep, stop_sweep
+    from .._sweeping._sweeps import (
+        cancel_sweep,
+        create_sweep,
+        pause_sweep,
+        resume_sweep,
+        stop_sweep,
+    )
 
     if action is None and target[0] == "show":
         if len(target) != 2:
@@ -567,8 +573,8 @@ async def _on_sweep(sweep_path: str, store: Any, command: Callable[..., Awaitabl
         return await command(sweep_path, store=store)
     from projections import open_projector
 
-    from ._stores import existing_store
-    from ._sweep_path import resolve_sweep_id
+    from .._library._stores import existing_store
+    from .._sweeping._sweep_path import resolve_sweep_id
 
     async with existing_store(store) as opened:
         async with open_projector(opened) as projector:
@@ -577,7 +583,7 @@ async def _on_sweep(sweep_path: str, store: Any, command: Callable[..., Awaitabl
 
 
 def _stop_run(target: tuple[str, ...], store: str | None, as_json: bool) -> None:
-    from ._stop import stop_run
+    from .._sweeping._stop import stop_run
 
     if len(target) != 1 or "/" not in target[0]:
         raise click.UsageError("give one run: runlog sweep stop-run PROJECT/RUN_ID")
@@ -593,7 +599,7 @@ def _stop_run(target: tuple[str, ...], store: str | None, as_json: bool) -> None
 
 
 def _show_sweep(sweep_id: str, store: str | None, as_json: bool) -> None:
-    from ._audit import show_sweep
+    from .._audit._queries import show_sweep
 
     state = _run(lambda: _on_sweep(sweep_id, store, show_sweep))
     if as_json:
@@ -655,7 +661,7 @@ def _show_agents(console: Any, state: Any) -> None:
 @_json_option
 def sweeps(project: str | None, status: str | None, store: str | None, as_json: bool) -> None:
     """List sweeps, oldest first."""
-    from ._audit import list_sweeps
+    from .._audit._queries import list_sweeps
 
     found = _run(lambda: list_sweeps(project=project, status=status, store=store))
     if as_json:
@@ -714,7 +720,7 @@ def agent(
     Without COMMAND the sweep config's program is run, as W&B's agent runs it: its
     `command` (default ${env} ${interpreter} ${program} ${args}) with the macros filled in.
     """
-    from ._agent import run_agent_command
+    from .._sweeping._agent import run_agent_command
 
     done = _on_existing_store(
         store,
@@ -746,7 +752,7 @@ def agent(
 @_json_option
 def reap(timeout: float, store: str | None, as_json: bool) -> None:
     """Run the heartbeat watchdog once: expire silent runs, lapse stale claims."""
-    from ._sweeps import reap as reap_once
+    from .._sweeping._sweeps import reap as reap_once
 
     decisions = _on_existing_store(
         store, lambda opened: reap_once(store=opened, timeout_s=timeout)
@@ -766,8 +772,8 @@ def reap(timeout: float, store: str | None, as_json: bool) -> None:
 def explain(run: str, store: str | None, as_json: bool) -> None:
     """Say why RUN (PROJECT/RUN_ID, or a RUN_ID used in one project only) was queued or
     not, from the events that decided it."""
-    from ._audit import find_run, split_run
-    from ._explain import explain as explain_run
+    from .._audit._explain import explain as explain_run
+    from .._audit._queries import find_run, split_run
 
     try:
         split_run(run)
@@ -807,8 +813,8 @@ def replay(
     target: str | None, until: int | None, as_of: str | None, store: str | None, as_json: bool
 ) -> None:
     """State as of a past point, folded from the log: of TARGET (a run or sweep), or of all."""
-    from ._audit import parse_time
-    from ._audit import replay as replay_log
+    from .._audit._queries import parse_time
+    from .._audit._queries import replay as replay_log
 
     if until is not None and as_of is not None:
         raise click.UsageError("give --until or --as-of, not both")
@@ -879,8 +885,8 @@ def verify(
 
     Exits 0 when all is sound and 1 naming the first bad position when it is not.
     """
-    from ._verify import PARALLEL_FROM
-    from ._verify import verify as verify_store
+    from .._audit._verify import PARALLEL_FROM
+    from .._audit._verify import verify as verify_store
 
     try:
         with _progress("verifying", not as_json) as progress:
@@ -955,7 +961,7 @@ def verify(
 @_store_option
 def export(streams: tuple[str, ...], no_files: bool, output: str | None, store: str | None) -> None:
     """Write the log as JSON Lines (stdout): runlog export > log.jsonl"""
-    from ._transfer import export_log
+    from .._audit._transfer import export_log
 
     if output is None:
         out = sys.stdout.buffer
@@ -982,7 +988,7 @@ def export(streams: tuple[str, ...], no_files: bool, output: str | None, store: 
 @_json_option
 def import_(path: str, store: str | None, as_json: bool) -> None:
     """Add the events and files of an export file to the store (again: adds nothing)."""
-    from ._transfer import import_log
+    from .._audit._transfer import import_log
 
     with _progress("importing", not as_json) as progress:
         summary = _run(lambda: import_log(path, store=store, progress=progress))
@@ -1036,8 +1042,8 @@ def serve(
     reap_timeout: float,
 ) -> None:
     """Serve the store over HTTP: JSON API, live events, remote runs and a dashboard."""
-    from ._server import load_token
-    from ._server import serve as run_server
+    from .._server import load_token
+    from .._server import serve as run_server
 
     try:
         token = load_token(token_file)
