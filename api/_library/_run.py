@@ -8,15 +8,15 @@ pending, so a checkpoint recorded after ``log(step=s)`` implies step ``s`` is st
 
 ``Run`` is one public class built in layers, each a module of one idea:
 
-- ``api/_run_buffer.py``: the state, the step rules and the buffer;
-- ``api/_run_writer.py``: the writer task, heartbeats, fencing and catching up;
-- ``api/_run_end.py``: ``finish``, leaving at a preemption, runs left open at exit;
+- ``api/_library/_run_buffer.py``: the state, the step rules and the buffer;
+- ``api/_library/_run_writer.py``: the writer task, heartbeats, fencing and catching up;
+- ``api/_library/_run_end.py``: ``finish``, leaving at a preemption, runs left open at exit;
 - this module: what a run is (its properties), logging, notes, files;
-- ``api/_run_hook.py``: what the blocking facade and the preemption helper may do.
+- ``api/_library/_run_hook.py``: what the blocking facade and the preemption helper may do.
 
 A run left open is still ended truthfully: when its event loop ends (``asyncio.run``
 cancels every task), what it logged is written at once; when the interpreter exits, the
-run is finished with the exit code the process leaves with (``api._exit``).
+run is finished with the exit code the process leaves with (``_exit.py``).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class Run(RunEnd):
             self._work(), name=f"runlog writer {run_id}"
         )
         register(self)
-        # W&B's summary/config surface (api/_summary.py, api/_config.py); _init fills
+        # W&B's summary/config surface (api/_library/_summary.py, api/_library/_config.py); _init fills
         # in what the run had before this incarnation.
         self._summary_values: dict[str, Any] = {}
         self._metric_defs: dict[str, dict[str, Any]] = {}
@@ -172,7 +172,7 @@ class Run(RunEnd):
     @property
     def config(self) -> Config:
         """The run's config, merged across resumes (top-level keys replace); a dict
-        with attribute access whose changes are recorded (``api/_config.py``)."""
+        with attribute access whose changes are recorded (``api/_library/_config.py``)."""
         return self._config
 
     @property

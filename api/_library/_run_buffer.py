@@ -6,8 +6,8 @@ row goes: the current step, a later one, or nowhere (a step below the current on
 dropped and counted). Whatever a run records becomes durable in the order it was called:
 queueing any other event first commits the step row still pending.
 
-``Run`` (``api/_run.py``) is built in layers: this buffer, the writer that commits it
-(``api/_run_writer.py``), the end of a run (``api/_run_end.py``).
+``Run`` (``api/_library/_run.py``) is built in layers: this buffer, the writer that commits it
+(``api/_library/_run_writer.py``), the end of a run (``api/_library/_run_end.py``).
 """
 
 from __future__ import annotations

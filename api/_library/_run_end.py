@@ -2,8 +2,8 @@
 
 A run left open is still ended truthfully: when its event loop ends (``asyncio.run``
 cancels every task), what it logged is written at once and the run moves to the shared
-loop thread (``api._loop``); when the interpreter exits, the run is finished with the
-exit code the process leaves with (``api._exit``).
+loop thread (``_loop.py``); when the interpreter exits, the run is finished with the
+exit code the process leaves with (``_exit.py``).
 """
 
 from __future__ import annotations

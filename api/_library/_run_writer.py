@@ -71,7 +71,7 @@ class RunWriter(RunBuffer):
             raise
 
     async def _write_before_loop_ends(self) -> None:
-        """What the writer does when its event loop ends first (``api/_run_end.py``)."""
+        """What the writer does when its event loop ends first (``api/_library/_run_end.py``)."""
         raise NotImplementedError
 
     async def _drain(self, *, interrupted: bool = False, heartbeat: bool = False) -> None:

@@ -288,12 +288,8 @@ async def _call_in_run_environment(
 
 
 def check_signal_options(forward_signals: bool, term_timeout: float | None) -> None:
-    """Refuse ``term_timeout`` without ``forward_signals``, or a negative one; the CLI
-    checks before it opens the store.
-
-    Raises:
-        ConfigurationError: the options do not go together.
-    """
+    """Raise ``ConfigurationError`` for ``term_timeout`` without ``forward_signals``, or
+    a negative one (the CLI checks before it opens the store)."""
     if term_timeout is not None and not forward_signals:
         raise ConfigurationError(
             "--term-timeout bounds the wait after a forwarded signal; add --forward-signals"
@@ -318,7 +314,7 @@ async def run_agent_command(
 
     Without ``command`` the sweep config's ``program``/``command`` is run, with its
     macros expanded for each run (``${env} ${interpreter} ${program} ${args}`` by
-    default, as W&B's agent does; see ``api._command``); a given command wins.
+    default, as W&B's agent does; see ``_command.py``); a given command wins.
 
     Without ``forward_signals`` children run in their own session and do not see the
     agent's signals. With it, every signal in ``FORWARDED`` is passed on and the agent

@@ -2,8 +2,8 @@
 
 ``parse_parameter`` validates one entry of ``parameters`` (naming the key in every
 error, ``parameters.lr.max: ...``) and returns a ``Parameter``, which knows how to list
-its grid values and draw or place a value (``api/_sweep_config.py`` holds the config
-around it; ``api/_bayes.py`` maps values to and from the unit interval).
+its grid values and draw or place a value (``api/_sweeping/_sweep_config.py`` holds the config
+around it; ``api/_sweeping/_bayes.py`` maps values to and from the unit interval).
 """
 
 from __future__ import annotations

@@ -386,7 +386,7 @@ async def _bayes_suggestion(
     from ._bayes import Observation, suggest
 
     # Only the most recent runs are read, so a claim's cost stays bounded however long
-    # the sweep has been going; the fit itself is bounded in api._bayes.
+    # the sweep has been going; the fit itself is bounded in _bayes.py.
     runs: list[Observation] = []
     for run_id in sweep.scheduled[-_BAYES_WINDOW:]:
         run = await projector.run(sweep.project, run_id)
