@@ -44,8 +44,8 @@ def find_script(script: str | os.PathLike[str] | None = None) -> Path:
     if script is not None:
         candidates = [Path(script)]
     else:
-        here = Path(__file__).resolve().parent.parent
-        candidates = [here / "examples" / "train.py", Path("examples") / "train.py"]
+        checkout = Path(__file__).resolve().parents[2]  # api/_cli/_demo.py -> the checkout
+        candidates = [checkout / "examples" / "train.py", Path("examples") / "train.py"]
     for candidate in candidates:
         if candidate.is_file():
             return candidate

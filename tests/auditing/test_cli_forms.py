@@ -52,3 +52,12 @@ def test_json_mode_of_one_command_does_not_leak_into_the_next(story: Story) -> N
     plain = cli("show", "p/nobody", "--store", story.path)
     assert plain.exit_code == 3
     assert plain.stdout == ""
+
+
+def test_the_demo_finds_the_checkouts_training_script_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api._cli._demo import find_script
+
+    monkeypatch.chdir(tmp_path)
+    assert find_script() == Path(__file__).resolve().parents[2] / "examples" / "train.py"
