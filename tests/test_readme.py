@@ -33,10 +33,27 @@ def test_ci_runs_the_readme_test_command_exactly() -> None:
     "code", PYTHON_BLOCKS, ids=[f"example-{i}" for i in range(len(PYTHON_BLOCKS))]
 )
 def test_readme_example_runs_as_written(code: str, tmp_path: Path) -> None:
+    skip_without_its_framework(code)
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+FRAMEWORKS = {
+    "api.keras": ("keras", "torch"),
+    "api.lightning": ("lightning", "torch"),
+    "api.huggingface": ("transformers", "accelerate", "torch"),
+}
+
+
+def skip_without_its_framework(code: str) -> None:
+    """A framework integration's example needs its framework (see tests/frameworks)."""
+    from .frameworks._harness import require
+
+    for module, needs in FRAMEWORKS.items():
+        if f"from {module} import" in code or f"import {module}" in code:
+            require(*needs)
 
 
 def test_the_demo_tells_the_preemption_story(tmp_path: Path) -> None:

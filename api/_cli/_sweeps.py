@@ -15,7 +15,6 @@ from eventstore import RunLogError
 from .._errors import SweepConfigWarning
 from ._common import (
     emit,
-    failure,
     json_option,
     on_existing_store,
     rich_console,
@@ -311,12 +310,13 @@ def agent(
     Without COMMAND the sweep config's program is run, as W&B's agent runs it: its
     `command` (default ${env} ${interpreter} ${program} ${args}) with the macros filled in.
     """
-    from .._sweeping._agent import check_signal_options, run_agent_command
+    from .._sweeping._agent import run_agent_command
 
-    try:
-        check_signal_options(forward_signals, term_timeout)
-    except RunLogError as exc:
-        raise failure(exc) from exc
+    if term_timeout is not None and not forward_signals:
+        # A usage error is told before the store is even looked at.
+        raise click.UsageError(
+            "--term-timeout bounds the wait after a forwarded signal; add --forward-signals"
+        )
     done = on_existing_store(
         store,
         lambda opened: run_agent_command(

@@ -34,7 +34,7 @@ from ._sweeps import (
     settle_sweep,
 )
 
-__all__ = ["FORWARDED", "agent", "check_signal_options", "kill_delay", "run_agent_command"]
+__all__ = ["FORWARDED", "agent", "kill_delay", "run_agent_command"]
 
 log = logging.getLogger("runlog")
 _HEARTBEAT_S = 30.0
@@ -287,17 +287,6 @@ async def _call_in_run_environment(
     return False
 
 
-def check_signal_options(forward_signals: bool, term_timeout: float | None) -> None:
-    """Raise ``ConfigurationError`` for ``term_timeout`` without ``forward_signals``, or
-    a negative one (the CLI checks before it opens the store)."""
-    if term_timeout is not None and not forward_signals:
-        raise ConfigurationError(
-            "--term-timeout bounds the wait after a forwarded signal; add --forward-signals"
-        )
-    if term_timeout is not None and not term_timeout >= 0:
-        raise ConfigurationError(f"--term-timeout must be seconds >= 0, got {term_timeout}")
-
-
 async def run_agent_command(
     sweep_id: str,
     command: Sequence[str] = (),
@@ -334,7 +323,12 @@ async def run_agent_command(
         ConfigurationError: ``term_timeout`` without ``forward_signals``, or a kill
             delay that is not a number.
     """
-    check_signal_options(forward_signals, term_timeout)
+    if term_timeout is not None and not forward_signals:
+        raise ConfigurationError(
+            "--term-timeout bounds the wait after a forwarded signal; add --forward-signals"
+        )
+    if term_timeout is not None and not term_timeout >= 0:
+        raise ConfigurationError(f"--term-timeout must be seconds >= 0, got {term_timeout}")
     delay = kill_delay()
     async with opened_store(store) as opened, open_projector(opened) as projector:
         sweep_id = await resolve_sweep_id(sweep_id, projector, opened.url)

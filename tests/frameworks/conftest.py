@@ -1,0 +1,5 @@
+"""Keras picks its backend once, at import: the tests install torch, not TensorFlow."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
