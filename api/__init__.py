@@ -7,50 +7,51 @@ run; ``run.log``, ``run.mark_preempting``, ``run.save``/``run.restore``,
 """
 
 from eventstore import FencedWriter as FencedWriter
+from eventstore import RunLogError as RunLogError
 
 from . import sync as sync
-from ._agent import agent as agent
-from ._config import Config as Config
-from ._config import ConfigChangeError as ConfigChangeError
+from ._audit._explain import explain as explain
+from ._audit._transfer import export_log as export_log
+from ._audit._transfer import import_log as import_log
+from ._audit._verify import VerifyReport as VerifyReport
+from ._audit._verify import verify as verify
 from ._errors import ActiveRunError as ActiveRunError
+from ._errors import ConfigChangeError as ConfigChangeError
 from ._errors import ConfigurationError as ConfigurationError
+from ._errors import ExportFileError as ExportFileError
+from ._errors import IgnoredArgumentWarning as IgnoredArgumentWarning
 from ._errors import InvalidRunId as InvalidRunId
+from ._errors import NoRunError as NoRunError
 from ._errors import ResumeError as ResumeError
 from ._errors import RunAlreadyExists as RunAlreadyExists
 from ._errors import RunFinishedError as RunFinishedError
 from ._errors import RunNotFound as RunNotFound
 from ._errors import StepDroppedWarning as StepDroppedWarning
+from ._errors import SweepConfigError as SweepConfigError
+from ._errors import SweepConfigWarning as SweepConfigWarning
+from ._errors import SweepError as SweepError
+from ._errors import SweepNotFound as SweepNotFound
 from ._errors import ValueNotStored as ValueNotStored
-from ._explain import explain as explain
-from ._ids import generate_id as generate_id
-from ._init import init as init
-from ._preemption import handle_preemption as handle_preemption
-from ._run import Run as Run
-from ._settings import Settings as Settings
-from ._stop import stop_run as stop_run
-from ._summary import Summary as Summary
-from ._sweep_config import SweepConfig as SweepConfig
-from ._sweep_config import SweepConfigError as SweepConfigError
-from ._sweep_config import SweepConfigWarning as SweepConfigWarning
-from ._sweep_config import load_sweep_config as load_sweep_config
-from ._sweeps import SweepError as SweepError
-from ._sweeps import SweepNotFound as SweepNotFound
-from ._sweeps import Work as Work
-from ._sweeps import cancel_sweep as cancel_sweep
-from ._sweeps import claim as claim
-from ._sweeps import create_sweep as create_sweep
-from ._sweeps import pause_sweep as pause_sweep
-from ._sweeps import reap as reap
-from ._sweeps import register_agent as register_agent
-from ._sweeps import resume_sweep as resume_sweep
-from ._sweeps import stop_sweep as stop_sweep
-from ._transfer import ExportFileError as ExportFileError
-from ._transfer import export_log as export_log
-from ._transfer import import_log as import_log
-from ._verify import VerifyReport as VerifyReport
-from ._verify import verify as verify
-from ._wandb import IgnoredArgumentWarning as IgnoredArgumentWarning
-from ._wandb import NoRunError as NoRunError
+from ._library._config import Config as Config
+from ._library._ids import generate_id as generate_id
+from ._library._init import init as init
+from ._library._preemption import handle_preemption as handle_preemption
+from ._library._run import Run as Run
+from ._library._settings import Settings as Settings
+from ._library._summary import Summary as Summary
+from ._sweeping._agent import agent as agent
+from ._sweeping._stop import stop_run as stop_run
+from ._sweeping._sweep_config import SweepConfig as SweepConfig
+from ._sweeping._sweep_config import load_sweep_config as load_sweep_config
+from ._sweeping._sweeps import Work as Work
+from ._sweeping._sweeps import cancel_sweep as cancel_sweep
+from ._sweeping._sweeps import claim as claim
+from ._sweeping._sweeps import create_sweep as create_sweep
+from ._sweeping._sweeps import pause_sweep as pause_sweep
+from ._sweeping._sweeps import reap as reap
+from ._sweeping._sweeps import register_agent as register_agent
+from ._sweeping._sweeps import resume_sweep as resume_sweep
+from ._sweeping._sweeps import stop_sweep as stop_sweep
 
 __all__ = [
     "ActiveRunError",
@@ -66,6 +67,7 @@ __all__ = [
     "Run",
     "RunAlreadyExists",
     "RunFinishedError",
+    "RunLogError",
     "RunNotFound",
     "Settings",
     "StepDroppedWarning",

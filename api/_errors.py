@@ -1,18 +1,32 @@
-"""Errors of the training library, under ``eventstore.RunLogError``.
+"""Every error and warning of ``api``, in one tree under ``eventstore.RunLogError``.
 
 ::
 
-    RunLogError
+    RunLogError                         (re-exported as api.RunLogError)
     ├── InvalidArgument (ValueError)
     │   ├── InvalidRunId
-    │   └── ConfigurationError          a RUNLOG_/WANDB_ variable has a bad value
+    │   ├── ConfigurationError          a RUNLOG_/WANDB_ variable has a bad value
+    │   ├── ConfigChangeError           a config key changed without allow_val_change
+    │   ├── SweepConfigError            a sweep config is invalid (the key is named)
+    │   └── ValueNotStored              the store refused an event log() had accepted
     ├── ResumeError
     │   ├── RunNotFound                 resume="must" and the run never started
     │   ├── RunAlreadyExists            the run exists and resume does not allow continuing it
     │   └── ActiveRunError              resume="must" while another run is active here
     ├── RunFinishedError                the run was finished; it takes no more writes
-    ├── InvalidArgument > ValueNotStored  the store refused an event log() had accepted
+    │   └── NoRunError                  a module-level function with no active run
+    ├── SweepError                      a sweep command its state does not allow
+    │   └── SweepNotFound               no sweep with that id
+    ├── ExportFileError                 an export file is not one, damaged or cut short
     └── StoreError > ConcurrencyError > FencedWriter   a newer incarnation took over
+
+    UserWarning
+    ├── StepDroppedWarning              log(step=s) below the current step
+    ├── SweepConfigWarning              part of a sweep config is ignored
+    └── IgnoredArgumentWarning          a W&B argument runlog cannot honour
+
+The CLI turns each of them into a one-line message and exit status 1
+(``api._cli._common.Failure``); the server into an HTTP problem (``api._server._errors``).
 """
 
 from __future__ import annotations
@@ -21,13 +35,22 @@ from eventstore import InvalidArgument, RunLogError
 
 __all__ = [
     "ActiveRunError",
+    "ConfigChangeError",
     "ConfigurationError",
+    "ExportFileError",
+    "IgnoredArgumentWarning",
     "InvalidRunId",
+    "NoRunError",
     "ResumeError",
     "RunAlreadyExists",
     "RunFinishedError",
+    "RunLogError",
     "RunNotFound",
     "StepDroppedWarning",
+    "SweepConfigError",
+    "SweepConfigWarning",
+    "SweepError",
+    "SweepNotFound",
     "ValueNotStored",
 ]
 
@@ -73,3 +96,39 @@ class StepDroppedWarning(UserWarning):
     Emitted once per run (every dropped row is counted in ``run.dropped_steps``). Turn
     it into an error with ``warnings.simplefilter("error", StepDroppedWarning)``.
     """
+
+
+class ConfigChangeError(InvalidArgument):
+    """A config key that already has a value was given a different one without
+    ``allow_val_change=True``."""
+
+
+class SweepConfigError(InvalidArgument):
+    """A sweep config is invalid; the message names the key and what is wrong."""
+
+
+class SweepConfigWarning(UserWarning):
+    """A sweep config is accepted, but part of it is ignored or probably not what was
+    meant; the message names the key."""
+
+
+class SweepError(RunLogError):
+    """A sweep command its state does not allow; nothing was written."""
+
+
+class SweepNotFound(SweepError):
+    """No sweep with that id exists in the store."""
+
+
+class NoRunError(RunFinishedError):
+    """A module-level function (``log``, ``config``, ...) was called with no active run:
+    call ``init()`` first."""
+
+
+class IgnoredArgumentWarning(UserWarning):
+    """A W&B argument runlog accepts but cannot honour (the message says what it would
+    have done)."""
+
+
+class ExportFileError(RunLogError):
+    """An export file is not one, is damaged, or was cut short; nothing was imported."""

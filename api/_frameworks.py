@@ -23,9 +23,15 @@ from eventstore import FileSaved
 
 from . import _wandb
 from ._errors import ActiveRunError, RunNotFound
-from ._ids import generate_id
-from ._init import DEFAULT_PROJECT
-from ._settings import env, normalize_resume, read_auto_resume, read_settings_file, root_dir
+from ._library._ids import generate_id
+from ._library._init import DEFAULT_PROJECT
+from ._library._settings import (
+    env,
+    normalize_resume,
+    read_auto_resume,
+    read_settings_file,
+    root_dir,
+)
 from .sync import SyncRun, _thread
 from .sync import init as sync_init
 

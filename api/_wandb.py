@@ -27,12 +27,12 @@ import yaml
 
 from eventstore import InvalidArgument
 
-from ._config import config_dict
-from ._errors import RunFinishedError
-from ._ids import generate_id
-from ._run import exit_code_for
-from ._settings import Settings as RunlogSettings
-from ._settings import env
+from ._errors import IgnoredArgumentWarning, NoRunError
+from ._library._config import config_dict
+from ._library._ids import generate_id
+from ._library._run import exit_code_for
+from ._library._settings import Settings as RunlogSettings
+from ._library._settings import env
 
 if TYPE_CHECKING:
     from .sync import SyncRun
@@ -55,16 +55,6 @@ __all__ = [
     "util",
     "watch",
 ]
-
-
-class IgnoredArgumentWarning(UserWarning):
-    """A W&B argument runlog accepts but cannot honour (the message says what it would
-    have done)."""
-
-
-class NoRunError(RunFinishedError):
-    """A module-level function (``log``, ``config``, ...) was called with no active run:
-    call ``init()`` first."""
 
 
 # What runlog does instead, for W&B init arguments it accepts but does not honour.
@@ -359,7 +349,7 @@ def sweep(
 ) -> str:
     """``wandb.sweep``: create a sweep from its config and return its id."""
     from . import sync
-    from ._sweeps import create_sweep
+    from ._sweeping._sweeps import create_sweep
 
     if entity is not None:
         _warn("sweep(entity=...) is accepted and ignored: the project is runlog's namespace")
@@ -380,7 +370,7 @@ def agent(
     the run id and parameters) and ``log``, as in W&B."""
     import asyncio
 
-    from ._agent import agent as run_agent
+    from ._sweeping._agent import agent as run_agent
 
     if function is None:
         raise InvalidArgument("agent() needs function=; runlog agent runs commands from the CLI")

@@ -32,11 +32,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import _wandb
-from ._exit import exit_code_for
-from ._init import init as _async_init
-from ._loop import background
-from ._run import Preemption, Run
-from ._summary import Summary
+from ._library._exit import exit_code_for
+from ._library._init import init as _async_init
+from ._library._loop import background
+from ._library._run import Preemption, Run
+from ._library._run_hook import RunHook
+from ._library._summary import Summary
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -76,6 +77,7 @@ class SyncRun:
 
     def __init__(self, run: Run) -> None:
         self._run = run
+        self._hook = RunHook(run)
 
     @property
     def id(self) -> str:
@@ -134,41 +136,34 @@ class SyncRun:
 
     @notes.setter
     def notes(self, value: str) -> None:
-        self._run._set_notes_now(value, interrupted=self._run._owned())
+        self._hook.set_notes_now(value)
 
     def log(
         self, metrics: Mapping[str, Any], step: int | None = None, *, commit: bool | None = None
     ) -> None:
         """Like ``Run.log``; blocks only when the buffer is full, or to leave at this step
         boundary when ``handle_preemption`` caught a signal."""
-        run = self._run
-        size = run._log_now(metrics, step, commit)
-        if size >= run._batch_size and not run._wake.is_set():
-            run._loop.call_soon_threadsafe(run._wake.set)  # once per batch, not per log
-        if size >= run._max_buffer:
-            _thread.call(run._drain())
-        if run._preempt is not None and commit is not False:
+        hook = self._hook
+        if hook.log(metrics, step, commit):
+            _thread.call(hook.drain())
+        if hook.preemption is not None and commit is not False:
             self._leave_for_preemption()
 
     def set_notes(self, notes: str) -> None:
         """Replace the notes and write them now."""
-        run = self._run
-        _thread.call(run.set_notes(notes, _interrupted=run._owned()))
+        _thread.call(self._hook.set_notes(notes))
 
     def mark_preempting(self) -> None:
         """Like ``Run.mark_preempting``: durable when it returns."""
-        run = self._run
-        _thread.call(run.mark_preempting(_interrupted=run._owned()))
+        _thread.call(self._hook.mark_preempting())
 
     def flush(self) -> None:
         """Write everything logged so far (the pending step row included)."""
-        run = self._run
-        _thread.call(run.flush(_interrupted=run._owned()))
+        _thread.call(self._hook.flush())
 
     def save(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Keep a copy of a file with the run; return its name."""
-        run = self._run
-        return _thread.call(run.save(path, name, _interrupted=run._owned()))
+        return _thread.call(self._hook.save(path, name))
 
     def restore(self, name: str, path: str | os.PathLike[str] | None = None) -> Path:
         """Write a saved file back; return where."""
@@ -176,20 +171,18 @@ class SyncRun:
 
     def finish(self, exit_code: int = 0, *, interrupted: bool = False) -> None:
         """End the run and write everything; idempotent."""
-        run = self._run
-        _thread.call(run.finish(exit_code, interrupted=interrupted, _interrupted=run._owned()))
+        _thread.call(self._hook.finish(exit_code, interrupted=interrupted))
 
     def _leave_for_preemption(self) -> None:
         """At a step boundary after a preemption signal: commit the step, checkpoint,
         finish with ``128 + signum`` and raise ``SystemExit`` with that code."""
-        run = self._run
-        preemption = run._preempt
-        if preemption is None or preemption.leaving or run.finished:
+        hook = self._hook
+        preemption = hook.preemption
+        if preemption is None or preemption.leaving or hook.run.finished:
             return
         preemption.leaving = True
         try:
-            with run._lock:
-                run._commit_pending()
+            hook.commit_step()
             if preemption.checkpoint is not None:
                 preemption.checkpoint()
         finally:
@@ -241,7 +234,7 @@ class SyncRun:
     def dir(self) -> str:
         """The run's directory (``init(dir=)``, else the working directory): where
         ``restore`` writes files back."""
-        return str(self._run._root)
+        return str(self._hook.root)
 
     @property
     def path(self) -> str:
@@ -290,24 +283,24 @@ def handle_preemption(
     if grace < 0:
         raise ValueError(f"grace is a number of seconds >= 0, not {grace!r}")
     chosen = [signal.Signals(s) for s in signals]
-    inner = run._run
+    inner = run._hook
 
     def on_signal(signum: int, frame: object) -> None:
-        preemption = inner._preempt
-        if inner.finished:
+        preemption = inner.preemption
+        if inner.run.finished:
             return
         if preemption is None:
             preemption = Preemption(signum, checkpoint, time.monotonic() + grace)
-            interrupted = inner._owned()
-            if inner._note_preemption(preemption, interrupted=interrupted):
-                _thread.call(inner._drain(interrupted=interrupted))
+            interrupted = inner.interrupted()
+            if inner.note_preemption(preemption, interrupted=interrupted):
+                _thread.call(inner.drain(interrupted=interrupted))
                 threading.Thread(
                     target=_grace_watch, args=(run, preemption), name="runlog-grace", daemon=True
                 ).start()
             return
         if preemption.leaving or time.monotonic() < preemption.deadline:
             return  # a repeated signal, or the loop still has time to reach its next log
-        if inner._owned():
+        if inner.interrupted():
             # We interrupted log() itself: let it finish its few lines, then come back.
             threading.Timer(0.05, _signal_main_thread, (signum,)).start()
             return

@@ -4,7 +4,7 @@ What it measures
     The same mixed log as ``bench_rebuild.py`` (``--events`` events over ``--runs``
     runs with preemptions and resumes, and a few sweeps; see ``_shared.Plan``) is written
     once and its read model caught up once (untimed). Then a *fresh* Python process
-    times ``api._verify.verify(store=path)``, exactly what ``runlog verify`` runs: the
+    times ``api._audit._verify.verify(store=path)``, exactly what ``runlog verify`` runs: the
     hash chain, positions, stream versions, times and payload decoding of every event
     (in ``--workers`` worker processes over ranges of the log; default one per CPU), and,
     at the same time in the main process, a fold of the whole log in memory compared
@@ -71,7 +71,7 @@ def measure_raw(path: Path) -> tuple[int, float]:
 def measure_verify(path: Path, workers: int | None) -> tuple[int, float, bool]:
     import anyio
 
-    from api._verify import verify
+    from api._audit._verify import verify
 
     start = perf_counter()
     report = anyio.run(lambda: verify(store=path, workers=workers))

@@ -1,12 +1,12 @@
 """Projections: run and sweep state folded from the runlog event log.
 
-``Model`` is the fold (pure: events in, states out). ``open_projector(store)`` keeps a
+``Fold`` is the fold (pure: events in, states out; ``Model`` is its deprecated old name). ``open_projector(store)`` keeps a
 read model of it current with the log and answers queries: runs, sweeps with their
 queues, metric histories, state as of a past position or time, and a check that the
 read model equals a replay from position 0.
 """
 
-from ._fold import Model as Model
+from ._fold import Fold as Fold
 from ._fold import RunKey as RunKey
 from ._projector import ProjectionCheck as ProjectionCheck
 from ._projector import Projector as Projector
@@ -31,8 +31,8 @@ from ._summary import summarize as summarize
 __all__ = [
     "AgentInfo",
     "FileRef",
+    "Fold",
     "HistoryPoint",
-    "Model",
     "ProjectionCheck",
     "Projector",
     "RunKey",
@@ -51,3 +51,17 @@ __all__ = [
     "summarize",
     "visible_rows",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``Model``, the fold's old name: still works, with a ``DeprecationWarning``."""
+    if name == "Model":
+        import warnings
+
+        warnings.warn(
+            "projections.Model is deprecated: the fold is projections.Fold",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return Fold
+    raise AttributeError(f"module 'projections' has no attribute {name!r}")

@@ -21,7 +21,7 @@ from eventstore import (
     sweep_stream,
 )
 
-from ._fold import Model, RunKey
+from ._fold import Fold, RunKey
 from ._hosts import READ_MODELS
 from ._readmodel import MemoryReadModel, ReadModel, Snapshot
 from ._rewind import history_as_of
@@ -297,8 +297,8 @@ class Projector:
         assert recorded_at_us is not None
         return await self._store.position_at(recorded_at_us)
 
-    async def _fold_streams(self, streams: list[str], until: int) -> Model:
-        model = Model()
+    async def _fold_streams(self, streams: list[str], until: int) -> Fold:
+        model = Fold()
         async for record in _merge([self._read_until(stream, until) for stream in streams]):
             model.apply(record)
         return model

@@ -20,7 +20,7 @@ import msgspec
 
 from eventstore import EventStore, RecordedEvent
 
-from ._fold import HistoryRow, Model, RunKey
+from ._fold import Fold, HistoryRow, RunKey
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = [
@@ -159,7 +159,7 @@ class MemoryReadModel:
     """A read model that lives in memory (for in-memory stores, rebuilds and checks)."""
 
     def __init__(self) -> None:
-        self.model = Model()
+        self.model = Fold()
         # Machine integers, not lists of ints: a replay of a long log holds a row per
         # step, and an int in a list costs 36 bytes where 8 do.
         self._steps: dict[RunKey, array[int]] = {}

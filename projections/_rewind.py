@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from eventstore import EventStore, RecordedEvent, StepLogged, run_stream
 
-from ._fold import Model
+from ._fold import Fold
 from ._readmodel import sample_steps
 from ._state import HistoryPoint, RunState
 
@@ -42,7 +42,7 @@ async def _own_rows(
     store: EventStore, project: str, run_id: str, until: int | None
 ) -> tuple[RunState | None, dict[int, RecordedEvent]]:
     """The run's state as of ``until`` and its visible rows by step (its own stream only)."""
-    model = Model()
+    model = Fold()
     records: dict[int, RecordedEvent] = {}
     async for record in store.read_stream(run_stream(project, run_id)):
         if until is not None and record.position > until:

@@ -28,7 +28,7 @@ import msgspec
 
 from eventstore import EventStore, IncompatibleSchema, RecordedEvent
 
-from ._fold import HistoryRow, Model, RunKey
+from ._fold import Fold, HistoryRow, RunKey
 from ._readmodel import Snapshot, fold_log, sample_steps
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
@@ -105,7 +105,7 @@ class TableReadModel:
 
     def __init__(self, dialect: Dialect) -> None:
         self._db = dialect
-        self._model: Model | None = None  # states as of _model_position, kept between chunks
+        self._model: Fold | None = None  # states as of _model_position, kept between chunks
         self._model_position = -1
         self._ex: Executor | None = None  # the executor of the chunk being folded
 
@@ -158,14 +158,14 @@ class TableReadModel:
             self._model, self._model_position = model, position
         return position
 
-    def _fold(self, ex: Executor, records: list[RecordedEvent]) -> tuple[Model | None, int]:
+    def _fold(self, ex: Executor, records: list[RecordedEvent]) -> tuple[Fold | None, int]:
         checkpoint = int(ex.rows(self._db.lock_checkpoint)[0][0])
         todo = [r for r in records if r.position > checkpoint]
         if not todo or todo[0].position != checkpoint + 1:
             return None, checkpoint  # another process folded these already
         model = self._model
         if model is None or self._model_position != checkpoint:
-            model = Model(self._load_run, self._load_sweep)
+            model = Fold(self._load_run, self._load_sweep)
         self._model = None  # until this commits, the cache holds uncommitted states
         self._ex = ex  # the loaders of a cached model query the current chunk's
         try:

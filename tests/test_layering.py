@@ -104,3 +104,59 @@ def test_every_module_is_named_in_the_architecture_page(package: str) -> None:
         if path.name != "__init__.py" and f"`{path.name}`" not in page
     ]
     assert missing == [], "say in docs/architecture.md what the new module holds"
+
+
+# Inside api, the parts depend one way too: the library is the base, sweeps build on it,
+# the audit tools read what both wrote, the server and the CLI sit on top, and the
+# public modules (api/__init__.py, api/sync.py and the W&B surface behind it) use any.
+API_PARTS: dict[str, set[str]] = {
+    "_errors": set(),
+    "_wire": set(),
+    "_library": {"_errors", "_wire"},
+    "_sweeping": {"_errors", "_library"},
+    "_audit": {"_errors", "_library", "_sweeping"},
+    "_server": {"_errors", "_wire", "_library", "_sweeping", "_audit"},
+    "_cli": {"_errors", "_library", "_sweeping", "_audit", "_server"},
+}
+
+
+def _api_part(path: Path) -> str | None:
+    """The part of api ``path`` belongs to, or None for api's public top level."""
+    parts = path.relative_to(ROOT / "api").with_suffix("").parts
+    name = parts[0]
+    return name if name in API_PARTS else None
+
+
+def _relative_targets(path: Path) -> list[tuple[int, str]]:
+    """(line, first part of api imported) of every relative import in ``path``."""
+    package = list(path.relative_to(ROOT).parent.parts)
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            target = base + (node.module.split(".") if node.module else [])
+            if len(target) > 1:
+                found.append((node.lineno, target[1]))
+            else:
+                found += [(node.lineno, alias.name) for alias in node.names]
+    return found
+
+
+def test_api_parts_depend_one_way() -> None:
+    wrong = []
+    for path in sorted((ROOT / "api").rglob("*.py")):
+        part = _api_part(path)
+        if part is None:
+            continue
+        for line, target in _relative_targets(path):
+            if target != part and target not in API_PARTS[part]:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports api.{target}")
+    assert wrong == [], "see API_PARTS: a part imports only the parts below it"
+
+
+def test_every_api_part_is_named_in_the_architecture_page() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    api = ROOT / "api"
+    assert all((api / name).is_dir() or (api / f"{name}.py").is_file() for name in API_PARTS)
+    missing = [name for name in API_PARTS if f"`{name}" not in page]
+    assert missing == [], "say in docs/architecture.md what the part holds"

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from eventstore import EventStore, RunLogError, open_store, wire
 from projections import Projector, open_projector
 
-from .._sweeps import reap
+from .._sweeping._sweeps import reap
 from . import _dashboard, _read, _readmodel_api, _sse, _store_api, _write
 from ._context import Context
 from ._errors import (

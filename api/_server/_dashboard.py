@@ -17,8 +17,8 @@ from starlette.responses import Response
 
 from projections import RunState, RunStatus
 
-from .._explain import explain
-from .._verify import verify
+from .._audit._explain import explain
+from .._audit._verify import verify
 from ._context import MAX_PAGE, Context, context, int_param, json_response, path_param, text_param
 from ._errors import Problem
 from ._lifeline import Lifeline

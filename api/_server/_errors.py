@@ -24,8 +24,8 @@ from eventstore import (
 )
 
 from .._errors import ResumeError, RunAlreadyExists, RunNotFound
-from .._sweep_config import SweepConfigError
-from .._sweeps import SweepError, SweepNotFound
+from .._sweeping._sweep_config import SweepConfigError
+from .._sweeping._sweeps import SweepError, SweepNotFound
 from ._schemas import ErrorOut, json_encoder
 
 __all__ = ["Problem", "error_response", "problem_handler", "runlog_error_handler"]

@@ -338,26 +338,53 @@ def _dashboard_paths(run: list[dict[str, Any]], components: dict[str, Any]) -> d
         _param("offset", kind="integer", minimum=0),
     ]  # fmt: skip
     return {
-        "/api/dash/runs": {"get": _op(
-            "Dashboard: one page of the runs table, filtered, searched (q) and sorted by "
-            "created, updated, runtime, steps, last_step, status, run_id, name, project, "
-            "config.<key> or summary.<key>; columns picks config/summary columns",
-            DashRunPage, params=table)},
-        "/api/dash/facets": {"get": _op(
-            "Dashboard: projects, statuses, sweeps, tags and column keys of the runs",
-            Facets, params=[_param("project")])},
-        "/api/dash/runs/{project}/{run_id}/lifeline": {"get": _op(
-            "Dashboard: a run's incarnations and the events that shaped them", Lifeline,
-            params=run)},
-        "/api/dash/runs/{project}/{run_id}/as_of": {"get": _op(
-            "Dashboard: a run's state at a past log position", AsOf,
-            params=[*run, _param("position", kind="integer", minimum=0)])},
-        "/api/dash/sweeps/{sweep_id}": {"get": _op(
-            "Dashboard: a sweep with its runs' parameters and metric, and the best run",
-            DashSweep, params=[_path("sweep_id")])},
-        "/api/dash/explain/{project}/{run_id}": {"get": _op(
-            "Dashboard: why a run is in its state (runlog explain)", "application/json",
-            params=run)},
-        "/api/dash/verify": {"get": _op(
-            "Dashboard: verify the log's hash chain and the read model", "application/json")},
+        "/api/dash/runs": {
+            "get": _op(
+                "Dashboard: one page of the runs table, filtered, searched (q) and sorted by "
+                "created, updated, runtime, steps, last_step, status, run_id, name, project, "
+                "config.<key> or summary.<key>; columns picks config/summary columns",
+                DashRunPage,
+                params=table,
+            )
+        },
+        "/api/dash/facets": {
+            "get": _op(
+                "Dashboard: projects, statuses, sweeps, tags and column keys of the runs",
+                Facets,
+                params=[_param("project")],
+            )
+        },
+        "/api/dash/runs/{project}/{run_id}/lifeline": {
+            "get": _op(
+                "Dashboard: a run's incarnations and the events that shaped them",
+                Lifeline,
+                params=run,
+            )
+        },
+        "/api/dash/runs/{project}/{run_id}/as_of": {
+            "get": _op(
+                "Dashboard: a run's state at a past log position",
+                AsOf,
+                params=[*run, _param("position", kind="integer", minimum=0)],
+            )
+        },
+        "/api/dash/sweeps/{sweep_id}": {
+            "get": _op(
+                "Dashboard: a sweep with its runs' parameters and metric, and the best run",
+                DashSweep,
+                params=[_path("sweep_id")],
+            )
+        },
+        "/api/dash/explain/{project}/{run_id}": {
+            "get": _op(
+                "Dashboard: why a run is in its state (runlog explain)",
+                "application/json",
+                params=run,
+            )
+        },
+        "/api/dash/verify": {
+            "get": _op(
+                "Dashboard: verify the log's hash chain and the read model", "application/json"
+            )
+        },
     }

@@ -20,7 +20,7 @@ import anyio
 import msgspec
 
 from eventstore import EventStore, RecordedEvent, run_stream, sweep_stream
-from projections import Model, RunKey, RunState, SweepState
+from projections import Fold, RunKey, RunState, SweepState
 
 __all__ = ["TimeTravel"]
 
@@ -73,11 +73,11 @@ class TimeTravel:
         loader: _Loader | None = None
         if start >= 0:
             loader = _Loader(_decode(copies[start][1]))
-            model = Model(loader.run, loader.sweep)
+            model = Fold(loader.run, loader.sweep)
             model.position = loader.copy.position
             versions = dict(loader.copy.versions)
         else:
-            model, versions = Model(), dict.fromkeys(streams, 0)
+            model, versions = Fold(), dict.fromkeys(streams, 0)
         folded = 0
         async for record in _merged(self._store, versions, position):
             model.apply(record)
@@ -95,9 +95,7 @@ class TimeTravel:
         return found
 
 
-def _copy_of(
-    model: Model, loader: _Loader | None, position: int, versions: dict[str, int]
-) -> _Copy:
+def _copy_of(model: Fold, loader: _Loader | None, position: int, versions: dict[str, int]) -> _Copy:
     runs = [model.runs[k] for k in sorted(model.runs)]
     sweeps = [model.sweeps[s] for s in sorted(model.sweeps)]
     if loader is not None:

@@ -26,9 +26,9 @@ from eventstore import (
     run_stream,
 )
 
-from .._ids import check_run_id
-from .._init import _initialization
-from .._sweeps import cancel_sweep, create_sweep, pause_sweep, resume_sweep, stop_sweep
+from .._library._ids import check_run_id
+from .._library._init import _initialization
+from .._sweeping._sweeps import cancel_sweep, create_sweep, pause_sweep, resume_sweep, stop_sweep
 from ._auth import require_token
 from ._context import Context, body_as, context, json_response, path_param
 from ._errors import Problem

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from api._verify import verify
+from api._audit._verify import verify
 from eventstore import DecodeError, Heartbeat, StepLogged, open_store
 
 from .._backends import BACKENDS, Backend

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 
 import api
-from api._audit import timeline
+from api._audit._queries import timeline
 
 from .conftest import REPO, Story, cli
 

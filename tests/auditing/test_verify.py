@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 import api
-from api._verify import verify
+from api._audit._verify import verify
 from eventstore import StepLogged, open_store
 
 from .conftest import Story, runlog
@@ -44,7 +44,7 @@ def step_position(path: Path, step: int) -> tuple[int, bytes]:
     return anyio.run(find)
 
 
-def check(path: Path, workers: int) -> api._verify.VerifyReport:  # type: ignore[name-defined]
+def check(path: Path, workers: int) -> api._audit._verify.VerifyReport:  # type: ignore[name-defined]
     return anyio.run(lambda: verify(store=path, workers=workers, parallel_from=1))
 
 

@@ -169,7 +169,7 @@ def test_term_timeout_without_forward_signals_is_refused(root: Path, store_targe
 
 
 def test_a_sweep_path_with_too_many_parts_is_refused() -> None:
-    from api._sweep_path import split_sweep_path
+    from api._sweeping._sweep_path import split_sweep_path
 
     assert split_sweep_path("e/p/abc") == ("p", "abc")
     assert split_sweep_path("abc") == (None, "abc")

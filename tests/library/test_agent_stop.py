@@ -132,9 +132,9 @@ async def test_stopping_a_run_that_is_not_running_is_refused(root: Path, store_t
 
 
 def test_the_kill_delay_must_be_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
-    from api._agent import kill_delay
+    from api._sweeping._agent import kill_delay
 
     monkeypatch.setenv("RUNLOG_AGENT_KILL_DELAY", "soon")
     with pytest.raises(api.ConfigurationError, match="RUNLOG_AGENT_KILL_DELAY must be"):
         kill_delay()
-    assert sys.modules["api._agent"] is not None
+    assert sys.modules["api._sweeping._agent"] is not None

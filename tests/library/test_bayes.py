@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import api
-from api._bayes import MAX_POINTS, Observation, _keep, _points, _Space, suggest
-from api._sweep_config import parse_sweep_config
+from api._sweeping._bayes import MAX_POINTS, Observation, _keep, _points, _Space, suggest
+from api._sweeping._sweep_config import parse_sweep_config
 from eventstore import RunScheduled, open_store
 
 

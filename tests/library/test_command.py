@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import api
-from api._command import build_command
+from api._sweeping._command import build_command
 
 PARAMS = {"lr": 1e-05, "augment": False, "dropout": True, "layers": [64, 32], "opt": None}
 

@@ -7,7 +7,12 @@ from collections.abc import Sequence
 import pytest
 
 import api
-from api._hyperband import Hyperband, HyperbandController, decide_stops, parse_early_terminate
+from api._sweeping._hyperband import (
+    Hyperband,
+    HyperbandController,
+    decide_stops,
+    parse_early_terminate,
+)
 from eventstore import (
     AgentStarted,
     Event,

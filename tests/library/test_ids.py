@@ -7,7 +7,7 @@ import re
 import pytest
 
 import api
-from api._ids import check_run_id
+from api._library._ids import check_run_id
 
 
 @pytest.mark.parametrize("run_id", ["abc12345", "Run-1_x.y", "ü-ñ", "a" * 64, "0"])

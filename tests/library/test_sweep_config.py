@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import api
-from api._sweep_config import combination_key
+from api._sweeping._sweep_config import combination_key
 
 
 def config(**parameters: object) -> dict[str, object]:

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import api
-from api._sweep_config import (
+from api._sweeping._sweep_config import (
     SweepConfigWarning,
     combination_key,
     parse_sweep_config,

@@ -16,7 +16,7 @@ from eventstore import (
     RunScheduled,
     SweepCreated,
 )
-from projections import Model, RunState, SweepState
+from projections import Fold, RunState, SweepState
 
 
 class Log:
@@ -42,8 +42,8 @@ class Log:
     def sweep(self, sweep_id: str, *events: Event) -> Log:
         return self.add(f"sweep:{sweep_id}", *events)
 
-    def fold(self) -> Model:
-        model = Model()
+    def fold(self) -> Fold:
+        model = Fold()
         model.apply_all(self.records)
         return model
 

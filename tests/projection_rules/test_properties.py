@@ -35,7 +35,7 @@ from eventstore import (
     SweepStopped,
     open_store,
 )
-from projections import Model, RunStatus, open_projector
+from projections import Fold, RunStatus, open_projector
 
 from .._backends import Backend
 
@@ -142,7 +142,7 @@ async def play(
                 await store.append(stream, [event])
         check = await projector.check()
         assert check.ok, check.differences
-        model = Model()
+        model = Fold()
         for record in [r async for r in store.read_all()]:
             model.apply(record)  # one by one: the reference the fast paths must equal
         assert {(r.project, r.run_id): r for r in await projector.runs()} == model.runs
@@ -227,10 +227,10 @@ def test_folding_a_batch_equals_folding_one_event_at_a_time(items, cuts) -> None
         RecordedEvent(position, stream, 0, 1000 + position, event)
         for position, (stream, event) in enumerate(events, start=1)
     ]
-    one_by_one = Model()
+    one_by_one = Fold()
     for record in records:
         one_by_one.apply(record)
-    batched = Model()
+    batched = Fold()
     start, cut = 0, 0
     while start < len(records):
         size = cuts[cut % len(cuts)]
@@ -242,8 +242,8 @@ def test_folding_a_batch_equals_folding_one_event_at_a_time(items, cuts) -> None
     assert batched.position == one_by_one.position
 
 
-class CountingModel(Model):
-    """A Model that counts the events folded one at a time."""
+class CountingModel(Fold):
+    """A Fold that counts the events folded one at a time."""
 
     one_at_a_time = 0
 

@@ -7,6 +7,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from eventstore import (
     StepLogged,
     SummaryUpdated,
 )
-from projections import Model
+from projections import Fold
 
 from .._backends import Backend
 from .test_properties import PROPERTY, RUNS, incarnations, play, run_events, sweep_events
@@ -86,7 +87,7 @@ def test_a_rewind_folds_summary_rows_and_the_cut() -> None:
         RunInitialized(project="p", run_id="r", incarnation=2, resumed=True, starting_step=2),
         StepLogged(incarnation=2, step=2, metrics={"loss": 9.0}),
     ]
-    model = Model()
+    model = Fold()
     for position, event in enumerate(events, start=1):
         model.apply(RecordedEvent(position, "run:p/r", position - 1, 1000 + position, event))
     state = model.runs[("p", "r")]
@@ -97,3 +98,11 @@ def test_a_rewind_folds_summary_rows_and_the_cut() -> None:
         3,
     )
     assert state.rewinds == [(1, 7)]
+
+
+def test_the_folds_old_name_model_still_works_with_a_deprecation_warning() -> None:
+    import projections
+
+    with pytest.warns(DeprecationWarning, match="projections.Fold"):
+        old = projections.Model
+    assert old is Fold

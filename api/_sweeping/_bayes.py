@@ -36,7 +36,9 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from ._sweep_config import Parameter, SweepConfig, SweepConfigError, _value_key
+from .._errors import SweepConfigError
+from ._sweep_config import SweepConfig
+from ._sweep_params import Parameter, value_key
 
 __all__ = ["MAX_IN_FLIGHT", "MAX_POINTS", "Observation", "suggest"]
 
@@ -120,8 +122,8 @@ class _Space:
             except KeyError:
                 return None
             if p.distribution.startswith("categorical"):
-                keys = [_value_key(v) for v in p.values]
-                wanted = _value_key(value)
+                keys = [value_key(v) for v in p.values]
+                wanted = value_key(value)
                 if wanted not in keys:
                     return None
                 point[start + keys.index(wanted)] = 1.0

@@ -15,10 +15,12 @@ gets back its positions and hashes, byte for byte.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
@@ -30,23 +32,18 @@ from eventstore import (
     GENESIS_HASH,
     EventStore,
     FileSaved,
-    RunLogError,
     StoredEvent,
     default_codec,
 )
 
-from ._audit import existing_store
-from ._sweeps import StoreArg, _opened
+from .._errors import ExportFileError
+from .._library._stores import StoreArg, existing_store, opened_store
 
 __all__ = ["ExportFileError", "ExportSummary", "ImportSummary", "export_log", "import_log"]
 
 FORMAT = 1
 _PART = 1 << 20  # bytes of a file per line (before base64)
 _BATCH = 5000
-
-
-class ExportFileError(RunLogError):
-    """An export file is not one, is damaged, or was cut short; nothing was imported."""
 
 
 class Header(msgspec.Struct, frozen=True, tag="runlog-export", tag_field="kind"):
@@ -135,10 +132,8 @@ async def export_log(
     filters = list(streams) if streams else None
     async with existing_store(store) as opened:
         head = await opened.head()
-        out.write(
-            _encode(Header(FORMAT, opened.url, f"runlog {version('runlog')}", filters, head))
-            + b"\n"
-        )
+        header = _encode(Header(FORMAT, opened.url, f"runlog {version('runlog')}", filters, head))
+        await _write(out, header + b"\n")
         decode = default_codec.decode
         digests: dict[str, int] = {}
         count = 0
@@ -161,7 +156,7 @@ async def export_log(
                     last_hash = stored.hash.hex()
                 previous = stored.hash
             if lines:
-                out.write(b"\n".join(lines) + b"\n")
+                await _write(out, b"\n".join(lines) + b"\n")
             done += len(page)
             if progress is not None:
                 progress(done, head)
@@ -170,8 +165,8 @@ async def export_log(
             for digest in sorted(digests):
                 await _export_file(opened, digest, out)
                 written += 1
-        out.write(_encode(End(count, written, last_hash)) + b"\n")
-        out.flush()
+        await _write(out, _encode(End(count, written, last_hash)) + b"\n")
+        await anyio.to_thread.run_sync(out.flush)
     return ExportSummary(count, written, first, last, head)
 
 
@@ -189,15 +184,27 @@ def _event_line(stored: StoredEvent, previous: bytes, type_name: str) -> EventLi
     )
 
 
+async def _write(out: IO[bytes], data: bytes) -> None:
+    """Write to ``out`` on a worker thread: a pipe or a slow disk never stalls the loop."""
+    await anyio.to_thread.run_sync(out.write, data)
+
+
 async def _export_file(store: EventStore, digest: str, out: IO[bytes]) -> None:
-    with tempfile.TemporaryDirectory(prefix="runlog-export-") as scratch:
+    scratch = await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "runlog-export-")
+    try:
         path = Path(scratch) / "file"
         size = await store.get_file(digest, path)
         parts = max(1, -(-size // _PART))
-        with path.open("rb") as file:
-            for part in range(parts):
-                chunk = file.read(_PART)
-                out.write(_encode(FilePart(digest, size, part, parts, chunk)) + b"\n")
+
+        def copy() -> None:  # reading and writing a file's parts: one trip to a thread
+            with path.open("rb") as file:
+                for part in range(parts):
+                    chunk = file.read(_PART)
+                    out.write(_encode(FilePart(digest, size, part, parts, chunk)) + b"\n")
+
+        await anyio.to_thread.run_sync(copy)
+    finally:
+        await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
 
 
 async def import_log(
@@ -219,26 +226,17 @@ async def import_log(
     events = await anyio.to_thread.run_sync(_check_file, source)
     added = skipped = raised = 0
     head = 0
-    async with _opened(store) as opened:
+    async with opened_store(store) as opened:
         files = await _import_files(opened, source)
         done = 0
-        batch: list[StoredEvent] = []
-        for line in _lines(source):
-            if isinstance(line, EventLine):
-                batch.append(_stored(line))
-                if len(batch) >= _BATCH:
-                    result = await opened.import_events(batch)
-                    added, skipped = added + result.added, skipped + result.skipped
-                    raised, head = raised + result.times_raised, result.head
-                    done += len(batch)
-                    batch = []
-                    if progress is not None:
-                        progress(done, events)
-        if batch:
+        async for lines in _read(source, EventLine, _BATCH):
+            batch = [_stored(line) for line in lines]  # type: ignore[arg-type]
             result = await opened.import_events(batch)
             added, skipped = added + result.added, skipped + result.skipped
             raised, head = raised + result.times_raised, result.head
             done += len(batch)
+            if progress is not None and len(batch) == _BATCH:
+                progress(done, events)
         if progress is not None:
             progress(done, events)
         head = await opened.head()
@@ -259,6 +257,17 @@ def _stored(line: EventLine) -> StoredEvent:
 
 def _uuid_bytes(text: str) -> bytes:
     return uuid.UUID(text).bytes
+
+
+async def _read(source: Path, kind: type[Line], size: int) -> AsyncIterator[list[Line]]:
+    """The lines of ``source`` of type ``kind``, ``size`` at a time, read and parsed on a
+    worker thread."""
+    wanted = (line for line in _lines(source) if isinstance(line, kind))
+    try:
+        while lines := await anyio.to_thread.run_sync(list, itertools.islice(wanted, size)):
+            yield lines
+    finally:
+        await anyio.to_thread.run_sync(wanted.close)  # closes the file
 
 
 def _lines(source: Path) -> Iterator[Line]:
@@ -372,27 +381,28 @@ def _check_event(line: EventLine, previous: EventLine | None, source: Path, numb
 
 async def _import_files(store: EventStore, source: Path) -> int:
     count = 0
-    with tempfile.TemporaryDirectory(prefix="runlog-import-") as scratch:
-        current: Path | None = None
-        file: IO[bytes] | None = None
-        try:
-            for line in _lines(source):
-                if not isinstance(line, FilePart):
-                    continue
-                if line.part == 0:
-                    current = Path(scratch) / line.digest
-                    file = current.open("wb")
-                if file is None or current is None:
-                    raise ExportFileError(f"{source}: file {line.digest} starts mid-way")
-                file.write(line.data)
-                if line.part == line.parts - 1:
-                    file.close()
-                    digest, _ = await store.put_file(current)
-                    if digest != line.digest:  # pragma: no cover - checked with the file
-                        raise ExportFileError(f"file {line.digest} changed while importing")
-                    current.unlink()
-                    count += 1
-        finally:
-            if file is not None and not file.closed:
-                file.close()
+    scratch = await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "runlog-import-")
+    current: Path | None = None
+    file: IO[bytes] | None = None
+    try:
+        async for lines in _read(source, FilePart, 1):  # a part is up to 1 MiB: one at a time
+            line = lines[0]
+            assert isinstance(line, FilePart)
+            if line.part == 0:
+                current = Path(scratch) / line.digest
+                file = await anyio.to_thread.run_sync(current.open, "wb")
+            if file is None or current is None:
+                raise ExportFileError(f"{source}: file {line.digest} starts mid-way")
+            await anyio.to_thread.run_sync(file.write, line.data)
+            if line.part == line.parts - 1:
+                await anyio.to_thread.run_sync(file.close)
+                digest, _ = await store.put_file(current)
+                if digest != line.digest:  # pragma: no cover - checked with the file
+                    raise ExportFileError(f"file {line.digest} changed while importing")
+                await anyio.to_thread.run_sync(current.unlink)
+                count += 1
+    finally:
+        if file is not None and not file.closed:
+            file.close()
+        await anyio.to_thread.run_sync(shutil.rmtree, scratch, True)
     return count

@@ -19,7 +19,7 @@ import msgspec
 from eventstore import ConnectionRunner, EventStore, HTTPStore, StreamInfo, run_stream, wire
 from projections import Projector, RunState, open_projector
 
-from ._wire import RunStateOut
+from .._wire import RunStateOut
 
 __all__ = ["RunStates", "run_states"]
 

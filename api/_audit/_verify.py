@@ -40,9 +40,8 @@ from eventstore import (
 )
 from projections import ProjectionCheck, Snapshot, compare_snapshots, open_projector
 
-from ._audit import existing_store
-from ._settings import root_dir, store_target
-from ._sweeps import StoreArg
+from .._library._settings import root_dir, store_target
+from .._library._stores import StoreArg, existing_store
 
 __all__ = ["VerifyReport", "verify"]
 

@@ -29,9 +29,9 @@ from eventstore import (
     WrongExpectedVersion,
     run_stream,
 )
-from projections import Model, RunState, rows_as_of
+from projections import Fold, RunState, rows_as_of
 
-from ._errors import RunAlreadyExists, RunNotFound
+from .._errors import RunAlreadyExists, RunNotFound
 from ._ids import check_run_id
 from ._remote import run_states
 from ._run import Run
@@ -121,7 +121,7 @@ async def _cut(
 
 
 async def _state_of(store: EventStore, stream: str, until: int | None) -> RunState | None:
-    model = Model()
+    model = Fold()
     async for record in store.read_stream(stream):
         if until is not None and record.position > until:
             break

@@ -14,8 +14,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -30,7 +29,6 @@ from eventstore import (
     HeartbeatExpired,
     RunClaimed,
     RunKilled,
-    RunLogError,
     RunScheduled,
     SweepCancelled,
     SweepCreated,
@@ -39,14 +37,15 @@ from eventstore import (
     SweepResumed,
     SweepStopped,
     WrongExpectedVersion,
-    open_store,
     run_stream,
     sweep_stream,
 )
 from projections import Projector, RunStatus, SweepState, SweepStatus, open_projector
 
-from ._ids import generate_id
-from ._settings import env, root_dir, store_target
+from .._errors import SweepError, SweepNotFound
+from .._library._ids import generate_id
+from .._library._settings import env
+from .._library._stores import StoreArg, opened_store
 from ._sweep_config import SweepConfig, load_sweep_config, parse_sweep_config, sweep_id_of
 
 __all__ = [
@@ -69,14 +68,6 @@ _ALIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PREEMPTING)
 _BAYES_WINDOW = 400  # the most recent runs of a bayes sweep its model learns from
 
 
-class SweepError(RunLogError):
-    """A sweep command its state does not allow; nothing was written."""
-
-
-class SweepNotFound(SweepError):
-    """No sweep with that id exists in the store."""
-
-
 class Work(msgspec.Struct, frozen=True):
     """A run an agent has claimed: start it (``requeue`` False) or resume it (True)."""
 
@@ -86,18 +77,6 @@ class Work(msgspec.Struct, frozen=True):
     params: dict[str, Any]
     requeue: bool
     claim_position: int
-
-
-StoreArg = EventStore | str | os.PathLike[str] | None
-
-
-@asynccontextmanager
-async def _opened(store: StoreArg) -> AsyncIterator[EventStore]:
-    if store is None or isinstance(store, (str, os.PathLike)):
-        async with open_store(store_target(store, root_dir())) as opened:
-            yield opened
-    else:
-        yield store
 
 
 async def _decide(
@@ -158,7 +137,7 @@ async def create_sweep(
         seed=seed if seed is not None else secrets.randbits(31),
         run_cap=parsed.run_cap,
     )
-    async with _opened(store) as opened:
+    async with opened_store(store) as opened:
         try:
             await opened.append(sweep_stream(chosen_id), [event], NO_STREAM)
         except WrongExpectedVersion:
@@ -175,7 +154,7 @@ async def _control(
     decide: Callable[[SweepState, Projector], Awaitable[list[Event]]],
 ) -> SweepState:
     sweep_id = sweep_id_of(sweep_id)
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
 
         async def attempt(version: int) -> tuple[list[Event], None]:
             sweep = await projector.sweep(sweep_id)
@@ -267,7 +246,7 @@ async def settle_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState |
     """Finish a RUNNING sweep now if it has nothing left to hand out and no live run
     (§9.1's automatic FINISHED), as a claim would; agents call it when they leave, so a
     sweep whose last agent quit with ``count`` does not stay RUNNING."""
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
 
         async def attempt(version: int) -> tuple[list[Event], None]:
             sweep = await projector.sweep(sweep_id)
@@ -309,7 +288,7 @@ async def register_agent(
     """
     chosen = agent_id or f"agent-{generate_id()}"
     sweep_id = sweep_id_of(sweep_id)
-    async with _opened(store) as opened:
+    async with opened_store(store) as opened:
         if await opened.stream_info(sweep_stream(sweep_id)) is None:
             raise SweepNotFound(f"there is no sweep {sweep_id!r} in {opened.url}")
         await opened.append(
@@ -332,7 +311,7 @@ async def claim(
     Exactly one agent wins each claim, however many race for it (contract §8.2).
     """
     sweep_id = sweep_id_of(sweep_id)
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
 
         async def attempt(
             version: int,
@@ -407,7 +386,7 @@ async def _bayes_suggestion(
     from ._bayes import Observation, suggest
 
     # Only the most recent runs are read, so a claim's cost stays bounded however long
-    # the sweep has been going; the fit itself is bounded in api._bayes.
+    # the sweep has been going; the fit itself is bounded in _bayes.py.
     runs: list[Observation] = []
     for run_id in sweep.scheduled[-_BAYES_WINDOW:]:
         run = await projector.run(sweep.project, run_id)
@@ -460,7 +439,7 @@ async def reap(
     """
     now = now_us if now_us is not None else int(time.time() * 1_000_000)
     decisions: list[str] = []
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
         for run in await projector.runs():
             if run.status in (RunStatus.RUNNING, RunStatus.PREEMPTING):
                 silent = (now - run.last_event_us) / 1_000_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from projections import Projector
 
-from ._sweeps import SweepNotFound
+from .._errors import SweepNotFound
 
 __all__ = ["resolve_sweep_id", "split_sweep_path"]
 

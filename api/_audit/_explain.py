@@ -20,8 +20,8 @@ from eventstore import (
 )
 from projections import RunState, RunStatus, open_projector
 
-from ._errors import RunNotFound
-from ._sweeps import StoreArg, _opened
+from .._errors import RunNotFound
+from .._library._stores import StoreArg, opened_store
 
 __all__ = ["explain"]
 
@@ -32,7 +32,7 @@ async def explain(project: str, run_id: str, *, store: StoreArg = None) -> list[
     Raises:
         RunNotFound: the log never mentions the run.
     """
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
         state = await projector.run(project, run_id)
         if state is None:
             raise RunNotFound(

@@ -25,7 +25,7 @@ from eventstore import (
 )
 from projections import RunState
 
-from ._errors import ActiveRunError, ConfigurationError, RunAlreadyExists, RunNotFound
+from .._errors import ActiveRunError, ConfigurationError, RunAlreadyExists, RunNotFound
 from ._ids import check_run_id, generate_id
 from ._remote import run_states
 from ._rewind import check_branch, decide_branch

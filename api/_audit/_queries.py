@@ -6,9 +6,7 @@ a new empty store, so a mistyped path never looks like an empty history.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -21,17 +19,14 @@ from eventstore import (
     RunInitialized,
     RunKilled,
     StepLogged,
-    StoreUnavailable,
-    open_store,
     parse_stream,
     run_stream,
     sweep_stream,
 )
-from projections import Model, Projector, RunState, SweepState, open_projector
+from projections import Fold, Projector, RunState, SweepState, open_projector
 
-from ._errors import RunNotFound
-from ._settings import root_dir, store_target
-from ._sweeps import StoreArg, SweepNotFound
+from .._errors import RunNotFound, SweepNotFound
+from .._library._stores import StoreArg, existing_store
 
 __all__ = [
     "Incarnation",
@@ -99,29 +94,6 @@ class Replayed(msgspec.Struct, frozen=True):
     recorded_at_us: int | None
     runs: list[RunState]
     sweeps: list[SweepState]
-
-
-@asynccontextmanager
-async def existing_store(store: StoreArg) -> AsyncIterator[EventStore]:
-    """The store at ``store`` (path, URL, or an open store), which must already exist."""
-    if store is not None and not isinstance(store, (str, os.PathLike)):
-        yield store
-        return
-    target = store_target(store, root_dir())
-    try:
-        opening = open_store(target, create=False)
-        opened = await opening
-    except StoreUnavailable as exc:
-        if isinstance(target, (str, os.PathLike)) and "no runlog database" in str(exc):
-            raise StoreUnavailable(
-                f"there is no runlog database at {target}; check --store (or RUNLOG_STORE) "
-                "or run from the directory whose runlog/ holds it"
-            ) from None
-        raise
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
 
 
 def split_run(name: str) -> tuple[str | None, str]:
@@ -255,7 +227,7 @@ async def timeline(
                 info = await opened.stream_info(stream)
                 total += info.version + 1 if info is not None else 0
             progress(0, total)
-        model = Model()
+        model = Fold()
         shown = 0
         read = 0
         async for record in _merged(opened, streams):
@@ -324,7 +296,7 @@ async def replay(
             position = head if until is None else min(until, head)
         async with open_projector(opened) as projector:
             streams = await _target_streams(opened, projector, target) if target else None
-            model = Model()
+            model = Fold()
             if streams is None:
                 done = 0
                 async for page in opened.read_all_pages(1, to_position=position, size=5000):
@@ -406,7 +378,7 @@ def _names_run(record: RecordedEvent, run_id: str) -> bool:
     ) == run_id
 
 
-def _step_changes(model: Model, record: RecordedEvent, before: RunState) -> dict[str, list[Any]]:
+def _step_changes(model: Fold, record: RecordedEvent, before: RunState) -> dict[str, list[Any]]:
     """A ``StepLogged``'s changes, without copying the whole state (runs log millions)."""
     event = record.event
     assert isinstance(event, StepLogged)

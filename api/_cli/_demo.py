@@ -31,7 +31,7 @@ from eventstore import (
 )
 from projections import open_projector
 
-from ._ids import generate_id
+from .._library._ids import generate_id
 
 __all__ = ["find_script", "run_demo"]
 
@@ -44,8 +44,8 @@ def find_script(script: str | os.PathLike[str] | None = None) -> Path:
     if script is not None:
         candidates = [Path(script)]
     else:
-        here = Path(__file__).resolve().parent.parent
-        candidates = [here / "examples" / "train.py", Path("examples") / "train.py"]
+        checkout = Path(__file__).resolve().parents[2]  # api/_cli/_demo.py -> the checkout
+        candidates = [checkout / "examples" / "train.py", Path("examples") / "train.py"]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -121,7 +121,7 @@ async def run_demo(
     say(f"read model equals a replay from position 0: {check.ok}")
     say("")
     await _sweep_story(trainer, store, say)
-    from ._verify import verify
+    from .._audit._verify import verify
 
     report = await verify(store=store)
     say(
@@ -153,8 +153,8 @@ _AGENT_PATIENCE_S = 300
 
 async def _sweep_story(trainer: Path, store: str, say: Callable[[str], None]) -> None:
     """A sweep whose first run is preempted, requeued, and resumed first by the next agent."""
-    from ._explain import explain
-    from ._sweeps import create_sweep
+    from .._audit._explain import explain
+    from .._sweeping._sweeps import create_sweep
 
     sweep_id = await create_sweep(
         {"method": "grid", "parameters": {"lr": {"values": [0.05, 0.1, 0.2]}}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 
-from ._errors import InvalidRunId
+from .._errors import InvalidRunId
 
 __all__ = ["MAX_RUN_ID", "check_run_id", "generate_id"]
 

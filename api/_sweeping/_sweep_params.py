@@ -1,60 +1,43 @@
-"""Sweep configs (contract §9.5): parsed from a dict or a YAML file, validated, searched.
+"""One parameter of a sweep config: its distribution, checked and normalised.
 
-A config is validated once, with errors that name the offending key
-(``parameters.lr.max: ...``). What W&B's own tooling accepts with a warning (unknown
-top-level keys, misspelt parameter keys, the old exponent-bound distribution names) is
-accepted here too, with a ``SweepConfigWarning`` that names the key.
-
-Parameters are taken in sorted name order at every nesting level, as W&B's reference
-does, so grid cells come in the same order and ``run_cap`` cuts the same ones. Grid
-search proposes combinations in that order; random search draws each suggestion from a
-generator seeded with (sweep seed, suggestion index), so the n-th suggestion of a sweep
-is the same on every replay. A nested parameter (``{parameters: {...}}``) produces a
-dict that replaces that key of the run's config wholesale.
+``parse_parameter`` validates one entry of ``parameters`` (naming the key in every
+error, ``parameters.lr.max: ...``) and returns a ``Parameter``, which knows how to list
+its grid values and draw or place a value (``api/_sweeping/_sweep_config.py`` holds the config
+around it; ``api/_sweeping/_bayes.py`` maps values to and from the unit interval).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import os
 import random
 import re
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
-import yaml
 
-from eventstore import InvalidArgument
+from .._errors import SweepConfigError
 
 __all__ = [
+    "GRID_DISTRIBUTIONS",
+    "GRID_VALUES_LIMIT",
     "Parameter",
-    "SweepConfig",
-    "SweepConfigError",
-    "SweepConfigWarning",
-    "load_sweep_config",
-    "parse_sweep_config",
-    "sweep_id_of",
+    "did_you_mean",
+    "is_number",
+    "parse_parameter",
+    "value_key",
 ]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _DISTRIBUTIONS = (
     "constant", "categorical", "categorical_w_probabilities", "int_uniform", "uniform",
     "q_uniform", "log_uniform", "log_uniform_values", "q_log_uniform", "q_log_uniform_values",
     "inv_log_uniform", "inv_log_uniform_values", "normal", "q_normal", "log_normal",
     "q_log_normal", "beta", "q_beta",
 )  # fmt: skip
-_GRID_DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "q_uniform")
+GRID_DISTRIBUTIONS = ("constant", "categorical", "int_uniform", "q_uniform")
 # Every top-level key of W&B's sweep schema, plus nothing of runlog's own: a config that
 # W&B's schema knows is accepted silently, anything else gets a warning.
-_TOP_LEVEL = {
-    "method", "parameters", "metric", "run_cap", "early_terminate", "program", "command",
-    "name", "description", "project", "entity", "controller", "apiVersion", "kind", "job",
-    "image_uri", "metrics", "scheduler",
-}  # fmt: skip
 _PARAMETER_KEYS = (
     "value", "values", "probabilities", "distribution", "min", "max", "q", "mu", "sigma",
     "a", "b", "parameters",
@@ -87,15 +70,6 @@ _EXPONENT_FORMS = {
 # A grid enumerates values one by one; past this a parameter belongs in random or bayes.
 GRID_VALUES_LIMIT = 1_000_000
 _FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
-
-
-class SweepConfigError(InvalidArgument):
-    """A sweep config is invalid; the message names the key and what is wrong."""
-
-
-class SweepConfigWarning(UserWarning):
-    """A sweep config is accepted, but part of it is ignored or probably not what was
-    meant; the message names the key."""
 
 
 class Parameter(msgspec.Struct, frozen=True):
@@ -221,7 +195,7 @@ class Parameter(msgspec.Struct, frozen=True):
     def to_unit(self, value: Any) -> float | None:
         """Where ``value`` lies in 0..1 for this numeric distribution (the inverse of
         ``from_unit``); None when it is not a number this distribution could give."""
-        if not _is_number(value):
+        if not is_number(value):
             return None
         x = float(value)
         d = self.distribution
@@ -256,267 +230,8 @@ class Parameter(msgspec.Struct, frozen=True):
         return min(max(u, 0.0), 1.0)
 
 
-class SweepConfig(msgspec.Struct, frozen=True):
-    """A validated sweep config; ``raw`` is what was given (stored in ``SweepCreated``).
-
-    ``parameters`` are in W&B's order (sorted by name at each nesting level);
-    ``warnings`` holds what ``load_sweep_config`` reported as ``SweepConfigWarning``.
-    """
-
-    method: Literal["grid", "random", "bayes"]
-    parameters: tuple[Parameter, ...]
-    metric_name: str | None
-    metric_goal: Literal["minimize", "maximize"]
-    metric_target: float | None
-    run_cap: int | None
-    raw: dict[str, Any]
-    warnings: tuple[str, ...] = ()
-    impute: Literal["worst", "best", "latest"] = "worst"
-    impute_while_running: Literal["worst", "best", "latest"] | None = None
-
-    def grid(self) -> Iterator[dict[str, Any]]:
-        """Every combination, in order (the first parameter varies slowest)."""
-        for index in range(self.grid_size()):
-            yield self.grid_cell(index)
-
-    def grid_cell(self, index: int) -> dict[str, Any]:
-        """The ``index``-th combination of ``grid()``, computed directly."""
-        chosen: list[Any] = []
-        for parameter in reversed(self.parameters):
-            index, digit = divmod(index, parameter.grid_count())
-            chosen.append(parameter.grid_value(digit))
-        return self.params(chosen[::-1])
-
-    def grid_size(self) -> int:
-        """How many combinations the grid has."""
-        return math.prod(p.grid_count() for p in self.parameters)
-
-    def suggestion(self, seed: int, index: int) -> dict[str, Any]:
-        """The ``index``-th random suggestion of a sweep seeded with ``seed``."""
-        rng = random.Random(f"runlog-sweep:{seed}:{index}")
-        return self.params([p.sample(rng) for p in self.parameters])
-
-    def params(self, values: Sequence[Any]) -> dict[str, Any]:
-        """A run's parameters from one value per parameter (in ``parameters`` order):
-        nested parameters become dicts under their top-level key."""
-        out: dict[str, Any] = {}
-        for parameter, value in zip(self.parameters, values, strict=True):
-            *parents, leaf = parameter.keys
-            node = out
-            for key in parents:
-                node = node.setdefault(key, {})
-            node[leaf] = value
-        return out
-
-    def value_of(self, params: Mapping[str, Any], parameter: Parameter) -> Any:
-        """The value ``parameter`` has in a run's parameters (``KeyError`` if absent)."""
-        node: Any = params
-        for key in parameter.keys:
-            if not isinstance(node, Mapping):
-                raise KeyError(parameter.name)
-            node = node[key]
-        return node
-
-
-def combination_key(params: Mapping[str, Any]) -> bytes:
-    """A comparable form of a parameter combination: integral floats count as ints and
-    dict keys are sorted at every level (as W&B's grid compares them)."""
-    return _value_key(dict(params))
-
-
-def sweep_id_of(text: str) -> str:
-    """The sweep id in ``text``: a bare id, or W&B's ``entity/project/ID`` or
-    ``project/ID`` form (the sweep id is the last part).
-
-    Raises:
-        SweepConfigError: an empty part, as in ``entity//ID`` or ``ID/``.
-    """
-    parts = text.split("/")
-    if len(parts) > 3 or not all(parts):
-        raise SweepConfigError(
-            f"{text!r} is not a sweep id: give ID, project/ID or entity/project/ID"
-        )
-    return parts[-1]
-
-
-def load_sweep_config(source: Mapping[str, Any] | str | os.PathLike[str]) -> SweepConfig:
-    """Validate a sweep config given as a dict or as the path of a YAML (or JSON) file.
-
-    What W&B accepts with a warning is accepted with a ``SweepConfigWarning`` per
-    problem (also kept in ``SweepConfig.warnings``).
-
-    Raises:
-        SweepConfigError: naming the offending key.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise SweepConfigError(f"cannot read the sweep config {path}: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise SweepConfigError(f"{path} is not valid YAML: {exc}") from exc
-    else:
-        raw = source
-    parsed = parse_sweep_config(raw)
-    for message in parsed.warnings:
-        warnings.warn(message, SweepConfigWarning, stacklevel=2)
-    return parsed
-
-
-def parse_sweep_config(raw: object) -> SweepConfig:
-    """Validate a config without emitting warnings (they are in ``.warnings``); for code
-    that re-reads a stored config on every decision.
-
-    Raises:
-        SweepConfigError: naming the offending key.
-    """
-    if not isinstance(raw, Mapping):
-        raise SweepConfigError("a sweep config is a mapping with 'method' and 'parameters'")
-    raw = dict(raw)
-    notes: list[str] = []
-    for key in sorted(set(raw) - _TOP_LEVEL, key=str):
-        notes.append(f"{key}: unknown top-level key, ignored{_did_you_mean(key, _TOP_LEVEL)}")
-    method = raw.get("method")
-    if method == "custom":
-        raise SweepConfigError(
-            "method: 'custom' (an external scheduler) is not supported; use grid, random or bayes"
-        )
-    if method not in ("grid", "random", "bayes"):
-        raise SweepConfigError(f"method: must be 'grid', 'random' or 'bayes', got {method!r}")
-    _controller(raw.get("controller"))
-    parameters = raw.get("parameters")
-    if not isinstance(parameters, Mapping) or not parameters:
-        raise SweepConfigError("parameters: at least one parameter is required")
-    parsed = tuple(_parameters(parameters, (), notes))
-    if method == "grid":
-        for p in parsed:
-            if p.distribution not in _GRID_DISTRIBUTIONS:
-                hint = (
-                    "; grid search tries each value once, so drop probabilities"
-                    if p.distribution == "categorical_w_probabilities"
-                    else ""
-                )
-                raise SweepConfigError(
-                    f"parameters.{p.name}: grid search cannot enumerate a {p.distribution} "
-                    f"distribution; use values, value, int_uniform or q_uniform{hint}"
-                )
-            count = p.grid_count()
-            if count == 0:
-                raise SweepConfigError(f"parameters.{p.name}: the grid has no value for it")
-            if count > GRID_VALUES_LIMIT:
-                raise SweepConfigError(
-                    f"parameters.{p.name}: the grid would try {count} values for it (at most "
-                    f"{GRID_VALUES_LIMIT}); narrow min/max, raise q, or use method: random"
-                )
-    metric_name, goal, target, impute, while_running = _metric(raw.get("metric"))
-    if method == "bayes" and metric_name is None:
-        raise SweepConfigError(
-            "metric: bayes search needs the metric it optimises, e.g. "
-            "metric: {name: val_loss, goal: minimize}"
-        )
-    run_cap = raw.get("run_cap")
-    if run_cap is not None and (
-        isinstance(run_cap, bool) or not isinstance(run_cap, int) or run_cap < 1
-    ):
-        raise SweepConfigError(f"run_cap: must be an integer > 0, got {run_cap!r}")
-    from ._command import check_command  # imported here: both import this module
-    from ._hyperband import parse_early_terminate
-
-    check_command(raw)
-    parse_early_terminate(raw.get("early_terminate"), raw.get("metric"))
-    return SweepConfig(
-        method,
-        parsed,
-        metric_name,
-        goal,
-        target,
-        run_cap,
-        raw,
-        warnings=tuple(notes),
-        impute=impute,
-        impute_while_running=while_running,
-    )
-
-
-def _controller(spec: object) -> None:
-    if spec is None:
-        return
-    if not isinstance(spec, Mapping) or spec.get("type") not in ("local", "cloud"):
-        raise SweepConfigError("controller: must be {type: local} or {type: cloud}")
-
-
-def _metric(
-    spec: object,
-) -> tuple[
-    str | None,
-    Literal["minimize", "maximize"],
-    float | None,
-    Literal["worst", "best", "latest"],
-    Literal["worst", "best", "latest"] | None,
-]:
-    if spec is None:
-        return None, "minimize", None, "worst", None
-    if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-        raise SweepConfigError("metric: must be a mapping with a 'name'")
-    goal = spec.get("goal", "minimize")
-    if goal not in ("minimize", "maximize"):
-        raise SweepConfigError(f"metric.goal: must be 'minimize' or 'maximize', got {goal!r}")
-    target = spec.get("target")
-    if target is not None and not _is_number(target):
-        raise SweepConfigError(f"metric.target: must be a number, got {target!r}")
-    impute = spec.get("impute", "worst")
-    if impute not in ("worst", "best", "latest"):
-        raise SweepConfigError(f"metric.impute: must be worst, best or latest, got {impute!r}")
-    while_running = spec.get("impute_while_running", "false")
-    if while_running not in ("worst", "best", "latest", "false", False):
-        raise SweepConfigError(
-            "metric.impute_while_running: must be worst, best, latest or false, "
-            f"got {while_running!r}"
-        )
-    known = {"name", "goal", "target", "impute", "impute_while_running"}
-    unknown = sorted(set(spec) - known, key=str)
-    if unknown:
-        raise SweepConfigError(
-            f"metric.{unknown[0]}: unknown key{_did_you_mean(str(unknown[0]), known)}"
-        )
-    return (
-        spec["name"],
-        goal,
-        float(target) if target is not None else None,
-        impute,
-        None if while_running in ("false", False) else while_running,
-    )
-
-
-def _parameters(
-    spec: Mapping[Any, Any], parents: tuple[str, ...], notes: list[str]
-) -> Iterator[Parameter]:
-    # Sorted, as W&B's reference orders its search space: grid cells (and so run_cap's
-    # cut) come out in the same order as W&B's.
-    for name in sorted(spec, key=str):
-        path = (*parents, str(name))
-        where = "parameters." + ".".join(path)
-        if not _NAME.match(str(name)):
-            raise SweepConfigError(f"{where}: parameter names match {_NAME.pattern}")
-        body = spec[name]
-        if isinstance(body, Mapping) and "parameters" in body:
-            extra = sorted(set(body) - {"parameters"}, key=str)
-            if extra:
-                raise SweepConfigError(
-                    f"{where}: a nested parameter has only 'parameters' (got also {extra[0]})"
-                )
-            nested = body["parameters"]
-            if not isinstance(nested, Mapping) or not nested:
-                raise SweepConfigError(
-                    f"{where}.parameters: at least one nested parameter is required"
-                )
-            yield from _parameters(nested, path, notes)
-        else:
-            yield _parameter(path, body, notes)
-
-
-def _parameter(path: tuple[str, ...], spec: object, notes: list[str]) -> Parameter:
+def parse_parameter(path: tuple[str, ...], spec: object, notes: list[str]) -> Parameter:
+    """The parameter at ``parameters.<path>``, checked; warnings go to ``notes``."""
     name = ".".join(path)
     where = f"parameters.{name}"
     if not isinstance(spec, Mapping):
@@ -526,7 +241,7 @@ def _parameter(path: tuple[str, ...], spec: object, notes: list[str]) -> Paramet
         # W&B's CLI creates the sweep with a warning here; ignoring the key silently
         # would hide a typo such as 'distribtion' behind a different search.
         notes.append(
-            f"{where}.{key}: unknown key, ignored{_did_you_mean(str(key), _PARAMETER_KEYS)}"
+            f"{where}.{key}: unknown key, ignored{did_you_mean(str(key), _PARAMETER_KEYS)}"
         )
         del spec[key]
     if "distribution" not in spec:  # with a distribution, value/values/min/max are its arguments
@@ -558,7 +273,7 @@ def _parameter(path: tuple[str, ...], spec: object, notes: list[str]) -> Paramet
     if distribution not in _DISTRIBUTIONS:
         raise SweepConfigError(
             f"{where}.distribution: unknown distribution {distribution!r}"
-            f"{_did_you_mean(str(distribution), _DISTRIBUTIONS)}"
+            f"{did_you_mean(str(distribution), _DISTRIBUTIONS)}"
         )
     if distribution in _EXPONENT_FORMS:
         notes.append(
@@ -590,7 +305,7 @@ def _parameter(path: tuple[str, ...], spec: object, notes: list[str]) -> Paramet
             not isinstance(probabilities, Sequence)
             or isinstance(probabilities, str)
             or len(probabilities) != len(values)
-            or not all(_is_number(p) and p >= 0 for p in probabilities)
+            or not all(is_number(p) and p >= 0 for p in probabilities)
             or not math.isclose(sum(probabilities), 1.0, abs_tol=1e-6)
         ):
             raise SweepConfigError(
@@ -628,7 +343,7 @@ def _parameter(path: tuple[str, ...], spec: object, notes: list[str]) -> Paramet
 
 
 def _number(where: str, value: object) -> float:
-    if _is_number(value):
+    if is_number(value):
         assert isinstance(value, (int, float))
         return value
     if isinstance(value, str) and _as_float(value) is not None:
@@ -675,7 +390,7 @@ def _distinct(
     distinct: list[Any] = []
     weights: list[float] = []
     for i, value in enumerate(values):
-        key = _value_key(value)
+        key = value_key(value)
         weight = float(probabilities[i]) if probabilities is not None else 0.0
         if key in seen:
             weights[seen[key]] += weight
@@ -686,12 +401,12 @@ def _distinct(
     return distinct, weights
 
 
-def _did_you_mean(key: str, known: Sequence[str] | set[str]) -> str:
+def did_you_mean(key: str, known: Sequence[str] | set[str]) -> str:
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -720,7 +435,7 @@ def _probit(u: float) -> float:
     return NormalDist().inv_cdf(min(max(u, 1e-12), 1 - 1e-12))
 
 
-def _value_key(value: Any) -> bytes:
+def value_key(value: Any) -> bytes:
     try:
         return msgspec.json.encode(_normal(value), order="sorted")
     except (TypeError, msgspec.EncodeError):

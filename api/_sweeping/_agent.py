@@ -21,15 +21,13 @@ from anyio.abc import Process
 from eventstore import AgentHeartbeat, AgentStopped, EventStore, RunKilled, run_stream, sweep_stream
 from projections import Projector, RunStatus, SweepStatus, open_projector
 
+from .._errors import ConfigurationError, SweepNotFound
+from .._library._stores import StoreArg, opened_store
 from ._command import build_command, check_command
-from ._errors import ConfigurationError
 from ._hyperband import HyperbandController
 from ._sweep_path import resolve_sweep_id
 from ._sweeps import (
-    StoreArg,
-    SweepNotFound,
     Work,
-    _opened,
     claim,
     reap,
     register_agent,
@@ -250,7 +248,7 @@ async def agent(
     Raises:
         SweepNotFound: no such sweep (or it belongs to another project).
     """
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
         sweep_id = await resolve_sweep_id(sweep_id, projector, opened.url)
         loop = _Agent(opened, projector, sweep_id, count, poll_interval, reap_interval, timeout_s)
         with tempfile.TemporaryDirectory(prefix="runlog-agent-") as params_dir:
@@ -305,7 +303,7 @@ async def run_agent_command(
 
     Without ``command`` the sweep config's ``program``/``command`` is run, with its
     macros expanded for each run (``${env} ${interpreter} ${program} ${args}`` by
-    default, as W&B's agent does; see ``api._command``); a given command wins.
+    default, as W&B's agent does; see ``_command.py``); a given command wins.
 
     Without ``forward_signals`` children run in their own session and do not see the
     agent's signals. With it, every signal in ``FORWARDED`` is passed on and the agent
@@ -332,7 +330,7 @@ async def run_agent_command(
     if term_timeout is not None and not term_timeout >= 0:
         raise ConfigurationError(f"--term-timeout must be seconds >= 0, got {term_timeout}")
     delay = kill_delay()
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
         sweep_id = await resolve_sweep_id(sweep_id, projector, opened.url)
         loop = _Agent(opened, projector, sweep_id, count, poll_interval, reap_interval, timeout_s)
         config: dict[str, Any] | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from projections import RunState, RunStatus, open_projector
 
-from ._errors import RunNotFound
+from .._errors import RunNotFound, SweepError
+from .._library._stores import StoreArg, opened_store
 from ._hyperband import request_stop
-from ._sweeps import StoreArg, SweepError, _opened
 
 __all__ = ["stop_run"]
 
@@ -24,7 +24,7 @@ async def stop_run(
         RunNotFound: the log never mentions the run.
         SweepError: the run is not running (pending, over, or preempted and queued).
     """
-    async with _opened(store) as opened, open_projector(opened) as projector:
+    async with opened_store(store) as opened, open_projector(opened) as projector:
         run = await projector.run(project, run_id)
         if run is None:
             raise RunNotFound(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 from ._ids import check_run_id
 
 __all__ = [

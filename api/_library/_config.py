@@ -16,15 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from eventstore import ConfigUpdated, InvalidArgument, default_codec
 
+from .._errors import ConfigChangeError
+
 if TYPE_CHECKING:
     from ._run import Run
 
 __all__ = ["Config", "ConfigChangeError", "config_dict"]
-
-
-class ConfigChangeError(InvalidArgument):
-    """A config key that already has a value was given a different one without
-    ``allow_val_change=True``."""
 
 
 def config_dict(values: object) -> dict[str, Any]:

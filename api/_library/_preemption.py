@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from ._run import Checkpoint, Preemption, Run, handling_preemption
+from ._run_hook import RunHook
 
 __all__ = ["DEFAULT_GRACE", "handle_preemption"]
 
@@ -62,7 +63,7 @@ def handle_preemption(
 
     def on_signal(signum: signal.Signals) -> None:
         preemption = Preemption(signum, checkpoint, time.monotonic() + grace)
-        if not run._note_preemption(preemption):
+        if not RunHook(run).note_preemption(preemption):
             return  # a second signal while the first is handled changes nothing
         task = loop.create_task(_mark_then_wait(run, preemption, grace))
         owned.add(task)
@@ -81,17 +82,17 @@ def handle_preemption(
 
 
 async def _mark_then_wait(run: Run, preemption: Preemption, grace: float) -> None:
-    await _to_the_end(run._drain())  # the mark is durable before anything else happens
+    await _to_the_end(RunHook(run).drain())  # the mark is durable before anything else happens
     await asyncio.sleep(grace)
     if preemption.leaving or run.finished:
         return
     # The loop did not reach its next log in time: leave from here.
     preemption.leaving = True
     handling_preemption.set(True)  # inherited by the tasks _to_the_end starts
-    run._park()
+    RunHook(run).park()
     code = preemption.exit_code
     try:
-        await _to_the_end(run._checkpoint_and_finish(preemption))
+        await _to_the_end(RunHook(run).checkpoint_and_finish(preemption))
     except BaseException:
         log.exception(
             "runlog: handling signal %d failed; exiting with %d anyway", preemption.signum, code
