@@ -173,6 +173,10 @@ async def _start(
     elif mode == "auto":
         write_auto_resume(root, run_id)
 
+    # Built before the store is opened: reading the sweep parameters may fail.
+    template = _template(
+        project_name, run_id, mode, config, notes, name, tags, group, job_type, sweep_id
+    )
     opened: EventStore
     if store is None or isinstance(store, (str, os.PathLike)):
         owns_store = True
@@ -182,9 +186,6 @@ async def _start(
         opened = store
     try:
         if branch is not None:
-            template = _template(
-                project_name, run_id, mode, config, notes, name, tags, group, job_type, sweep_id
-            )
 
             def build(event: RunInitialized, version: int, final: RunState) -> Run:
                 return _build_run(
@@ -208,23 +209,7 @@ async def _start(
             mode,
             root,
             sweep_id,
-            RunInitialized(
-                project=project_name,
-                run_id=run_id,
-                incarnation=0,
-                resumed=False,
-                starting_step=0,
-                resume=mode,
-                config={**(config or {}), **_sweep_params(sweep_id)},
-                notes=notes,
-                name=name,
-                tags=list(tags) if tags else None,
-                group=group,
-                job_type=job_type,
-                sweep_id=sweep_id,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-            ),
+            template,
             interval,
             flush_interval,
             batch_size,
@@ -388,7 +373,7 @@ def _template(
     job_type: str | None,
     sweep_id: str | None,
 ) -> RunInitialized:
-    """The ``RunInitialized`` a rewind or fork starts from (incarnation decided later)."""
+    """The ``RunInitialized`` a start, rewind or fork appends (incarnation decided later)."""
     return RunInitialized(
         project=project,
         run_id=run_id,
