@@ -161,19 +161,27 @@ async def test_cancel_kills_a_running_child_which_ends_killed(
     assert set((await states(store)).values()) == {RunStatus.KILLED}
 
 
-async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(
-    root: Path, store_target: str
-) -> None:
-    store = store_target
+async def preempted_by_a_forwarded_sigterm(
+    store: str, mode: str
+) -> tuple[str, dict[str, RunStatus]]:
+    """A new grid sweep whose agent (forwarding signals) runs the trainer in ``mode`` and
+    is sent SIGTERM once its child logged a step; the sweep id and the run statuses."""
     sweep_id = await api.create_sweep(GRID, project="p", store=store)
     async with await anyio.open_process(
-        agent_command(store, sweep_id, "long", "--forward-signals")
+        agent_command(store, sweep_id, mode, "--forward-signals")
     ) as agent:
         await first_step_logged(store)
         agent.send_signal(signal.SIGTERM)
         with anyio.fail_after(30):
             await agent.wait()
-    statuses = await states(store)
+    return sweep_id, await states(store)
+
+
+async def test_forwarded_sigterm_preempts_the_child_and_queues_its_run(
+    root: Path, store_target: str
+) -> None:
+    store = store_target
+    sweep_id, statuses = await preempted_by_a_forwarded_sigterm(store, "long")
     assert list(statuses.values()) == [RunStatus.PREEMPTED]
     async with open_store(store) as opened, open_projector(opened) as projector:
         sweep = await projector.sweep(sweep_id)
@@ -185,15 +193,7 @@ async def test_the_seed_handler_pattern_under_forwarded_signals_is_requeued_and_
     root: Path, store_target: str
 ) -> None:
     store = store_target
-    sweep_id = await api.create_sweep(GRID, project="p", store=store)
-    async with await anyio.open_process(
-        agent_command(store, sweep_id, "seed-handler", "--forward-signals")
-    ) as agent:
-        await first_step_logged(store)
-        agent.send_signal(signal.SIGTERM)
-        with anyio.fail_after(30):
-            await agent.wait()
-    statuses = await states(store)
+    sweep_id, statuses = await preempted_by_a_forwarded_sigterm(store, "seed-handler")
     assert list(statuses.values()) == [RunStatus.PREEMPTED]
     (run_id,) = statuses
     async with open_store(store) as opened, open_projector(opened) as projector:
