@@ -66,6 +66,9 @@ from ._events import SweepStopped as SweepStopped
 from ._hosting import ConnectionRunner as ConnectionRunner
 from ._hosting import ReadModelFactory as ReadModelFactory
 from ._http import HTTPStore as HTTPStore
+from ._inline import InlineProjection as InlineProjection
+from ._inline import StoredHead as StoredHead
+from ._inline import StreamHead as StreamHead
 from ._location import StoreLocation as StoreLocation
 from ._location import parse_location as parse_location
 from ._open import Opening as Opening
@@ -131,6 +134,7 @@ __all__ = [
     "FileSaved",
     "GENESIS_HASH",
     "HTTPStore",
+    "InlineProjection",
     "Heartbeat",
     "HeartbeatExpired",
     "ImportResult",
@@ -171,6 +175,8 @@ __all__ = [
     "StoreLocation",
     "StoreUnavailable",
     "StoredEvent",
+    "StoredHead",
+    "StreamHead",
     "StreamInfo",
     "Subscription",
     "SummaryUpdated",

@@ -28,10 +28,11 @@ from ._checks import (
     check_stream_window,
 )
 from ._codec import EventCodec
-from ._errors import StoreClosed, StoreError
+from ._errors import InvalidArgument, StoreClosed, StoreError
 from ._events import Event
 from ._files import hash_file
 from ._import import check_imported
+from ._inline import InlineProjection, StoredHead, StreamHead
 from ._location import StoreLocation
 from ._store_base import StoreBase
 from ._subscription import Subscription
@@ -60,6 +61,7 @@ class StoreOptions:
         "codec",
         "create",
         "durability",
+        "inline",
         "lock_timeout",
         "max_event_bytes",
         "poll_interval",
@@ -75,7 +77,9 @@ class StoreOptions:
         durability: str,
         poll_interval: float,
         clock: Callable[[], float] = time.time,
+        inline: InlineProjection | None = None,
     ) -> None:
+        self.inline = inline
         self.codec = codec
         self.create = create
         self.lock_timeout = lock_timeout
@@ -164,6 +168,12 @@ class StoreCore(StoreBase):
                 await self._disconnect()
             raise
         self._state = "open"
+        if self._options.inline is not None:
+            try:
+                await self.keep_inline(self._options.inline)
+            except BaseException:
+                await self.aclose()
+                raise
         return self
 
     async def aclose(self) -> None:
@@ -238,6 +248,96 @@ class StoreCore(StoreBase):
         if result.added:
             self._wake()
         return result
+
+    # --- inline projection (see _inline.py) ---------------------------------------------
+
+    @property
+    def inline(self) -> InlineProjection | None:
+        """The projection whose heads this store's appends keep current, if any."""
+        return cast(InlineProjection | None, self._queries.inline)
+
+    async def keep_inline(self, projection: InlineProjection) -> None:
+        """Keep ``projection``'s heads current from now on, in every append's transaction.
+
+        Heads stored under another projection name are dropped first (they are
+        recomputed as streams are read or appended to, or by ``rebuild_heads``).
+        Idempotent for the projection already kept.
+
+        Raises:
+            InvalidArgument: the store already keeps another projection.
+        """
+        if not isinstance(projection, InlineProjection):
+            raise InvalidArgument(
+                f"{projection!r} is not an inline projection (name, applies_to, fold)"
+            )
+        current = self.inline
+        if current is not None:
+            if current.name != projection.name:
+                raise InvalidArgument(
+                    f"{self._shown} already keeps the inline projection {current.name!r}; "
+                    "open the store again to keep another"
+                )
+            return
+        self._check_open()
+        await self._write(self._queries.adopt, projection)
+
+    async def stream_head(self, stream: str) -> StreamHead | None:
+        """The stream's head: the inline projection's fold of all its events, read in
+        one snapshot (None if the stream has no event).
+
+        One indexed row when appends kept the head current; events appended without
+        the projection are read and folded in first.
+
+        Raises:
+            InvalidArgument: the store keeps no inline projection, or none for ``stream``.
+        """
+        check_stream(stream)
+        inline = self._inline_for(stream)
+        return cast(StreamHead | None, await self._query(self._queries.stream_head, inline, stream))
+
+    async def stored_heads(self) -> list[StoredHead]:
+        """Every head as stored (not caught up), in stream order: for audits."""
+        self._check_open()
+        return cast(list[StoredHead], await self._query(self._queries.stored_heads))
+
+    async def rebuild_heads(self, *, page: int = 10_000) -> int:
+        """Recompute every head from the log (derived data: this is how damage to the
+        ``stream_heads`` table is repaired); returns how many heads were written.
+
+        The log is read page by page in one pass; each head is written with the events
+        appended since the pass read its stream folded in, so writers may go on.
+        """
+        inline = self._inline_for(None)
+        heads: dict[str, tuple[int, bytes]] = {}
+        async for records in self.read_all_pages(size=check_size(page)):
+            by_stream: dict[str, list[RecordedEvent]] = {}
+            for record in records:
+                if record.stream in by_stream:
+                    by_stream[record.stream].append(record)
+                elif inline.applies_to(record.stream):
+                    by_stream[record.stream] = [record]
+            for stream, events in by_stream.items():
+                before = heads.get(stream)
+                state = inline.fold(stream, before[1] if before else None, events)
+                heads[stream] = (events[-1].version, state)
+        rows = [(stream, version, state) for stream, (version, state) in heads.items()]
+        for start in range(0, len(rows), 1000):
+            await self._write(self._queries.put_heads, inline, rows[start : start + 1000])
+        return len(rows)
+
+    def _inline_for(self, stream: str | None) -> InlineProjection:
+        self._check_open()
+        inline = self.inline
+        if inline is None:
+            raise InvalidArgument(
+                f"{self._shown} keeps no inline projection; open it with "
+                "open_store(..., inline=projection) or call keep_inline(projection)"
+            )
+        if stream is not None and not inline.applies_to(stream):
+            raise InvalidArgument(
+                f"the inline projection {inline.name!r} keeps no head for {stream!r}"
+            )
+        return inline
 
     async def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Store a file's bytes once by content; return its digest and size.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 from ._codec import EventCodec, default_codec
 from ._core import StoreOptions
 from ._errors import InvalidArgument
+from ._inline import InlineProjection
 from ._location import parse_location
 from ._sqlite import SQLiteStore
 
@@ -68,6 +69,7 @@ def open_store(
     poll_interval: float = 0.1,
     codec: EventCodec | None = None,
     clock: Callable[[], float] = time.time,
+    inline: InlineProjection | None = None,
 ) -> Opening[SQLiteStore] | Opening[PostgresStore] | Opening[HTTPStore]:
     """Open the event store at ``target``.
 
@@ -89,6 +91,9 @@ def open_store(
         poll_interval: how often an idle subscription looks for appends by other processes.
         codec: the event types and upcasters to use (the built-in catalogue by default).
         clock: the wall clock that stamps ``recorded_at``, in seconds since the epoch.
+        inline: a projection whose per-stream heads every append keeps current in its
+            own transaction (``stream_head`` reads one). Ignored for ``http(s)://``
+            stores: the server's store keeps its own.
 
     Raises:
         NotARunlogDatabase: the file is something else; it is left untouched.
@@ -105,6 +110,8 @@ def open_store(
         raise InvalidArgument(f"durability is 'normal' or 'full', not {durability!r}")
     if poll_interval <= 0:
         raise InvalidArgument(f"poll_interval must be positive, got {poll_interval}")
+    if inline is not None and not isinstance(inline, InlineProjection):
+        raise InvalidArgument(f"inline={inline!r} is not an inline projection")
     if location.backend == "http":
         # A runlog server (runlog serve): writes send the bearer token in RUNLOG_TOKEN.
         from ._http import HTTPStore
@@ -124,6 +131,7 @@ def open_store(
         durability=durability,
         poll_interval=poll_interval,
         clock=clock,
+        inline=inline,
     )
     if location.backend == "postgresql":
         from ._postgres import PostgresStore  # imports asyncpg: only when it is used

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ._batch import StoredIds
 from ._core import Queries
-from ._errors import CorruptStore, InvalidArgument
+from ._errors import CorruptStore, DecodeError, InvalidArgument
+from ._inline import InlineProjection, StoredHead, StreamHead, fold_head
 from ._postgres_files import restore_file
 from ._postgres_schema import Connection
 from ._types import RecordedEvent, StoredEvent, StreamInfo
@@ -116,6 +117,64 @@ class PostgresReads(Queries):
         )
         names = await self._names_of(conn, {row[1] for row in rows})
         return [StoredEvent(p, names[s], v, e, r, d, h) for p, s, v, e, r, d, h in rows]
+
+    async def stream_records(
+        self, conn: Connection, stream_id: int, stream: str, first: int, last: int
+    ) -> list[RecordedEvent]:
+        """Decoded events of one stream with versions ``first`` to ``last``."""
+        if first > last:
+            return []
+        rows = await conn.fetch(
+            "SELECT position, version, recorded_at, data FROM events "
+            "WHERE stream_id = $1 AND version >= $2 AND version <= $3 ORDER BY version",
+            stream_id,
+            first,
+            last,
+        )
+        decode = self._codec.decode
+        return [
+            RecordedEvent(position, stream, version, recorded_at, decode(data, position))
+            for position, version, recorded_at, data in rows
+        ]
+
+    async def stream_head(
+        self, conn: Connection, inline: InlineProjection, stream: str
+    ) -> StreamHead | None:
+        """The stream's head as of its last event (None if it has no event), with any
+        events the stored head does not reflect folded in, all read in one snapshot."""
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow(
+                "SELECT s.stream_id, s.version, s.first_position, s.last_position, h.version, h.state "
+                "FROM streams s LEFT JOIN stream_heads h ON h.stream_id = s.stream_id "
+                "WHERE s.name = $1",
+                stream,
+            )
+            if row is None:
+                return None
+            stream_id, version, first, last, head_version, state = row
+            if head_version is None or head_version > version:
+                head_version, state = -1, None
+            missing = await self.stream_records(conn, stream_id, stream, head_version + 1, version)
+            try:
+                state = fold_head(inline, stream, state, missing)
+            except DecodeError:
+                raise
+            except Exception:
+                # A stored head that does not decode: fold the whole stream (see SQLite).
+                everything = await self.stream_records(conn, stream_id, stream, 0, version)
+                state = fold_head(inline, stream, None, everything)
+        return StreamHead(StreamInfo(stream, version, first, last), state)
+
+    @staticmethod
+    async def stored_heads(conn: Connection) -> list[StoredHead]:
+        """Every stored head, in stream order."""
+        return [
+            StoredHead(name, version, state)
+            for name, version, state in await conn.fetch(
+                "SELECT s.name, h.version, h.state FROM stream_heads h "
+                "JOIN streams s ON s.stream_id = h.stream_id ORDER BY s.stream_id"
+            )
+        ]
 
     @staticmethod
     async def head(conn: Connection) -> int:

@@ -89,6 +89,24 @@ SCHEMA_VERSION = max(MIGRATIONS)
 """The schema version this build writes."""
 
 
+# Added after version 1 without changing it (see the SQLite schema module for why):
+# created, under the schema lock, by whoever opens a database that lacks it.
+_HEADS = """CREATE TABLE IF NOT EXISTS stream_heads (
+    stream_id bigint PRIMARY KEY,
+    version   bigint NOT NULL,
+    state     bytea NOT NULL
+)"""
+
+
+async def _has_heads(conn: Connection) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+            "WHERE schemaname = current_schema() AND tablename = 'stream_heads')"
+        )
+    )
+
+
 async def schema_version(conn: Connection) -> int | None:
     """The database's runlog schema version; None if it has no ``runlog_meta`` table."""
     # A query on pg_tables, not to_regclass(): name lookups go through a cache that an
@@ -111,7 +129,7 @@ async def ensure_schema(conn: Connection, where: str) -> None:
         IncompatibleSchema: the database was written by a newer runlog.
     """
     version = await schema_version(conn)
-    if version == SCHEMA_VERSION:
+    if version == SCHEMA_VERSION and await _has_heads(conn):
         return  # the common case needs no lock
     _check_version(where, version)
     async with conn.transaction():
@@ -134,6 +152,7 @@ async def ensure_schema(conn: Connection, where: str) -> None:
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[step]:
                 await conn.execute(statement)
+        await conn.execute(_HEADS)
         await conn.execute(
             "INSERT INTO runlog_meta (key, value) VALUES ('schema_version', $1) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

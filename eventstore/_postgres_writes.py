@@ -18,10 +18,11 @@ from ._checks import satisfies
 from ._codec import EventCodec
 from ._errors import CorruptStore, WrongExpectedVersion
 from ._import import plan_import
+from ._inline import InlineProjection, fold_head
 from ._postgres_files import store_file
 from ._postgres_reads import PostgresReads, stored_ids
 from ._postgres_schema import APPEND_LOCK, Connection
-from ._types import AppendResult, ImportResult, StoredEvent
+from ._types import AppendResult, ImportResult, RecordedEvent, StoredEvent
 
 __all__ = ["CHANNEL", "PostgresQueries"]
 
@@ -46,6 +47,11 @@ _NEW_STREAM = (
     "VALUES ($1, $2, $3, $4) RETURNING stream_id"
 )
 _MOVE_STREAM = "UPDATE streams SET version = $1, last_position = $2 WHERE stream_id = $3"
+_HEAD = "SELECT version, state FROM stream_heads WHERE stream_id = $1"
+_PUT_HEAD = (
+    "INSERT INTO stream_heads (stream_id, version, state) VALUES ($1, $2, $3) "
+    "ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state"
+)
 
 
 class PostgresQueries(PostgresReads):
@@ -54,6 +60,8 @@ class PostgresQueries(PostgresReads):
     def __init__(self, codec: EventCodec, where: str, clock: Callable[[], float]) -> None:
         super().__init__(codec, where)
         self._clock = clock
+        self.inline: InlineProjection | None = None
+        """The projection whose heads appends keep current, if the store has one."""
 
     async def append(
         self,
@@ -120,8 +128,77 @@ class PostgresQueries(PostgresReads):
             await conn.execute(
                 _INSERT, first - 1, stream_id, version - 1, now, ids, datas, plan.hashes
             )
+        inline = self.inline
+        if inline is not None and inline.applies_to(plan.stream):
+            await self._advance_head(conn, inline, stream_id, plan, datas)
         # Sent when (and only if) the transaction commits.
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(plan.last))
+
+    async def _advance_head(
+        self,
+        conn: Connection,
+        inline: InlineProjection,
+        stream_id: int,
+        plan: AppendPlan,
+        datas: list[bytes],
+    ) -> None:
+        """Fold the batch into the stream's head, in the append's transaction."""
+        stream, first = plan.stream, plan.first
+        row = await conn.fetchrow(_HEAD, stream_id)
+        version, state = (row[0], row[1]) if row is not None else (-1, None)
+        if version > plan.current:
+            version, state = -1, None  # a head from the future is damage: recompute it
+        try:
+            async with conn.transaction():  # a savepoint: a failed read spoils no append
+                events = await self.stream_records(
+                    conn, stream_id, stream, version + 1, plan.current
+                )
+            decode = self._codec.decode
+            events.extend(
+                RecordedEvent(first + i, stream, plan.current + 1 + i, plan.now, decode(data))
+                for i, data in enumerate(datas)
+            )
+            state = fold_head(inline, stream, state, events)
+        except Exception:
+            # Derived data must not stop the log from taking appends (see _sqlite_writes).
+            await conn.execute("DELETE FROM stream_heads WHERE stream_id = $1", stream_id)
+            return
+        await conn.execute(_PUT_HEAD, stream_id, plan.version, state)
+
+    async def adopt(self, conn: Connection, inline: InlineProjection) -> None:
+        """Make ``inline`` the projection appends keep; heads another fold wrote are dropped."""
+        found = await conn.fetchval("SELECT value FROM runlog_meta WHERE key = 'inline'")
+        if found != inline.name:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+                found = await conn.fetchval("SELECT value FROM runlog_meta WHERE key = 'inline'")
+                if found != inline.name:
+                    await conn.execute("DELETE FROM stream_heads")
+                    await conn.execute(
+                        "INSERT INTO runlog_meta (key, value) VALUES ('inline', $1) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        inline.name,
+                    )
+        self.inline = inline
+
+    async def put_heads(
+        self, conn: Connection, inline: InlineProjection, heads: list[tuple[str, int, bytes]]
+    ) -> None:
+        """Store recomputed heads, each with what was appended since folded in (one
+        transaction, under the append lock so no append moves a stream meanwhile)."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            for stream, version, state in heads:
+                found = await conn.fetchrow(
+                    "SELECT stream_id, version FROM streams WHERE name = $1", stream
+                )
+                if found is None:
+                    continue
+                stream_id, current = found
+                missing = await self.stream_records(conn, stream_id, stream, version + 1, current)
+                await conn.execute(
+                    _PUT_HEAD, stream_id, current, fold_head(inline, stream, state, missing)
+                )
 
     async def import_rows(self, conn: Connection, rows: list[StoredEvent]) -> ImportResult:
         """One import of checked events, committed or not at all."""

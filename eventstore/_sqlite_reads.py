@@ -10,8 +10,9 @@ from typing import Any
 
 from ._batch import StoredIds
 from ._core import Queries
-from ._errors import CorruptStore, InvalidArgument
+from ._errors import CorruptStore, DecodeError, InvalidArgument
 from ._files import BLOB_PREFIX, new_digest
+from ._inline import InlineProjection, StoredHead, StreamHead, fold_head
 from ._types import RecordedEvent, StoredEvent, StreamInfo
 
 __all__ = ["MAX_POSITION", "SQLiteReads", "stored_ids"]
@@ -134,6 +135,65 @@ class SQLiteReads(Queries):
         return [
             StoredEvent(p, names.get(s) or self._name(db, s), v, e, r, d, h)
             for p, s, v, e, r, d, h in rows
+        ]
+
+    def stream_records(
+        self, db: sqlite3.Connection, stream_id: int, stream: str, first: int, last: int
+    ) -> list[RecordedEvent]:
+        """Decoded events of one stream with versions ``first`` to ``last``."""
+        if first > last:
+            return []
+        decode = self._codec.decode
+        return [
+            RecordedEvent(position, stream, version, recorded_at, decode(data, position))
+            for position, version, recorded_at, data in db.execute(
+                "SELECT position, version, recorded_at, data FROM events "
+                "WHERE stream_id = ? AND version >= ? AND version <= ? ORDER BY version",
+                (stream_id, first, last),
+            )
+        ]
+
+    def stream_head(
+        self, db: sqlite3.Connection, inline: InlineProjection, stream: str
+    ) -> StreamHead | None:
+        """The stream's head as of its last event (None if it has no event), with any
+        events the stored head does not reflect folded in, all read in one snapshot."""
+        db.execute("BEGIN")
+        try:
+            row = db.execute(
+                "SELECT s.stream_id, s.version, s.first_position, s.last_position, h.version, h.state "
+                "FROM streams s LEFT JOIN stream_heads h ON h.stream_id = s.stream_id "
+                "WHERE s.name = ?",
+                (stream,),
+            ).fetchone()
+            if row is None:
+                return None
+            stream_id, version, first, last, head_version, state = row
+            if head_version is None or head_version > version:
+                head_version, state = -1, None
+            missing = self.stream_records(db, stream_id, stream, head_version + 1, version)
+            try:
+                state = fold_head(inline, stream, state, missing)
+            except DecodeError:
+                raise
+            except Exception:
+                # A stored head that does not decode is damage to derived data: fold the
+                # whole stream instead (the next append stores the good head again).
+                everything = self.stream_records(db, stream_id, stream, 0, version)
+                state = fold_head(inline, stream, None, everything)
+        finally:
+            db.execute("COMMIT")
+        return StreamHead(StreamInfo(stream, version, first, last), state)
+
+    @staticmethod
+    def stored_heads(db: sqlite3.Connection) -> list[StoredHead]:
+        """Every stored head, in stream order."""
+        return [
+            StoredHead(name, version, state)
+            for name, version, state in db.execute(
+                "SELECT s.name, h.version, h.state FROM stream_heads h "
+                "JOIN streams s ON s.stream_id = h.stream_id ORDER BY s.stream_id"
+            )
         ]
 
     @staticmethod

@@ -63,6 +63,18 @@ _SCHEMA_V1 = (
     ) WITHOUT ROWID""",
 )
 
+# Added after version 1 without changing it: a file without the table is still a
+# version 1 file (the table is created when a writer opens it), and an older runlog
+# that appends without keeping heads current only leaves them behind, which is
+# allowed (see ``_inline.py``). So files stay readable by the runlog that made them.
+_HEADS = (
+    """CREATE TABLE IF NOT EXISTS stream_heads (
+        stream_id INTEGER PRIMARY KEY,
+        version   INTEGER NOT NULL,
+        state     BLOB NOT NULL
+    )""",
+)
+
 
 # POSIX releases every lock a process holds on a file when *any* of its descriptors
 # for that file is closed, including SQLite's locks from other connections of this
@@ -121,6 +133,11 @@ def check_header(path: Path) -> bool:
     return True
 
 
+def _has_heads(db: sqlite3.Connection) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'stream_heads'").fetchone()
+    return found is not None
+
+
 def _check_version(path: Path | str, version: int) -> None:
     if version > SCHEMA_VERSION:
         raise IncompatibleSchema(
@@ -140,6 +157,16 @@ def ensure_schema(
     application_id = db.execute("PRAGMA application_id").fetchone()[0]
     if application_id == APPLICATION_ID:
         _check_version(where, db.execute("PRAGMA user_version").fetchone()[0])
+        if not _has_heads(db):
+            begin_immediate(db)
+            try:
+                for statement in _HEADS:
+                    db.execute(statement)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
         return
     begin_immediate(db)
     try:
@@ -148,7 +175,7 @@ def ensure_schema(
         tables = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
         if application_id == 0 and version == 0 and tables == 0:
             # One statement at a time: executescript() would commit halfway.
-            for statement in _SCHEMA_V1:
+            for statement in (*_SCHEMA_V1, *_HEADS):
                 db.execute(statement)
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

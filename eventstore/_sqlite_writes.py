@@ -15,9 +15,10 @@ from ._codec import EventCodec
 from ._errors import CorruptStore, InvalidArgument
 from ._files import BLOB_CHUNK, BLOB_PREFIX, new_digest
 from ._import import plan_import
+from ._inline import InlineProjection, fold_head
 from ._sqlite_reads import SQLiteReads, stored_ids
 from ._sqlite_runner import begin_immediate, write_transaction
-from ._types import AppendResult, ImportResult, StoredEvent
+from ._types import AppendResult, ImportResult, RecordedEvent, StoredEvent
 
 __all__ = ["SQLiteQueries"]
 
@@ -37,6 +38,8 @@ _NEW_STREAM = (
     "INSERT INTO streams (name, version, first_position, last_position) VALUES (?, ?, ?, ?)"
 )
 _MOVE_STREAM = "UPDATE streams SET version = ?, last_position = ? WHERE stream_id = ?"
+_HEAD = "SELECT version, state FROM stream_heads WHERE stream_id = ?"
+_PUT_HEAD = "INSERT OR REPLACE INTO stream_heads (stream_id, version, state) VALUES (?, ?, ?)"
 
 
 class SQLiteQueries(SQLiteReads):
@@ -48,6 +51,8 @@ class SQLiteQueries(SQLiteReads):
         super().__init__(codec, where)
         self._lock_timeout = lock_timeout
         self._clock = clock
+        self.inline: InlineProjection | None = None
+        """The projection whose heads appends keep current, if the store has one."""
 
     def append(
         self,
@@ -75,6 +80,9 @@ class SQLiteQueries(SQLiteReads):
             else:
                 db.execute(_MOVE_STREAM, (plan.version, plan.last, stream_id))
             _insert(db, _rows(plan, stream_id, ids, datas), plan.count)
+            inline = self.inline
+            if inline is not None and inline.applies_to(stream):
+                self._advance_head(db, inline, stream_id, plan, datas)
             db.execute("COMMIT")
         except sqlite3.IntegrityError:
             # Only a stored event id can collide here (positions and versions are
@@ -85,6 +93,36 @@ class SQLiteQueries(SQLiteReads):
             if db.in_transaction:
                 db.execute("ROLLBACK")
         return plan.result()
+
+    def _advance_head(
+        self,
+        db: sqlite3.Connection,
+        inline: InlineProjection,
+        stream_id: int,
+        plan: AppendPlan,
+        datas: list[bytes],
+    ) -> None:
+        """Fold the batch into the stream's head, in the append's transaction."""
+        stream, first = plan.stream, plan.first
+        row = db.execute(_HEAD, (stream_id,)).fetchone()
+        version, state = (row[0], row[1]) if row is not None else (-1, None)
+        if version > plan.current:
+            version, state = -1, None  # a head from the future is damage: recompute it
+        try:
+            events = self.stream_records(db, stream_id, stream, version + 1, plan.current)
+            decode = self._codec.decode
+            events.extend(
+                RecordedEvent(first + i, stream, plan.current + 1 + i, plan.now, decode(data))
+                for i, data in enumerate(datas)
+            )
+            state = fold_head(inline, stream, state, events)
+        except Exception:
+            # A head is derived data: one that cannot be folded (a stored event that no
+            # longer decodes) must not stop the log from taking appends. Without a row,
+            # readers fold the stream themselves and report the damage.
+            db.execute("DELETE FROM stream_heads WHERE stream_id = ?", (stream_id,))
+            return
+        db.execute(_PUT_HEAD, (stream_id, plan.version, state))
 
     def _retried(
         self, db: sqlite3.Connection, stream: str, ids: list[bytes], datas: list[bytes]
@@ -100,6 +138,33 @@ class SQLiteQueries(SQLiteReads):
                 f"{stream!r}; restore the file from a backup"
             )
         return stored
+
+    def adopt(self, db: sqlite3.Connection, inline: InlineProjection) -> None:
+        """Make ``inline`` the projection appends keep; heads another fold wrote are dropped."""
+        found = db.execute("SELECT value FROM meta WHERE key = 'inline'").fetchone()
+        if found is None or found[0] != inline.name:
+            write_transaction(db, self._lock_timeout, _adopt, inline.name)
+        self.inline = inline
+
+    def put_heads(
+        self, db: sqlite3.Connection, inline: InlineProjection, heads: list[tuple[str, int, bytes]]
+    ) -> None:
+        """Store recomputed heads, each with what was appended since folded in (one
+        transaction)."""
+        write_transaction(db, self._lock_timeout, self._put_heads, inline, heads)
+
+    def _put_heads(
+        self, db: sqlite3.Connection, inline: InlineProjection, heads: list[tuple[str, int, bytes]]
+    ) -> None:
+        for stream, version, state in heads:
+            found = db.execute(
+                "SELECT stream_id, version FROM streams WHERE name = ?", (stream,)
+            ).fetchone()
+            if found is None:
+                continue
+            stream_id, current = found
+            missing = self.stream_records(db, stream_id, stream, version + 1, current)
+            db.execute(_PUT_HEAD, (stream_id, current, fold_head(inline, stream, state, missing)))
 
     def import_rows(self, db: sqlite3.Connection, rows: list[StoredEvent]) -> ImportResult:
         """One import of checked events, committed or not at all."""
@@ -135,6 +200,13 @@ class SQLiteQueries(SQLiteReads):
         if db.execute("SELECT 1 FROM blobs WHERE digest = ?", (digest,)).fetchone():
             return
         write_transaction(db, self._lock_timeout, _put_file, source, digest, size)
+
+
+def _adopt(db: sqlite3.Connection, name: str) -> None:
+    found = db.execute("SELECT value FROM meta WHERE key = 'inline'").fetchone()
+    if found is None or found[0] != name:
+        db.execute("DELETE FROM stream_heads")
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('inline', ?)", (name,))
 
 
 def _put_file(db: sqlite3.Connection, source: Path, digest: str, size: int) -> None:

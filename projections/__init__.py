@@ -8,6 +8,10 @@ read model equals a replay from position 0.
 
 from ._fold import Fold as Fold
 from ._fold import RunKey as RunKey
+from ._heads import HeadsCheck as HeadsCheck
+from ._heads import RunHeads as RunHeads
+from ._heads import check_heads as check_heads
+from ._heads import run_heads as run_heads
 from ._projector import ProjectionCheck as ProjectionCheck
 from ._projector import Projector as Projector
 from ._projector import compare_snapshots as compare_snapshots
@@ -29,6 +33,10 @@ from ._summary import metric_names as metric_names
 from ._summary import summarize as summarize
 
 __all__ = [
+    "HeadsCheck",
+    "RunHeads",
+    "check_heads",
+    "run_heads",
     "AgentInfo",
     "FileRef",
     "Fold",

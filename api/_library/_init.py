@@ -20,7 +20,6 @@ from eventstore import (
     Opening,
     RunInitialized,
     WrongExpectedVersion,
-    open_store,
     run_stream,
 )
 from projections import RunState
@@ -43,6 +42,7 @@ from ._settings import (
     store_target,
     write_auto_resume,
 )
+from ._stores import runlog_store
 from ._summary import carry_over
 
 __all__ = ["DEFAULT_PROJECT", "init"]
@@ -180,7 +180,7 @@ async def _start(
     opened: EventStore
     if store is None or isinstance(store, (str, os.PathLike)):
         owns_store = True
-        opened = await open_store(store_target(given.get("store"), root))
+        opened = await runlog_store(store_target(given.get("store"), root))
     else:
         owns_store = False
         opened = store

@@ -1,10 +1,11 @@
-"""Run state from a ``runlog serve`` server, so ``init`` over HTTP needs no replay.
+"""Where ``init`` reads a run's state from, so that no decision waits for a replay.
 
-``init`` decides create-or-resume from the run's projected state. Locally that is the
-projector's read model; for a store opened from ``http://...`` a local projector would
-have to replay the whole log over the network, so the server's own read model answers
-instead (``GET /api/store/run``), with the position it reflects, which keeps init's
-"was anything appended after the state I read?" check exact.
+``init`` decides create-or-resume from the run's state. A local store keeps each run's
+head current in the append's own transaction (``projections.run_heads``), so the state
+is one indexed row however far the shared read model lags behind the log. For a store
+opened from ``http://...`` the server answers instead (``GET /api/store/run``), with
+the position it reflects, which keeps init's "was anything appended after the state I
+read?" check exact. A store that can keep no heads falls back to a projector.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Protocol
 import msgspec
 
 from eventstore import ConnectionRunner, EventStore, HTTPStore, StreamInfo, run_stream, wire
-from projections import Projector, RunState, open_projector
+from projections import Projector, RunHeads, RunState, open_projector
 
 from .._wire import RunStateOut
+from ._stores import keep_heads
 
 __all__ = ["RunStates", "run_states"]
 
@@ -60,6 +62,24 @@ class _ProjectorRunStates:
         return await self._projector.run(project, run_id)
 
 
+class _HeadRunStates:
+    """The run's head, read with its stream's info in one snapshot: always current."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+
+    async def current(
+        self, project: str, run_id: str
+    ) -> tuple[RunState | None, StreamInfo | None, int]:
+        head = await self._store.stream_head(run_stream(project, run_id))  # type: ignore[attr-defined]
+        if head is None:
+            return None, None, 0
+        return RunHeads.decode(head.state), head.info, head.info.last_position
+
+    async def run(self, project: str, run_id: str) -> RunState | None:
+        return (await self.current(project, run_id))[0]
+
+
 class _ServerRunStates:
     """One round trip gives the state and the stream's info read together on the
     server, so a run that is being written to does not keep init deciding again."""
@@ -98,10 +118,13 @@ class _Server:
 
 @asynccontextmanager
 async def run_states(store: EventStore) -> AsyncIterator[RunStates]:
-    """The server's read model for an HTTP store, else a projector of ``store``."""
+    """The server's read model for an HTTP store, else the store's run heads (else, for
+    a store that keeps none, a projector of ``store``)."""
     server = store.host_read_model(_Server())
     if server is not None:
         yield _ServerRunStates(server)
+    elif await keep_heads(store):
+        yield _HeadRunStates(store)
     else:
         async with open_projector(store) as projector:
             yield _ProjectorRunStates(store, projector)

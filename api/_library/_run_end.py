@@ -20,7 +20,6 @@ import anyio
 from eventstore import (
     InvalidArgument,
     RunExited,
-    open_store,
 )
 
 from .._errors import RunFinishedError
@@ -29,6 +28,7 @@ from ._loop import background
 from ._run_buffer import Preemption, handling_preemption
 from ._run_writer import RunWriter
 from ._settings import remove_auto_resume
+from ._stores import runlog_store
 
 __all__ = ["RunEnd", "open_runs", "register"]
 
@@ -123,7 +123,7 @@ class RunEnd(RunWriter):
                 f"run {self._project}/{self._id} lived in an in-memory store that ended with "
                 "its event loop"
             )
-        self._store = await open_store(url)
+        self._store = await runlog_store(url)
         self._owns_store = True
         self._loop = asyncio.get_running_loop()
         self._write_lock = asyncio.Lock()

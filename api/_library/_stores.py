@@ -13,22 +13,42 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from eventstore import EventStore, StoreUnavailable, open_store
+from eventstore import EventStore, Opening, StoreUnavailable, open_store
+from projections import run_heads
 
 from ._settings import root_dir, store_target
 
-__all__ = ["StoreArg", "existing_store", "opened_store"]
+__all__ = ["StoreArg", "existing_store", "keep_heads", "opened_store", "runlog_store"]
 
 StoreArg = EventStore | str | os.PathLike[str] | None
 """What ``store=`` accepts: an open store, a path or URL, or None for the default."""
+
+
+def runlog_store(target: str | os.PathLike[str], **options: Any) -> Opening[Any]:
+    """``open_store`` keeping run heads current in every append (every store ``api``
+    opens is opened here, so ``init`` decides from one row however far the read model
+    lags)."""
+    return open_store(target, inline=run_heads(), **options)
+
+
+async def keep_heads(store: EventStore) -> bool:
+    """Have a store the caller opened keep run heads from now on; False if it cannot
+    (an ``http(s)://`` store, whose server keeps its own)."""
+    keep = getattr(store, "keep_inline", None)
+    if keep is None:
+        return False
+    if getattr(store, "inline", None) is None:
+        await keep(run_heads())
+    return True
 
 
 @asynccontextmanager
 async def opened_store(store: StoreArg) -> AsyncIterator[EventStore]:
     """The store at ``store``, created if it is a path where none is yet."""
     if store is None or isinstance(store, (str, os.PathLike)):
-        async with open_store(store_target(store, root_dir())) as opened:
+        async with runlog_store(store_target(store, root_dir())) as opened:
             yield opened
     else:
         yield store
@@ -42,7 +62,7 @@ async def existing_store(store: StoreArg) -> AsyncIterator[EventStore]:
         return
     target = store_target(store, root_dir())
     try:
-        opening = open_store(target, create=False)
+        opening = runlog_store(target, create=False)
         opened = await opening
     except StoreUnavailable as exc:
         if isinstance(target, (str, os.PathLike)) and "no runlog database" in str(exc):

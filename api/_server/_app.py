@@ -16,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from eventstore import EventStore, RunLogError, open_store, wire
+from eventstore import EventStore, RunLogError, wire
 from projections import Projector, open_projector
 
+from .._library._stores import runlog_store
 from .._sweeping._sweeps import reap
 from . import _dashboard, _read, _readmodel_api, _sse, _store_api, _write
 from ._context import Context
@@ -61,7 +62,7 @@ def create_app(
             if isinstance(store, EventStore):
                 opened = store
             else:
-                opened = await stack.enter_async_context(open_store(store))
+                opened = await stack.enter_async_context(runlog_store(store))
             projector = await stack.enter_async_context(open_projector(opened))
             await projector.catch_up()
             hub = Hub(opened)
