@@ -116,9 +116,11 @@ async def test_a_head_left_behind_by_appends_without_the_projection_is_caught_up
         assert [(h.stream, h.version) for h in stored] == [(STREAM, 50)]
         head = await store.stream_head(STREAM)  # type: ignore[attr-defined]
         state = RunHeads.decode(head.state)
-        assert state is not None and state.last_step == 119
+        assert state is not None
+        assert state.last_step == 119
         check = await check_heads(store)
-        assert check.ok and check.behind == 1
+        assert check.ok
+        assert check.behind == 1
         await store.append(STREAM, _steps(1, 120, 1))  # the next append catches the row up
         stored = await store.stored_heads()  # type: ignore[attr-defined]
         assert [(h.stream, h.version) for h in stored] == [(STREAM, 121)]
@@ -173,7 +175,8 @@ async def test_a_damaged_head_is_found_by_check_and_repaired_by_rebuild(tmp_path
         db.execute("UPDATE stream_heads SET state = ?", (msgspec.msgpack.encode(wrong),))
     async with open_store(path, inline=run_heads()) as store:
         check = await check_heads(store)
-        assert not check.ok and STREAM in check.differences[0]
+        assert not check.ok
+        assert STREAM in check.differences[0]
         assert await store.rebuild_heads() == 1  # type: ignore[attr-defined]
         assert (await check_heads(store)).ok
         repaired = RunHeads.decode((await store.stream_head(STREAM)).state)  # type: ignore[attr-defined]

@@ -46,7 +46,8 @@ async def test_resume_is_decided_without_folding_the_backlog(store_target: str) 
     async with open_store(store_target) as store, open_projector(store) as projector:
         assert await projector.stored_position() < head  # init left the backlog alone
         state = await projector.run("p", "r1")  # and the read model agrees once caught up
-        assert state is not None and (state.incarnation, state.last_step) == (2, 3000)
+        assert state is not None
+        assert (state.incarnation, state.last_step) == (2, 3000)
 
 
 async def test_a_store_passed_open_keeps_heads_once_init_uses_it(store_target: str) -> None:
