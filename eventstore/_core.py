@@ -219,8 +219,15 @@ class StoreCore(StoreBase):
         expected = check_expected(expected_version)
         self._check_open()
         ids, datas = encode_batch(self._codec, events, self._max_event_bytes)
+        inline = self._queries.inline
+        objects: list[Event] | None = None
+        if inline is not None and inline.applies_to(stream):
+            # The head is folded from the events as given, not decoded again: they
+            # encoded to the stored bytes, so they are the same events.
+            objects = [e.event if type(e) is NewEvent else e for e in events]  # type: ignore[misc]
         result = cast(
-            AppendResult, await self._write(self._queries.append, stream, ids, datas, expected)
+            AppendResult,
+            await self._write(self._queries.append, stream, ids, datas, expected, objects),
         )
         if result.positions and not result.deduplicated:
             self._wake()

@@ -17,6 +17,7 @@ from ._batch import AppendPlan, retried_append
 from ._checks import satisfies
 from ._codec import EventCodec
 from ._errors import CorruptStore, WrongExpectedVersion
+from ._events import Event
 from ._import import plan_import
 from ._inline import InlineProjection, fold_head
 from ._postgres_files import store_file
@@ -70,6 +71,7 @@ class PostgresQueries(PostgresReads):
         ids: list[bytes],
         datas: list[bytes],
         expected: int | str,
+        objects: list[Event] | None = None,
     ) -> AppendResult:
         """One append, committed or not at all; safe to run again after a lost connection."""
         if expected != "any":
@@ -93,7 +95,7 @@ class PostgresQueries(PostgresReads):
                     return plan.refuse(expected, ids, datas, await stored_ids(conn, ids))
                 if not plan.count:
                     return AppendResult(stream, (), plan.current)
-                await self._write_batch(conn, plan, ids, datas)
+                await self._write_batch(conn, plan, ids, datas, objects)
         except asyncpg.UniqueViolationError:
             # Positions and versions are decided under the lock, so only a stored event
             # id can collide: this is a retry of an earlier append (perhaps our own,
@@ -108,7 +110,12 @@ class PostgresQueries(PostgresReads):
         return plan.result()
 
     async def _write_batch(
-        self, conn: Connection, plan: AppendPlan, ids: list[bytes], datas: list[bytes]
+        self,
+        conn: Connection,
+        plan: AppendPlan,
+        ids: list[bytes],
+        datas: list[bytes],
+        objects: list[Event] | None,
     ) -> None:
         stream_id = plan.stream_id
         if stream_id is None:
@@ -129,8 +136,8 @@ class PostgresQueries(PostgresReads):
                 _INSERT, first - 1, stream_id, version - 1, now, ids, datas, plan.hashes
             )
         inline = self.inline
-        if inline is not None and inline.applies_to(plan.stream):
-            await self._advance_head(conn, inline, stream_id, plan, datas)
+        if inline is not None and objects is not None:
+            await self._advance_head(conn, inline, stream_id, plan, objects)
         # Sent when (and only if) the transaction commits.
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(plan.last))
 
@@ -140,7 +147,7 @@ class PostgresQueries(PostgresReads):
         inline: InlineProjection,
         stream_id: int,
         plan: AppendPlan,
-        datas: list[bytes],
+        objects: list[Event],
     ) -> None:
         """Fold the batch into the stream's head, in the append's transaction."""
         stream, first = plan.stream, plan.first
@@ -153,10 +160,10 @@ class PostgresQueries(PostgresReads):
                 events = await self.stream_records(
                     conn, stream_id, stream, version + 1, plan.current
                 )
-            decode = self._codec.decode
+            start, now = plan.current + 1, plan.now
             events.extend(
-                RecordedEvent(first + i, stream, plan.current + 1 + i, plan.now, decode(data))
-                for i, data in enumerate(datas)
+                RecordedEvent(first + i, stream, start + i, now, event)
+                for i, event in enumerate(objects)
             )
             state = fold_head(inline, stream, state, events)
         except Exception:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ._batch import AppendPlan, retried_append
 from ._codec import EventCodec
 from ._errors import CorruptStore, InvalidArgument
+from ._events import Event
 from ._files import BLOB_CHUNK, BLOB_PREFIX, new_digest
 from ._import import plan_import
 from ._inline import InlineProjection, fold_head
@@ -61,6 +62,7 @@ class SQLiteQueries(SQLiteReads):
         ids: list[bytes],
         datas: list[bytes],
         expected: int | str,
+        objects: list[Event] | None = None,
     ) -> AppendResult:
         """One append, committed or not at all."""
         begin_immediate(db, self._lock_timeout)
@@ -81,8 +83,8 @@ class SQLiteQueries(SQLiteReads):
                 db.execute(_MOVE_STREAM, (plan.version, plan.last, stream_id))
             _insert(db, _rows(plan, stream_id, ids, datas), plan.count)
             inline = self.inline
-            if inline is not None and inline.applies_to(stream):
-                self._advance_head(db, inline, stream_id, plan, datas)
+            if inline is not None and objects is not None:
+                self._advance_head(db, inline, stream_id, plan, objects)
             db.execute("COMMIT")
         except sqlite3.IntegrityError:
             # Only a stored event id can collide here (positions and versions are
@@ -100,7 +102,7 @@ class SQLiteQueries(SQLiteReads):
         inline: InlineProjection,
         stream_id: int,
         plan: AppendPlan,
-        datas: list[bytes],
+        objects: list[Event],
     ) -> None:
         """Fold the batch into the stream's head, in the append's transaction."""
         stream, first = plan.stream, plan.first
@@ -110,10 +112,10 @@ class SQLiteQueries(SQLiteReads):
             version, state = -1, None  # a head from the future is damage: recompute it
         try:
             events = self.stream_records(db, stream_id, stream, version + 1, plan.current)
-            decode = self._codec.decode
+            start, now = plan.current + 1, plan.now
             events.extend(
-                RecordedEvent(first + i, stream, plan.current + 1 + i, plan.now, decode(data))
-                for i, data in enumerate(datas)
+                RecordedEvent(first + i, stream, start + i, now, event)
+                for i, event in enumerate(objects)
             )
             state = fold_head(inline, stream, state, events)
         except Exception:

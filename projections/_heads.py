@@ -17,10 +17,12 @@ on the sweep. A run that started in a sweep names it in ``sweep_id`` as its firs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import repeat
+from operator import attrgetter, is_
 
 import msgspec
 
-from eventstore import EventStore, InvalidArgument, RecordedEvent, RunInitialized
+from eventstore import EventStore, InvalidArgument, RecordedEvent, RunInitialized, StepLogged
 
 from ._fold import Fold
 from ._fold_state import _target
@@ -29,6 +31,8 @@ from ._state import RunState
 __all__ = ["HeadsCheck", "RunHeads", "check_heads", "run_heads"]
 
 _encode = msgspec.msgpack.Encoder().encode
+_event = attrgetter("event")
+_incarnation = attrgetter("event.incarnation")
 _decode = msgspec.msgpack.Decoder(RunState).decode
 
 
@@ -55,11 +59,13 @@ class RunHeads:
         before = self.decode(state)
         if before is not None:
             fold.runs[key] = before
-        fold.apply_all(events)
+        only_steps = _only_steps(events)
+        if not (only_steps and _one_incarnation(events) and fold._steps(events, 0, len(events))):
+            fold.apply_all(events)
         run = fold.runs.get(key)
         if run is None:
             return b""
-        if run.sweep_id is None and run.started:
+        if run.sweep_id is None and run.started and not only_steps:
             run.sweep_id = next(
                 (
                     e.event.sweep_id
@@ -74,6 +80,17 @@ class RunHeads:
     def decode(state: bytes | None) -> RunState | None:
         """The ``RunState`` a head holds, None for none."""
         return _decode(state) if state else None
+
+
+def _only_steps(events: Sequence[RecordedEvent]) -> bool:
+    """Whether ``events`` are all ``StepLogged`` (checked in C: this is the hot path)."""
+    return bool(events) and all(map(is_, map(type, map(_event, events)), repeat(StepLogged)))
+
+
+def _one_incarnation(events: Sequence[RecordedEvent]) -> bool:
+    """Whether ``StepLogged`` events are all of one incarnation: what almost every
+    append of a training run is, folded in one pass (``Fold._steps``)."""
+    return len(set(map(_incarnation, events))) == 1
 
 
 def run_heads() -> RunHeads:

@@ -16,6 +16,7 @@ from eventstore import (
     Event,
     Heartbeat,
     HeartbeatExpired,
+    MetricDefined,
     NotesEdited,
     PreemptMarked,
     RecordedEvent,
@@ -35,7 +36,7 @@ from eventstore import (
     SweepStopped,
     open_store,
 )
-from projections import Fold, RunStatus, open_projector
+from projections import Fold, RunHeads, RunStatus, check_heads, open_projector, run_heads
 
 from .._backends import Backend
 
@@ -261,3 +262,70 @@ def test_a_stretch_of_one_writers_steps_is_folded_in_one_pass() -> None:
     model.apply_all(records)
     assert model.one_at_a_time == 1  # the RunInitialized; the five steps in one pass
     assert model.runs[("p", "a")].steps == 5
+
+
+# --- run heads (the store's inline projection) ----------------------------------------
+
+head_events = st.one_of(
+    run_events,
+    st.builds(
+        StepLogged,
+        incarnation=incarnations,
+        step=st.integers(0, 12),
+        metrics=st.sampled_from([{"loss": 1.0, "acc": 0.1}, {"loss": 0.5}]),
+    ),
+    st.builds(
+        MetricDefined,
+        name=st.just("loss"),
+        incarnation=incarnations,
+        summary=st.sampled_from([None, "min", "max,last"]),
+    ),
+)
+# Each append: (through the store that keeps heads?, the run, its events).
+head_scripts = st.lists(
+    st.tuples(st.booleans(), st.sampled_from(RUNS), st.lists(head_events, min_size=1, max_size=6)),
+    max_size=25,
+)
+
+
+@given(script=head_scripts)
+@PROPERTY
+def test_a_run_head_is_the_fold_of_its_stream_however_it_was_written(script) -> None:  # type: ignore[no-untyped-def]
+    async def play_heads(path: Path) -> None:
+        async with (
+            open_store(path, inline=run_heads()) as keeping,
+            open_store(path) as plain,  # appends that leave heads behind
+        ):
+            for inline, run, events in script:
+                await (keeping if inline else plain).append(f"run:p/{run}", events)
+            for run in RUNS:
+                stream = f"run:p/{run}"
+                records = [r async for r in keeping.read_stream(stream)]
+                head = await keeping.stream_head(stream)  # type: ignore[attr-defined]
+                if not records:
+                    assert head is None
+                    continue
+                model = Fold()
+                for record in records:
+                    model.apply(record)  # one by one: the reference
+                expected = model.runs.get(("p", run))
+                state = RunHeads.decode(head.state)
+                if expected is None:
+                    assert state is None
+                    continue
+                assert state is not None
+                if expected.started and expected.sweep_id is None:
+                    # The head names the sweep a run's init named, sweep or not.
+                    expected.sweep_id = next(
+                        (
+                            r.event.sweep_id
+                            for r in records
+                            if isinstance(r.event, RunInitialized) and r.event.sweep_id
+                        ),
+                        None,
+                    )
+                assert state == expected
+            assert (await check_heads(keeping)).ok
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(play_heads(Path(tmp) / "store.db"))
