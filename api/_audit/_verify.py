@@ -7,7 +7,10 @@ Two independent questions, answered at the same time:
   log when the log is long, since each event is checked against the stored hash of
   the one before it;
 * the read models: the log is folded from position 0 in memory, in this process, up
-  to the position the stored read model reflects, and the two are compared.
+  to the position the stored read model reflects, and the two are compared;
+* the run heads the store keeps inline: each is compared with the fold of its
+  stream up to the version it reflects (``projections.check_heads``), in a worker
+  process beside the rest when the log is long.
 
 The read model is caught up first, as any query would (``catch_up=False`` writes
 nothing and compares it where it stands).
@@ -38,7 +41,14 @@ from eventstore import (
     open_store,
     parse_location,
 )
-from projections import ProjectionCheck, Snapshot, compare_snapshots, open_projector
+from projections import (
+    HeadsCheck,
+    ProjectionCheck,
+    Snapshot,
+    check_heads,
+    compare_snapshots,
+    open_projector,
+)
 
 from .._library._settings import root_dir, store_target
 from .._library._stores import StoreArg, existing_store
@@ -49,6 +59,7 @@ __all__ = ["VerifyReport", "verify"]
 PARALLEL_FROM = 100_000
 _decode_range = msgspec.msgpack.Decoder(RangeCheck).decode
 _decode_snapshot = msgspec.msgpack.Decoder(Snapshot).decode
+_decode_heads = msgspec.msgpack.Decoder(HeadsCheck).decode
 
 
 class VerifyReport(msgspec.Struct, frozen=True):
@@ -70,6 +81,11 @@ class VerifyReport(msgspec.Struct, frozen=True):
     """One line: what is damaged and what to do about it; None when all is sound."""
     truncated: bool = False
     """The file is shorter than its header says: the log ends where the file does."""
+    heads: HeadsCheck | None = None
+    """The stored run heads compared with the fold of their streams (None: the store
+    keeps none, or the log could not be folded)."""
+    heads_error: str | None = None
+    """Why the run heads could not be checked."""
 
     @property
     def ok(self) -> bool:
@@ -80,6 +96,7 @@ class VerifyReport(msgspec.Struct, frozen=True):
             and self.replay_error is None
             and self.read_model_error is None
             and (self.projection is None or self.projection.ok)
+            and (self.heads is None or self.heads.ok)
         )
 
     @property
@@ -167,6 +184,15 @@ def _advice(report: VerifyReport, store: StoreArg) -> str | None:
     )
     if report.damaged is not None:
         return f"the log is intact, but SQLite reports damage elsewhere in the file; {rebuild}"
+    if (
+        report.heads is not None
+        and not report.heads.ok
+        and (report.projection is None or report.projection.ok)
+    ):
+        return (
+            "the log is intact, but some run heads are not the fold of their runs' events: "
+            f"`runlog rebuild-heads --store {name}` recomputes them from the log"
+        )
     return f"the log is intact, but the stored read models are not; {rebuild}"
 
 
@@ -217,8 +243,29 @@ async def _verify(
             except Exception as exc:  # damaged read-model pages; reported, never raised
                 read_model_error = f"the stored read models cannot be read: {_why(exc)}"
 
+        heads: HeadsCheck | None = None
+        heads_error: str | None = None
+
+        async def compare_heads() -> None:
+            nonlocal heads, heads_error
+            if getattr(opened, "stored_heads", None) is None:
+                return  # a served store: its server keeps (and verifies) its own
+            try:
+                if head < parallel_from or not _shareable(opened):
+                    heads = await check_heads(opened)
+                else:
+                    encoded = await anyio.to_process.run_sync(
+                        _heads_in_process, opened.url, cancellable=True
+                    )
+                    heads = _decode_heads(encoded)
+            except DecodeError:
+                heads_error = "the run heads were not checked: the log does not decode"
+            except Exception as exc:  # reported, never raised
+                heads_error = f"the run heads could not be checked: {_why(exc)}"
+
         async with anyio.create_task_group() as group:
             group.start_soon(check)
+            group.start_soon(compare_heads)
             try:
                 group.start_soon(take_snapshot)
                 done = 0
@@ -257,6 +304,8 @@ async def _verify(
         read_model_position=read_model_position,
         replay_error=replay_error,
         read_model_error=read_model_error,
+        heads=heads,
+        heads_error=heads_error,
     )
 
 
@@ -348,6 +397,16 @@ def _snapshot_in_process(url: str) -> bytes:
     async def main() -> Snapshot:
         async with open_store(url, create=False) as store, open_projector(store) as projector:
             return await projector.snapshot()
+
+    return msgspec.msgpack.encode(anyio.run(main))
+
+
+def _heads_in_process(url: str) -> bytes:
+    """Run in a worker process: the run heads compared with the fold of their streams."""
+
+    async def main() -> HeadsCheck:
+        async with open_store(url, create=False) as store:
+            return await check_heads(store)
 
     return msgspec.msgpack.encode(anyio.run(main))
 

@@ -44,6 +44,7 @@ for _command in (
     _log.verify,
     _log.export,
     _log.import_,
+    _log.rebuild_heads,
     _serve.serve,
 ):
     main.add_command(_command)

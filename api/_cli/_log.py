@@ -21,7 +21,7 @@ from ._common import (
 
 _T = TypeVar("_T")
 
-__all__ = ["export", "import_", "verify"]
+__all__ = ["export", "import_", "rebuild_heads", "verify"]
 
 
 @click.command()
@@ -107,6 +107,21 @@ def verify(
             click.echo("read models: none stored yet (nothing to compare)")
         if report.read_model_error:
             click.echo(f"  {report.read_model_error}")
+        if report.heads is not None:
+            heads = report.heads
+            behind = (
+                f" ({heads.behind} behind their streams, caught up when read)"
+                if heads.behind
+                else ""
+            )
+            click.echo(
+                f"run heads: {heads.heads}{behind}: "
+                + ("each the fold of its run's events" if heads.ok else "DIFFERENT from the fold")
+            )
+            for difference in heads.differences[:20]:
+                click.echo(f"  {difference}")
+        if report.heads_error:
+            click.echo(f"  {report.heads_error}")
         if report.ok:
             click.echo("ok")
         else:
@@ -175,3 +190,17 @@ def import_(path: str, store: str | None, as_json: bool) -> None:
             f"{summary.times_raised} events got a later recorded_at than in the file, to keep "
             "this log's times in order"
         )
+
+
+@click.command(name="rebuild-heads")
+@store_option
+@json_option
+def rebuild_heads(store: str | None, as_json: bool) -> None:
+    """Recompute the run heads (each run's state, kept inline) from the log."""
+    from .._audit._heads import rebuild_heads as rebuild
+
+    count = run_coroutine(lambda: rebuild(store=store))
+    if as_json:
+        emit({"heads": count})
+        return
+    click.echo(f"{count} run heads recomputed from the log")

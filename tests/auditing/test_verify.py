@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 
 import api
@@ -273,3 +274,38 @@ def test_verify_is_sound_while_a_training_process_keeps_logging(tmp_path: Path) 
         child.wait()
         if child.stdout is not None:
             child.stdout.close()
+
+
+def test_a_run_head_that_differs_from_its_runs_events_fails_and_rebuild_heads_repairs_it(
+    story: Story,
+) -> None:
+    with sqlite3.connect(story.path) as db:
+        (state,) = db.execute(
+            "SELECT h.state FROM stream_heads h JOIN streams s USING (stream_id) "
+            "WHERE s.name = 'run:p/alpha'"
+        ).fetchone()
+        head = msgspec.msgpack.decode(state)
+        head["last_step"] = 3  # valid, plausible and wrong
+        db.execute(
+            "UPDATE stream_heads SET state = ? WHERE stream_id = "
+            "(SELECT stream_id FROM streams WHERE name = 'run:p/alpha')",
+            (msgspec.msgpack.encode(head),),
+        )
+    result = runlog("verify", "--store", story.path)
+    assert result.returncode == 1
+    assert "run:p/alpha: the stored head at version" in result.stdout
+    assert "runlog rebuild-heads" in result.stderr
+    repaired = runlog("rebuild-heads", "--store", story.path)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "run heads recomputed from the log" in repaired.stdout
+    again = runlog("verify", "--store", story.path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "each the fold of its run's events" in again.stdout
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_verify_compares_every_run_head(story: Story, workers: int) -> None:
+    report = check(story.path, workers)
+    assert report.heads is not None
+    assert report.heads.ok
+    assert report.heads.heads == 2  # alpha and the sweep's run
