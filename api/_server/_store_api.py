@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from eventstore import DecodeError, NewEvent, RecordedEvent, StoredEvent, default_codec, run_stream
 from eventstore.wire import MSGPACK
+from projections import RunHeads
 
 from ._auth import require_token
 from ._context import MAX_PAGE, context, int_param, read_body, text_param
@@ -190,6 +191,13 @@ async def run_state(request: Request) -> Response:
     if not project or not run_id:
         raise Problem(400, "query parameters 'project' and 'run_id' are required")
     stream = run_stream(project, run_id)
+    if getattr(ctx.store, "inline", None) is not None:
+        # The run's head, kept by every append: current, whatever the read model's lag.
+        head = await ctx.store.stream_head(stream)  # type: ignore[attr-defined]
+        if head is None:
+            return _reply(RunStateOut(None, 0, None))
+        state = RunHeads.decode(head.state)
+        return _reply(RunStateOut(state, head.info.last_position, head.info))
     for _ in range(100):
         state = await ctx.projector.run(project, run_id)
         info = await ctx.store.stream_info(stream)
