@@ -19,11 +19,15 @@ another version of the fold (its ``name`` differs) is thrown away when the store
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import msgspec
 
 from ._types import RecordedEvent, StreamInfo
+
+if TYPE_CHECKING:
+    from ._codec import EventCodec
+    from ._import import NewRow
 
 __all__ = ["InlineProjection", "StoredHead", "StreamHead"]
 
@@ -76,3 +80,32 @@ def fold_head(
     """``projection.fold``; called even with no events, so a stored head that no longer
     decodes raises here instead of being handed out."""
     return projection.fold(stream, state, events)
+
+
+def imported_streams(
+    projection: InlineProjection, rows: Sequence[NewRow], codec: EventCodec
+) -> dict[str, list[RecordedEvent] | None]:
+    """The imported events of each stream ``projection`` keeps a head for, decoded, in
+    version order (None for a stream with an event that does not decode): an import
+    keeps heads current as an append does."""
+    by_stream: dict[str, list[RecordedEvent] | None] = {}
+    wanted: dict[str, bool] = {}
+    decode = codec.decode
+    for row in rows:
+        keep = wanted.get(row.stream)
+        if keep is None:
+            keep = wanted[row.stream] = projection.applies_to(row.stream)
+        if not keep:
+            continue
+        events = by_stream.setdefault(row.stream, [])
+        if events is None:
+            continue
+        try:
+            event = decode(row.data)
+        except Exception:
+            by_stream[row.stream] = None  # its head is dropped; readers report the damage
+            continue
+        events.append(
+            RecordedEvent(row.position, row.stream, row.version, row.recorded_at_us, event)
+        )
+    return by_stream

@@ -19,7 +19,7 @@ from ._codec import EventCodec
 from ._errors import CorruptStore, WrongExpectedVersion
 from ._events import Event
 from ._import import plan_import
-from ._inline import InlineProjection, fold_head
+from ._inline import InlineProjection, fold_head, imported_streams
 from ._postgres_files import store_file
 from ._postgres_reads import PostgresReads, stored_ids
 from ._postgres_schema import APPEND_LOCK, Connection
@@ -150,27 +150,36 @@ class PostgresQueries(PostgresReads):
         objects: list[Event],
     ) -> None:
         """Fold the batch into the stream's head, in the append's transaction."""
-        stream, first = plan.stream, plan.first
+        stream, first, start, now = plan.stream, plan.first, plan.current + 1, plan.now
+        events = [
+            RecordedEvent(first + i, stream, start + i, now, event)
+            for i, event in enumerate(objects)
+        ]
+        await self._fold_into_head(conn, inline, stream_id, stream, events)
+
+    async def _fold_into_head(
+        self,
+        conn: Connection,
+        inline: InlineProjection,
+        stream_id: int,
+        stream: str,
+        events: list[RecordedEvent],
+    ) -> None:
+        """Fold ``events``, the stream's newest, into its head (see _sqlite_writes)."""
+        before = events[0].version - 1
         row = await conn.fetchrow(_HEAD, stream_id)
         version, state = (row[0], row[1]) if row is not None else (-1, None)
-        if version > plan.current:
+        if version > before:
             version, state = -1, None  # a head from the future is damage: recompute it
         try:
             async with conn.transaction():  # a savepoint: a failed read spoils no append
-                events = await self.stream_records(
-                    conn, stream_id, stream, version + 1, plan.current
-                )
-            start, now = plan.current + 1, plan.now
-            events.extend(
-                RecordedEvent(first + i, stream, start + i, now, event)
-                for i, event in enumerate(objects)
-            )
-            state = fold_head(inline, stream, state, events)
+                missing = await self.stream_records(conn, stream_id, stream, version + 1, before)
+            state = fold_head(inline, stream, state, missing + events if missing else events)
         except Exception:
             # Derived data must not stop the log from taking appends (see _sqlite_writes).
             await conn.execute("DELETE FROM stream_heads WHERE stream_id = $1", stream_id)
             return
-        await conn.execute(_PUT_HEAD, stream_id, plan.version, state)
+        await conn.execute(_PUT_HEAD, stream_id, events[-1].version, state)
 
     async def adopt(self, conn: Connection, inline: InlineProjection) -> None:
         """Make ``inline`` the projection appends keep; heads another fold wrote are dropped."""
@@ -232,6 +241,15 @@ class PostgresQueries(PostgresReads):
                 await conn.copy_records_to_table(
                     "events", records=plan.records(ids), columns=_COLUMNS
                 )
+                if self.inline is not None:
+                    imported = imported_streams(self.inline, plan.rows, self._codec)
+                    for name, events in imported.items():
+                        if events is None:
+                            await conn.execute(
+                                "DELETE FROM stream_heads WHERE stream_id = $1", ids[name]
+                            )
+                        else:
+                            await self._fold_into_head(conn, self.inline, ids[name], name, events)
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(plan.head))
         return plan.result()
 

@@ -16,7 +16,7 @@ from ._errors import CorruptStore, InvalidArgument
 from ._events import Event
 from ._files import BLOB_CHUNK, BLOB_PREFIX, new_digest
 from ._import import plan_import
-from ._inline import InlineProjection, fold_head
+from ._inline import InlineProjection, fold_head, imported_streams
 from ._sqlite_reads import SQLiteReads, stored_ids
 from ._sqlite_runner import begin_immediate, write_transaction
 from ._types import AppendResult, ImportResult, RecordedEvent, StoredEvent
@@ -105,26 +105,38 @@ class SQLiteQueries(SQLiteReads):
         objects: list[Event],
     ) -> None:
         """Fold the batch into the stream's head, in the append's transaction."""
-        stream, first = plan.stream, plan.first
+        stream, first, start, now = plan.stream, plan.first, plan.current + 1, plan.now
+        events = [
+            RecordedEvent(first + i, stream, start + i, now, event)
+            for i, event in enumerate(objects)
+        ]
+        self._fold_into_head(db, inline, stream_id, stream, events)
+
+    def _fold_into_head(
+        self,
+        db: sqlite3.Connection,
+        inline: InlineProjection,
+        stream_id: int,
+        stream: str,
+        events: list[RecordedEvent],
+    ) -> None:
+        """Fold ``events``, the stream's newest, into its head (catching the stored head
+        up first if appends without the projection left it behind)."""
+        before = events[0].version - 1
         row = db.execute(_HEAD, (stream_id,)).fetchone()
         version, state = (row[0], row[1]) if row is not None else (-1, None)
-        if version > plan.current:
+        if version > before:
             version, state = -1, None  # a head from the future is damage: recompute it
         try:
-            events = self.stream_records(db, stream_id, stream, version + 1, plan.current)
-            start, now = plan.current + 1, plan.now
-            events.extend(
-                RecordedEvent(first + i, stream, start + i, now, event)
-                for i, event in enumerate(objects)
-            )
-            state = fold_head(inline, stream, state, events)
+            missing = self.stream_records(db, stream_id, stream, version + 1, before)
+            state = fold_head(inline, stream, state, missing + events if missing else events)
         except Exception:
             # A head is derived data: one that cannot be folded (a stored event that no
             # longer decodes) must not stop the log from taking appends. Without a row,
             # readers fold the stream themselves and report the damage.
             db.execute("DELETE FROM stream_heads WHERE stream_id = ?", (stream_id,))
             return
-        db.execute(_PUT_HEAD, (stream_id, plan.version, state))
+        db.execute(_PUT_HEAD, (stream_id, events[-1].version, state))
 
     def _retried(
         self, db: sqlite3.Connection, stream: str, ids: list[bytes], datas: list[bytes]
@@ -195,6 +207,12 @@ class SQLiteQueries(SQLiteReads):
             [(version, last, ids[name]) for name, (version, last) in plan.moved_streams.items()],
         )
         db.executemany(_INSERT[1], plan.records(ids))
+        if self.inline is not None:
+            for name, events in imported_streams(self.inline, plan.rows, self._codec).items():
+                if events is None:
+                    db.execute("DELETE FROM stream_heads WHERE stream_id = ?", (ids[name],))
+                else:
+                    self._fold_into_head(db, self.inline, ids[name], name, events)
         return plan.result()
 
     def put_file(self, db: sqlite3.Connection, source: Path, digest: str, size: int) -> None:

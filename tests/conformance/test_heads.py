@@ -229,3 +229,25 @@ async def test_rebuild_gives_the_heads_appends_gave(local: Backend, tmp_path: Pa
         assert await store.rebuild_heads(page=7) == 5  # type: ignore[attr-defined]
         assert await store.stored_heads() == before  # type: ignore[attr-defined]
         assert (await check_heads(store)).ok
+
+
+async def test_an_import_keeps_heads_current_as_an_append_does(
+    local: Backend, tmp_path: Path
+) -> None:
+    async with open_store(tmp_path / "source.db") as source:
+        await _two_incarnations(source)
+        stored = [e async for e in source.read_stored()]
+    (tmp_path / "target").mkdir()
+    async with open_store(local.target(tmp_path / "target"), inline=run_heads()) as target:
+        await target.import_events(stored[:200])
+        await target.import_events(stored[200:])
+        heads = await target.stored_heads()  # type: ignore[attr-defined]
+        assert [(h.stream, h.version) for h in heads] == [
+            (STREAM, await target.stream_version(STREAM))
+        ]
+        state = RunHeads.decode(heads[0].state)
+        expected = await _replayed(target)
+        assert expected is not None
+        expected.sweep_id = "s1"
+        assert state == expected
+        assert (await check_heads(target)).ok
