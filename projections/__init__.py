@@ -33,22 +33,21 @@ from ._summary import metric_names as metric_names
 from ._summary import summarize as summarize
 
 __all__ = [
-    "HeadsCheck",
-    "RunHeads",
-    "check_heads",
-    "run_heads",
     "AgentInfo",
     "FileRef",
     "Fold",
+    "HeadsCheck",
     "HistoryPoint",
     "ProjectionCheck",
     "Projector",
+    "RunHeads",
     "RunKey",
     "RunState",
     "RunStatus",
     "Snapshot",
     "SweepState",
     "SweepStatus",
+    "check_heads",
     "check_summary_ops",
     "compare_snapshots",
     "flatten_metrics",
@@ -56,6 +55,7 @@ __all__ = [
     "metric_names",
     "open_projector",
     "rows_as_of",
+    "run_heads",
     "summarize",
     "visible_rows",
 ]

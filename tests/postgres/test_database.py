@@ -65,7 +65,7 @@ async def test_a_database_of_another_application_is_refused_and_left_untouched(u
         pass
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP TABLE runlog_meta, events, streams, blobs, blob_chunks CASCADE")
+        await conn.execute("DROP TABLE runlog_meta, events, streams, blobs, blob_chunks, stream_heads CASCADE")
         await conn.execute("CREATE TABLE invoices (id int PRIMARY KEY)")
         with pytest.raises(NotARunlogDatabase, match="invoices"):
             await open_store(url)
