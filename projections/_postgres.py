@@ -84,6 +84,10 @@ class PostgresDialect(Dialect):
         )""",
         "CREATE INDEX IF NOT EXISTS rm_runs_by_status ON rm_runs (project, status)",
         "CREATE INDEX IF NOT EXISTS rm_runs_by_sweep ON rm_runs (sweep_id)",
+        # Pages of the runs list, oldest first, of all projects or of one.
+        "CREATE INDEX IF NOT EXISTS rm_runs_by_time ON rm_runs (created_us, project, run_id)",
+        "CREATE INDEX IF NOT EXISTS rm_runs_by_project_time ON rm_runs "
+        "(project, created_us, run_id)",
         """CREATE TABLE IF NOT EXISTS rm_sweeps (
             sweep_id   text COLLATE "C" PRIMARY KEY,
             project    text COLLATE "C" NOT NULL,

@@ -176,11 +176,18 @@ class Projector:
         return await self._model.run((project, run_id))
 
     async def runs(
-        self, project: str | None = None, status: RunStatus | str | None = None
+        self,
+        project: str | None = None,
+        status: RunStatus | str | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[RunState]:
-        """Runs, optionally of one project and in one status, oldest first."""
+        """Runs, optionally of one project and in one status, oldest first; at most
+        ``limit`` (the first page of a list: read from an index, however many runs)."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidArgument(f"limit must be a non-negative int or None, not {limit!r}")
         await self.catch_up()
-        return await self._model.runs(project, _run_status(status))
+        return await self._model.runs(project, _run_status(status), limit)
 
     async def runs_of_sweep(self, sweep_id: str) -> list[RunState]:
         """The runs of one sweep."""

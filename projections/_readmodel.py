@@ -87,7 +87,9 @@ class ReadModel(Protocol):
 
     async def run(self, key: RunKey) -> RunState | None: ...
 
-    async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]: ...
+    async def runs(
+        self, project: str | None, status: RunStatus | None, limit: int | None = None
+    ) -> list[RunState]: ...
 
     async def runs_of_sweep(self, sweep_id: str) -> list[RunState]: ...
 
@@ -206,7 +208,9 @@ class MemoryReadModel:
         state = self.model.runs.get(key)
         return _copy(state) if state is not None else None
 
-    async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]:
+    async def runs(
+        self, project: str | None, status: RunStatus | None, limit: int | None = None
+    ) -> list[RunState]:
         return sorted(
             (
                 _copy(state)
@@ -215,7 +219,7 @@ class MemoryReadModel:
                 and (status is None or state.status is status)
             ),
             key=lambda state: (state.created_us, state.project, state.run_id),
-        )
+        )[:limit]
 
     async def runs_of_sweep(self, sweep_id: str) -> list[RunState]:
         return [_copy(s) for s in self.model.runs.values() if s.sweep_id == sweep_id]

@@ -66,9 +66,15 @@ class RemoteReadModel:
         state: RunState | None = await self._get("run", _run, project=key[0], run_id=key[1])
         return state
 
-    async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]:
+    async def runs(
+        self, project: str | None, status: RunStatus | None, limit: int | None = None
+    ) -> list[RunState]:
         found: list[RunState] = await self._get(
-            "runs", _runs, project=project, status=None if status is None else status.value
+            "runs",
+            _runs,
+            project=project,
+            status=None if status is None else status.value,
+            limit=limit,
         )
         return found
 

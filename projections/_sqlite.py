@@ -62,6 +62,10 @@ class SQLiteDialect(Dialect):
         ) WITHOUT ROWID""",
         "CREATE INDEX IF NOT EXISTS rm_runs_by_status ON rm_runs (project, status)",
         "CREATE INDEX IF NOT EXISTS rm_runs_by_sweep ON rm_runs (sweep_id)",
+        # Pages of the runs list, oldest first, of all projects or of one.
+        "CREATE INDEX IF NOT EXISTS rm_runs_by_time ON rm_runs (created_us, project, run_id)",
+        "CREATE INDEX IF NOT EXISTS rm_runs_by_project_time ON rm_runs "
+        "(project, created_us, run_id)",
         """CREATE TABLE IF NOT EXISTS rm_sweeps (
             sweep_id   TEXT PRIMARY KEY,
             project    TEXT NOT NULL,

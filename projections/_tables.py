@@ -217,10 +217,15 @@ class TableReadModel:
         """The stored state of a run."""
         return await self._db.read(lambda ex: _load_run(ex, key))
 
-    async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]:
-        """Runs, optionally of one project and in one status, oldest first."""
+    async def runs(
+        self, project: str | None, status: RunStatus | None, limit: int | None = None
+    ) -> list[RunState]:
+        """Runs, optionally of one project and in one status, oldest first, at most
+        ``limit`` (read in index order: a page costs the same however many runs)."""
         clauses, args = _filters(project, status)
         sql = f"SELECT state FROM rm_runs{clauses} ORDER BY created_us, project, run_id"
+        if limit is not None:
+            sql, args = f"{sql} LIMIT ?", (*args, limit)
         return await self._db.read(lambda ex: _states(ex, sql, args, _decode_run))
 
     async def runs_of_sweep(self, sweep_id: str) -> list[RunState]:

@@ -130,11 +130,15 @@ async def find_run(projector: Projector, name: str) -> RunState:
 
 
 async def list_runs(
-    *, project: str | None = None, status: str | None = None, store: StoreArg = None
+    *,
+    project: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    store: StoreArg = None,
 ) -> list[RunState]:
-    """Runs, optionally of one project and in one status, oldest first."""
+    """Runs, optionally of one project and in one status, oldest first; at most ``limit``."""
     async with existing_store(store) as opened, open_projector(opened) as projector:
-        return await projector.runs(project, status)
+        return await projector.runs(project, status, limit=limit)
 
 
 async def list_sweeps(

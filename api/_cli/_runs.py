@@ -34,13 +34,23 @@ __all__ = ["history", "replay", "runs", "show"]
     default=None,
     help="Only runs in this status (running, preempting, preempted, finished, failed, crashed, killed).",
 )
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="At most this many runs (the oldest first), read from an index.",
+)
 @store_option
 @json_option
-def runs(project: str | None, status: str | None, store: str | None, as_json: bool) -> None:
+def runs(
+    project: str | None, status: str | None, limit: int | None, store: str | None, as_json: bool
+) -> None:
     """List runs, oldest first."""
     from .._audit._queries import list_runs
 
-    found = run_coroutine(lambda: list_runs(project=project, status=status, store=store))
+    found = run_coroutine(
+        lambda: list_runs(project=project, status=status, limit=limit, store=store)
+    )
     if as_json:
         emit({"runs": found})
         return

@@ -57,7 +57,11 @@ async def runs(request: Request) -> Response:
     sweep_id = text_param(request, "sweep_id")
     if sweep_id:
         return _reply(await ctx.projector.runs_of_sweep(sweep_id))
-    found = await ctx.projector.runs(text_param(request, "project"), text_param(request, "status"))
+    found = await ctx.projector.runs(
+        text_param(request, "project"),
+        text_param(request, "status"),
+        limit=int_param(request, "limit", None, minimum=0),
+    )
     return _reply(found)
 
 

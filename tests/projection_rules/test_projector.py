@@ -163,6 +163,18 @@ async def test_runs_filtered_by_project_and_status(store: EventStore) -> None:
             await projector.runs("p", "sleeping")
 
 
+async def test_a_page_of_runs_is_the_oldest_first(store: EventStore) -> None:
+    async with open_projector(store) as projector:
+        for run_id in ("a", "b", "c"):
+            await start_run(store, run_id)
+        await start_run(store, "d", project="other")
+        assert [r.run_id for r in await projector.runs("p", limit=2)] == ["a", "b"]
+        assert [r.run_id for r in await projector.runs(limit=3)] == ["a", "b", "c"]
+        assert await projector.runs("p", limit=0) == []
+        with pytest.raises(InvalidArgument, match="limit"):
+            await projector.runs(limit=-1)
+
+
 async def test_history_of_all_steps_a_range_and_some_keys(store: EventStore) -> None:
     async with open_projector(store) as projector:
         await start_run(store, steps=20)
