@@ -76,7 +76,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -102,6 +102,7 @@ PROJECT = "scale"
 LONG_RUN = "long"
 EXIT_PREEMPTED = 143  # 128 + SIGTERM, what a preempted job exits with
 PREFIX = f"run:{PROJECT}/"
+Row = tuple[str, int, bytes]  # stream, version, payload
 ENDINGS = ("finished", "preempted", "preempting", "running")  # by run number % 4
 
 
@@ -111,7 +112,19 @@ ENDINGS = ("finished", "preempted", "preempting", "running")  # by run number % 
 class RunGen:
     """One run of the fleet: what its stream holds so far, and its next events."""
 
-    __slots__ = ("exited", "incarnation", "next_step", "number", "run_id", "stream", "version")
+    __slots__ = (
+        "_head",
+        "_steps",
+        "_tail",
+        "_tail_done",
+        "exited",
+        "incarnation",
+        "next_step",
+        "number",
+        "run_id",
+        "stream",
+        "version",
+    )
 
     def __init__(self, number: int, run_id: str | None = None) -> None:
         self.number = number
@@ -121,6 +134,8 @@ class RunGen:
         self.incarnation = 0
         self.next_step = 0
         self.exited = False
+        self._head: list[Event] = []
+        self._steps = self._tail = self._tail_done = 0
 
     def head(self) -> list[Event]:
         """What opens a phase: the first start, or a resume after an exit."""
@@ -144,21 +159,47 @@ class RunGen:
             return [PreemptMarked(incarnation=self.incarnation or 1)]
         return []
 
-    def phase(self, quota: int, tail: bool = True) -> Iterator[Event]:
-        """The run's next ``quota`` events: a head, steps, a tail (trimmed to fit)."""
-        head = self.head()[:quota]
-        # The tail's incarnation is the one the head opens: build it after the head.
-        ends = len(self.tail()[: max(0, quota - len(head))]) if tail else 0
-        for event in head:
-            yield self._count(event)
-        for _ in range(quota - len(head) - ends):
-            step = self.next_step
-            self.next_step += 1
-            yield self._count(
-                StepLogged(incarnation=self.incarnation, step=step, metrics=metrics(step))
+    def begin(self, quota: int) -> None:
+        """Plan the run's next ``quota`` events: a head, steps, a tail (trimmed to fit)."""
+        self._head = self.head()[:quota]
+        self._tail = min(len(self.tail()), quota - len(self._head))
+        self._tail_done = 0
+        self._steps = quota - len(self._head) - self._tail
+
+    def take(self, count: int, encode: Callable[[Event], bytes]) -> list[Row]:
+        """The next ``count`` planned events as rows (stream, version, payload)."""
+        out: list[Row] = []
+        while count and self._head:
+            self._count(event := self._head.pop(0))
+            out.append((self.stream, self.version, encode(event)))
+            count -= 1
+        steps = min(count, self._steps)
+        if steps:
+            stream, incarnation, first, version = (
+                self.stream,
+                self.incarnation,
+                self.next_step,
+                self.version + 1,
             )
-        for event in self.tail()[:ends]:
-            yield self._count(event)
+            out += [
+                (
+                    stream,
+                    version + i,
+                    encode(StepLogged(incarnation=incarnation, step=step, metrics=metrics(step))),
+                )
+                for i, step in enumerate(range(first, first + steps))
+            ]
+            self.version += steps
+            self.next_step += steps
+            self._steps -= steps
+            count -= steps
+        # The tail is built after the head was counted: its incarnation is the new one.
+        ends = self.tail()[self._tail_done : self._tail] if count and not self._steps else []
+        for event in ends[:count]:
+            self._count(event)
+            out.append((self.stream, self.version, encode(event)))
+            self._tail_done += 1
+        return out
 
     def _count(self, event: Event) -> Event:
         self.version += 1
@@ -189,20 +230,45 @@ class RunGen:
         return ENDINGS[self.number % 4]
 
 
-def interleaved(
-    runs: list[RunGen], quotas: list[int], chunk: int
-) -> Iterator[tuple[RunGen, Event]]:
-    """Every run's phase, ``chunk`` events of one run at a time, round-robin."""
-    phases = [run.phase(quota) for run, quota in zip(runs, quotas, strict=True)]
-    left = list(quotas)
-    while any(left):
-        for index, run in enumerate(runs):
-            take = min(chunk, left[index])
-            if take == 0:
-                continue
-            left[index] -= take
-            for _ in range(take):
-                yield run, next(phases[index])
+class Phase:
+    """The fleet's events of one growth phase, ``chunk`` of one run at a time,
+    round-robin over the runs, taken in any amounts."""
+
+    def __init__(
+        self, runs: list[RunGen], quotas: list[int], chunk: int, encode: Callable[[Event], bytes]
+    ) -> None:
+        for run, quota in zip(runs, quotas, strict=True):
+            run.begin(quota)
+        self._chunks = self._rounds(runs, list(quotas), chunk, encode)
+        self._buffer: list[Row] = []
+        self._left = sum(quotas)
+
+    @staticmethod
+    def _rounds(
+        runs: list[RunGen], left: list[int], chunk: int, encode: Callable[[Event], bytes]
+    ) -> Iterator[list[Row]]:
+        while any(left):
+            for index, run in enumerate(runs):
+                take = min(chunk, left[index])
+                if take:
+                    left[index] -= take
+                    yield run.take(take, encode)
+
+    @property
+    def left(self) -> int:
+        """Events of the phase not taken yet."""
+        return self._left
+
+    def take(self, count: int) -> list[Row]:
+        """The phase's next ``count`` events as rows."""
+        if count > self._left:
+            raise SystemExit(f"the phase has {self._left:,} events left, not {count:,}")
+        out = self._buffer
+        while len(out) < count:
+            out.extend(next(self._chunks))
+        self._buffer = out[count:]
+        self._left -= count
+        return out[:count]
 
 
 class Generator:
@@ -215,8 +281,8 @@ class Generator:
         self.events = 0
         self.encode = default_codec.encode
 
-    async def feed(self, source: Iterator[tuple[RunGen, Event]], count: int) -> None:
-        """Import the next ``count`` events of ``source``."""
+    async def feed(self, take: Callable[[int], list[Row]], count: int) -> None:
+        """Import ``count`` events, as ``take(n)`` gives them, in batches."""
         if count <= 0:
             return
         began = perf_counter()
@@ -226,10 +292,7 @@ class Generator:
                 done = 0
                 while done < count:
                     size = min(self.batch, count - done)
-                    rows: list[tuple[str, int, bytes]] = []
-                    for _ in range(size):
-                        run, event = next(source)
-                        rows.append((run.stream, run.version, self.encode(event)))
+                    rows = take(size)
                     now = time.time_ns() // 1000
                     ids = event_id_bytes(size)
                     batch = [
@@ -326,8 +389,8 @@ def sqlite_raw_query(path: str, run_id: str, page: int, points: int) -> dict[str
         began = perf_counter()
         rows = conn.execute(
             "SELECT e.data FROM streams s JOIN events e ON e.position = s.last_position "
-            "WHERE s.name >= ? AND s.name < ? ORDER BY s.stream_id LIMIT ?",
-            (PREFIX, PREFIX[:-1] + chr(ord("/") + 1), page),
+            "WHERE substr(s.name, 1, ?) = ? ORDER BY s.stream_id LIMIT ?",
+            (len(PREFIX), PREFIX, page),
         ).fetchall()
         for (data,) in rows:
             decode(data)
@@ -366,9 +429,9 @@ async def postgres_raw_query(dsn: str, run_id: str, page: int, points: int) -> d
         began = perf_counter()
         rows = await conn.fetch(
             "SELECT e.data FROM streams s JOIN events e ON e.position = s.last_position "
-            "WHERE s.name >= $1 AND s.name < $2 ORDER BY s.stream_id LIMIT $3",
+            "WHERE left(s.name, $1) = $2 ORDER BY s.stream_id LIMIT $3",
+            len(PREFIX),
             PREFIX,
-            PREFIX[:-1] + chr(ord("/") + 1),
             page,
         )
         for row in rows:
@@ -559,37 +622,49 @@ def measure_size(
     # Each resume round: `unfolded` events behind the read model, the last `per_target + 2`
     # of them the resumed job's own (a (re)start, its steps, its exit); the child adds
     # about two more (its RunInitialized and RunExited).
-    unfolded = max(4, min(args.unfolded, grow // (repeat + 1)))
+    unfolded = max(4, min(args.unfolded, grow // (2 * (repeat + 1))))
     per_target = max(1, min(unfolded // 10, 100_000))
     long_events = min(args.long_steps, grow // 10) + 3 if previous == 0 else 0
     bulk = grow - long_events - repeat * (per_target + 4)
     if bulk < len(fleet):
         raise SystemExit(f"size {size:,} is too small for {len(fleet):,} runs; lower --runs")
     began_gen_events, began_gen_seconds = gen.events, gen.seconds
-    source = interleaved(fleet, split(bulk, len(fleet)), args.chunk)
+    source = Phase(fleet, split(bulk, len(fleet)), args.chunk, gen.encode)
     first = max(0, bulk - repeat * max(0, unfolded - per_target - 2))
     windows = split(bulk - first, repeat)
     phase_began = perf_counter()
 
     if long_events:
-        events = ((long_run, event) for event in long_run.phase(long_events))
-        asyncio.run(gen.feed(events, long_events))
-    asyncio.run(gen.feed(source, first))
+        long_run.begin(long_events)
+        asyncio.run(gen.feed(lambda n: long_run.take(n, gen.encode), long_events))
+    asyncio.run(gen.feed(source.take, first))
     print(
         f"  generated {gen.events - began_gen_events:,} events so far in this phase "
         f"({(gen.events - began_gen_events) / (gen.seconds - began_gen_seconds):,.0f} events/s)"
     )
 
-    # The read model is brought current, so that what follows is unfolded.
-    catch_began = perf_counter()
-    folded = asyncio.run(_catch_up(target))
-    catch_seconds = perf_counter() - catch_began
-    print(f"  read model caught up to {folded:,}: {catch_seconds:.1f} s")
+    # The measured rebuild (a fresh process) folds everything written so far: the read
+    # model is current, so the resume rounds' events are behind its checkpoint. The log
+    # is folded once per size, the rest of it by the catch-up before the queries.
+    rebuilt_at = asyncio.run(_head(target))
+    rebuild = fresh("--child", "rebuild", "--target", target)
+    raw_read = fresh("--child", "raw-read", "--target", target)
+    if rebuild["events"] != rebuilt_at or raw_read["events"] != rebuilt_at:
+        raise SystemExit(
+            f"the log holds {raw_read['events']:,} events and the rebuild reached "
+            f"{rebuild['events']:,}; {rebuilt_at:,} were written"
+        )
+    print(
+        f"  rebuild of {rebuilt_at:,} events: {rebuild['events_per_s']:,.0f} events/s, peak RSS "
+        f"{rebuild['peak_rss_mb']:.0f} MB; raw read + decode {raw_read['events_per_s']:,.0f} "
+        f"events/s, peak RSS {raw_read['peak_rss_mb']:.0f} MB; ratio "
+        f"{rebuild['events_per_s'] / raw_read['events_per_s']:.3f}"
+    )
 
     resumes: list[dict[str, Any]] = []
     for index in range(repeat):
         window_began = gen.events
-        asyncio.run(gen.feed(source, windows[index]))
+        asyncio.run(gen.feed(source.take, windows[index]))
         job = targets[index]
         asyncio.run(gen.append_run(job, per_target))
         figures = fresh("--child", "resume", "--target", target, "--run-id", job.run_id)
@@ -607,8 +682,8 @@ def measure_size(
             f"  resume {index + 1}/{repeat}: {figures['unfolded_events']:,} events unfolded, "
             f"decision {figures['resume_ms']:.1f} ms (finish {figures['finish_ms']:.0f} ms)"
         )
-    for _ in source:  # nothing may be left of the phase
-        raise SystemExit("the phase generated more events than planned")
+    if source.left:
+        raise SystemExit(f"{source.left:,} events of the phase were not written")
     gen_events = gen.events - began_gen_events
     gen_seconds = gen.seconds - began_gen_seconds
     head = asyncio.run(_head(target))
@@ -617,19 +692,10 @@ def measure_size(
         f"{gen_events / gen_seconds:,.0f} events/s (import batches of {args.batch:,})"
     )
 
-    rebuild = fresh("--child", "rebuild", "--target", target)
-    raw_read = fresh("--child", "raw-read", "--target", target)
-    if rebuild["events"] != head or raw_read["events"] != head:
-        raise SystemExit(
-            f"the log holds {raw_read['events']:,} events and the rebuild reached "
-            f"{rebuild['events']:,}; {head:,} were written"
-        )
-    print(
-        f"  rebuild: {rebuild['events_per_s']:,.0f} events/s, peak RSS "
-        f"{rebuild['peak_rss_mb']:.0f} MB; raw read + decode {raw_read['events_per_s']:,.0f} "
-        f"events/s, peak RSS {raw_read['peak_rss_mb']:.0f} MB; ratio "
-        f"{rebuild['events_per_s'] / raw_read['events_per_s']:.3f}"
-    )
+    catch_began = perf_counter()
+    folded = asyncio.run(_catch_up(target))
+    catch_seconds = perf_counter() - catch_began
+    print(f"  read model caught up to {folded:,} (untimed): {catch_seconds:.1f} s")
 
     probe = fleet[len(fleet) // 2]
     queries: list[dict[str, Any]] = []
@@ -662,7 +728,8 @@ def measure_size(
         "generation_events": gen_events,
         "generation_events_per_s": round(gen_events / gen_seconds),
         "catch_up_s": round(catch_seconds, 2),
-        "catch_up_events": folded - previous,
+        "catch_up_events": folded - rebuilt_at,
+        "rebuild_events": rebuilt_at,
         "open_state_ms": median([q["open_state_ms"] for q in queries]),
         "raw_open_state_ms": median([r["open_state_ms"] for r in raws]),
         "page_ms": median([q["page_ms"] for q in queries]),
@@ -817,8 +884,7 @@ def plan_check(
     grow = size - current
     estimate = (
         grow / last["generation_events_per_s"]
-        + grow / max(1.0, last["catch_up_events"] / max(last["catch_up_s"], 1e-3))
-        + size / last["rebuild_events_per_s"]
+        + size / last["rebuild_events_per_s"] * 1.1
         + size / last["raw_read_events_per_s"]
     )
     spent = (perf_counter() - started) / 60
