@@ -725,6 +725,11 @@ def measure_size(
         "runs": len(fleet) + len(targets) + 1,
         **sizes,
         "bytes_per_event": round(total_bytes / head, 1),
+        **(
+            {"events_table_bytes_per_event": round(sizes["events_table_bytes"] / head, 1)}
+            if "events_table_bytes" in sizes
+            else {}
+        ),
         "generation_events": gen_events,
         "generation_events_per_s": round(gen_events / gen_seconds),
         "catch_up_s": round(catch_seconds, 2),
