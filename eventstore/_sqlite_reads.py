@@ -11,6 +11,7 @@ from typing import Any
 from ._batch import StoredIds
 from ._core import Queries
 from ._errors import CorruptStore, InvalidArgument
+from ._events import Event
 from ._files import BLOB_PREFIX, new_digest
 from ._types import RecordedEvent, StoredEvent, StreamInfo
 
@@ -98,21 +99,97 @@ class SQLiteReads(Queries):
     def at_positions(self, db: sqlite3.Connection, wanted: list[int]) -> list[RecordedEvent]:
         """The events at ``wanted``, in that order; a missing one raises."""
         found: dict[int, RecordedEvent] = {}
+        names = self._names
+        fast = self._codec._decoder.decode
         decode = self._codec.decode
-        for position, stream_id, version, recorded_at, data in _rows_in(
-            db,
-            "SELECT position, stream_id, version, recorded_at, data FROM events "
-            "WHERE position IN ({})",
-            wanted,
-        ):
-            name = self._name(db, stream_id)
-            found[position] = RecordedEvent(
-                position, name, version, recorded_at, decode(data, position)
-            )
-        missing = [p for p in wanted if p not in found]
-        if missing:
-            raise InvalidArgument(f"no event at position {missing[0]}; the head is {self.head(db)}")
+        ranges, single = _segments(sorted(set(wanted)))
+        db.execute("BEGIN")  # one snapshot for all the segments
+        try:
+            for low, high, chosen in ranges:
+                # A dense stretch (a run's full history) is one range scan on the primary
+                # key; rows between the wanted ones are skipped without being decoded.
+                for position, stream_id, version, recorded_at, data in db.execute(
+                    "SELECT position, stream_id, version, recorded_at, data FROM events "
+                    "WHERE position >= ? AND position <= ?",
+                    (low, high),
+                ):
+                    if chosen is not None and position not in chosen:
+                        continue
+                    name = names.get(stream_id) or self._name(db, stream_id)
+                    try:
+                        event = fast(data)
+                    except Exception:
+                        event = decode(data, position)
+                    found[position] = RecordedEvent(position, name, version, recorded_at, event)
+            for position, stream_id, version, recorded_at, data in _rows_in(
+                db,
+                "SELECT position, stream_id, version, recorded_at, data FROM events "
+                "WHERE position IN ({})",
+                single,
+            ):
+                name = names.get(stream_id) or self._name(db, stream_id)
+                found[position] = RecordedEvent(
+                    position, name, version, recorded_at, decode(data, position)
+                )
+            missing = [p for p in wanted if p not in found]
+            if missing:
+                raise InvalidArgument(
+                    f"no event at position {missing[0]}; the head is {self.head(db)}"
+                )
+        finally:
+            db.execute("COMMIT")
         return [found[p] for p in wanted]
+
+    def events_at(self, db: sqlite3.Connection, wanted: list[int]) -> tuple[list[int], list[Event]]:
+        """``recorded_at`` and the event at each of ``wanted``, in that order, as two
+        lists; a missing one raises."""
+        ordered = sorted(set(wanted))
+        ranges, single = _segments(ordered)
+        fast = self._codec._decoder.decode
+        decode = self._codec.decode
+        found: dict[int, tuple[int, Event]] = {}
+        pieces: list[tuple[int, list[int], list[Event]]] = []
+        db.execute("BEGIN")  # one snapshot for all the segments
+        try:
+            for low, high, chosen in ranges:
+                rows = db.execute(
+                    "SELECT position, recorded_at, data FROM events "
+                    "WHERE position >= ? AND position <= ? ORDER BY position",
+                    (low, high),
+                ).fetchall()
+                if chosen is None and len(rows) == high - low + 1:
+                    # Gap-free, so the rows are low..high in order: decoded as columns,
+                    # with no object per row beyond the event (the slow path only if
+                    # one of them needs it).
+                    times = [t for _, t, _ in rows]
+                    try:
+                        events = [fast(d) for _, _, d in rows]
+                    except Exception:
+                        events = [decode(d, p) for p, _, d in rows]
+                    pieces.append((low, times, events))
+                    continue
+                for position, recorded_at, data in rows:
+                    if chosen is None or position in chosen:
+                        found[position] = (recorded_at, decode(data, position))
+            for position, recorded_at, data in _rows_in(
+                db, "SELECT position, recorded_at, data FROM events WHERE position IN ({})", single
+            ):
+                found[position] = (recorded_at, decode(data, position))
+            if len(found) + sum(len(piece[1]) for piece in pieces) < len(ordered):
+                missing = next(p for p in wanted if p not in found)
+                raise InvalidArgument(
+                    f"no event at position {missing}; the head is {self.head(db)}"
+                )
+        finally:
+            db.execute("COMMIT")
+        if len(pieces) == 1 and not found and wanted == ordered:
+            return pieces[0][1], pieces[0][2]  # one dense stretch, in order: no look-ups
+        for low, times, events in pieces:
+            found.update(
+                zip(range(low, low + len(times)), zip(times, events, strict=True), strict=True)
+            )
+        picked = [found[p] for p in wanted]
+        return [t for t, _ in picked], [e for _, e in picked]
 
     def stored_page(
         self, db: sqlite3.Connection, position: int, limit: int, last: int | None
@@ -219,6 +296,33 @@ def stored_ids(db: sqlite3.Connection, ids: list[bytes]) -> StoredIds:
     ):
         found[event_id] = (position, version, name, data)
     return found
+
+
+_GAP = 32
+"""Wanted positions at most this far apart are read by one range scan, not looked up."""
+
+
+def _segments(
+    positions: list[int],
+) -> tuple[list[tuple[int, int, set[int] | None]], list[int]]:
+    """Sorted ``positions`` split into dense stretches to scan (first, last, the wanted
+    positions or None for all of them) and the lone positions to look up one by one."""
+    ranges: list[tuple[int, int, set[int] | None]] = []
+    single: list[int] = []
+    start = 0
+    count = len(positions)
+    while start < count:
+        end = start
+        while end + 1 < count and positions[end + 1] - positions[end] <= _GAP:
+            end += 1
+        if end - start < 3:
+            single.extend(positions[start : end + 1])
+        else:
+            low, high = positions[start], positions[end]
+            dense = high - low == end - start
+            ranges.append((low, high, None if dense else set(positions[start : end + 1])))
+        start = end + 1
+    return ranges, single
 
 
 def _rows_in(db: sqlite3.Connection, sql: str, values: Sequence[object]) -> Iterator[Any]:
