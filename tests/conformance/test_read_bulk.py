@@ -68,10 +68,8 @@ async def test_read_all_pages_stopped_early_leaves_the_store_usable(store: Event
     await store.append("run:p/a", steps(0, 1000))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        pages = store.read_all_pages(1, size=100)
-        first = await anext(pages)
-        await pages.aclose()
-        del pages
+        async for first in store.read_all_pages(1, size=100):
+            break  # the generator is closed with a read of the next page under way
         gc.collect()
         assert [r.position for r in first] == list(range(1, 101))
         positions = [r.position async for r in store.read_all()]
