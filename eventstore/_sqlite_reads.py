@@ -152,22 +152,28 @@ class SQLiteReads(Queries):
         db.execute("BEGIN")  # one snapshot for all the segments
         try:
             for low, high, chosen in ranges:
+                if chosen is None:
+                    # Wanted whole: if the range holds high - low + 1 rows (positions are
+                    # unique), they are low..high in order, and only two columns are
+                    # read; transposed and decoded by map, with no Python frame per row.
+                    dense = db.execute(
+                        "SELECT recorded_at, data FROM events "
+                        "WHERE position >= ? AND position <= ? ORDER BY position",
+                        (low, high),
+                    ).fetchall()
+                    if len(dense) == high - low + 1:
+                        dense_times, datas = zip(*dense, strict=True)
+                        try:
+                            events = list(map(fast, datas))
+                        except Exception:  # one needs the upcasters, or is damaged
+                            events = list(map(decode, datas, range(low, high + 1)))
+                        pieces.append((low, list(dense_times), events))
+                        continue
                 rows = db.execute(
                     "SELECT position, recorded_at, data FROM events "
                     "WHERE position >= ? AND position <= ? ORDER BY position",
                     (low, high),
                 ).fetchall()
-                if chosen is None and len(rows) == high - low + 1:
-                    # Gap-free, so the rows are low..high in order: decoded as columns,
-                    # with no object per row beyond the event (the slow path only if
-                    # one of them needs it).
-                    times = [t for _, t, _ in rows]
-                    try:
-                        events = [fast(d) for _, _, d in rows]
-                    except Exception:
-                        events = [decode(d, p) for p, _, d in rows]
-                    pieces.append((low, times, events))
-                    continue
                 for position, recorded_at, data in rows:
                     if chosen is None or position in chosen:
                         found[position] = (recorded_at, decode(data, position))
@@ -184,9 +190,13 @@ class SQLiteReads(Queries):
             db.execute("COMMIT")
         if len(pieces) == 1 and not found and wanted == ordered:
             return pieces[0][1], pieces[0][2]  # one dense stretch, in order: no look-ups
-        for low, times, events in pieces:
+        for low, piece_times, piece_events in pieces:
             found.update(
-                zip(range(low, low + len(times)), zip(times, events, strict=True), strict=True)
+                zip(
+                    range(low, low + len(piece_times)),
+                    zip(piece_times, piece_events, strict=True),
+                    strict=True,
+                )
             )
         picked = [found[p] for p in wanted]
         return [t for t, _ in picked], [e for _, e in picked]
