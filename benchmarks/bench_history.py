@@ -61,7 +61,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 
 from _shared import metrics
@@ -166,10 +166,11 @@ def check_raw(events: list[Any], positions: list[int]) -> None:
             raise SystemExit(f"raw read: position {position} holds {event!r}")
 
 
-def raw_full(conn: sqlite3.Connection, stop: int) -> tuple[float, int]:
-    """Read and decode the history rows of steps below ``stop``; seconds and rows."""
+def raw_full(conn: sqlite3.Connection, stop: int) -> tuple[float, int, float]:
+    """Read and decode the history rows of steps below ``stop``; seconds, rows, CPU s."""
     decode = default_codec._decoder.decode
     count = 0
+    cpu = process_time()
     start = perf_counter()
     for (data,) in conn.execute(
         "SELECT e.data FROM rm_history h JOIN events e ON e.position = h.position "
@@ -178,19 +179,22 @@ def raw_full(conn: sqlite3.Connection, stop: int) -> tuple[float, int]:
     ):
         decode(data)
         count += 1
-    return perf_counter() - start, count
+    return perf_counter() - start, count, process_time() - cpu
 
 
-async def store_full(projector: Projector, stop: int) -> tuple[float, int]:
-    """Time the read-back of every point of steps below ``stop``; seconds and points."""
+async def store_full(projector: Projector, stop: int) -> tuple[float, int, float]:
+    """Time the read-back of every point of steps below ``stop``; seconds, points, CPU s
+    (of the process: the store's and the read model's threads included)."""
+    cpu = process_time()
     start = perf_counter()
     history = await projector.history(PROJECT, RUN_ID, stop=stop)
     elapsed = perf_counter() - start
+    cpu = process_time() - cpu
     if [point.step for point in history[:3]] != list(range(min(3, stop))) or (
         history and history[-1].metrics != metrics(stop - 1)
     ):
         raise SystemExit(f"history(stop={stop}) is wrong: starts {history[:3]}")
-    return elapsed, len(history)
+    return elapsed, len(history), cpu
 
 
 def spread(seconds: list[float]) -> dict[str, float]:
@@ -243,16 +247,20 @@ async def measure(
             stop = min(steps, full_steps)
             raw_full_s: list[float] = []
             store_full_s: list[float] = []
+            raw_cpu: list[float] = []
+            store_cpu: list[float] = []
             await store_full(projector, stop)  # warm-up
             for round_number in range(1, repeat + 1):
-                seconds, count = raw_full(conn, stop)
+                seconds, count, cpu = raw_full(conn, stop)
                 if count != stop:
                     raise SystemExit(f"the raw read-back found {count} rows, not {stop}")
                 raw_full_s.append(seconds)
-                seconds, count = await store_full(projector, stop)
+                raw_cpu.append(cpu)
+                seconds, count, cpu = await store_full(projector, stop)
                 if count != stop:
                     raise SystemExit(f"history(stop={stop}) returned {count} points")
                 store_full_s.append(seconds)
+                store_cpu.append(cpu)
                 print(
                     f"  full read-back round {round_number}/{repeat}: raw "
                     f"{stop / raw_full_s[-1]:,.0f}, history {stop / store_full_s[-1]:,.0f} steps/s"
@@ -271,6 +279,8 @@ async def measure(
         "full_steps": stop,
         "full_raw_rates": [round(stop / s) for s in raw_full_s],
         "full_store_rates": [round(stop / s) for s in store_full_s],
+        "full_raw_cpu_s": round(min(raw_cpu), 4),
+        "full_store_cpu_s": round(min(store_cpu), 4),
     }
 
 
@@ -366,6 +376,11 @@ def run(
         f"projector.history {full_store:,} steps/s, ratio {full_ratio:.3f} (bar 0.5: "
         f"{'met' if full_ratio >= 0.5 else 'NOT met'})"
     )
+    full_cpu_ratio = figures["full_raw_cpu_s"] / max(figures["full_store_cpu_s"], 1e-9)
+    print(
+        f"  its CPU seconds (least of {repeat}, all threads): raw {figures['full_raw_cpu_s']:.3f}, "
+        f"history {figures['full_store_cpu_s']:.3f}; CPU ratio {full_cpu_ratio:.3f}"
+    )
     print(
         json.dumps(
             {
@@ -396,6 +411,9 @@ def run(
                 "full_store_steps_per_s": full_store,
                 "full_ratio": round(full_ratio, 3),
                 "full_meets_bar": full_ratio >= 0.5,
+                "full_raw_cpu_s": figures["full_raw_cpu_s"],
+                "full_store_cpu_s": figures["full_store_cpu_s"],
+                "full_cpu_ratio": round(full_cpu_ratio, 3),
                 "full_raw_samples": figures["full_raw_rates"],
                 "full_store_samples": figures["full_store_rates"],
                 "store_ms_samples": figures["store_samples"],

@@ -76,6 +76,7 @@ from _shared import (
     PROJECT,
     Plan,
     catch_up,
+    cpu_mark,
     current_rss_mb,
     fresh_process,
     peak_rss_mb,
@@ -161,9 +162,11 @@ async def check_read_model(projector: Projector, plan: Plan) -> dict[str, Any]:
 async def measure_rebuild(path: Path) -> tuple[int, float]:
     """Rebuild the read model; return the position it reached and the seconds it took."""
     async with open_store(path, create=False) as store, open_projector(store) as projector:
+        TIMED_CPU[0] = cpu_mark()
         start = perf_counter()
         position = await projector.rebuild()
         elapsed = perf_counter() - start
+        TIMED_CPU[0] = cpu_mark() - TIMED_CPU[0]
     return position, elapsed
 
 
@@ -171,11 +174,17 @@ async def measure_read_all(path: Path) -> tuple[int, float]:
     """Count the events of ``read_all``; return the count and the seconds it took."""
     count = 0
     async with open_store(path, create=False) as store:
+        TIMED_CPU[0] = cpu_mark()
         start = perf_counter()
         async for _rec in store.read_all():
             count += 1
         elapsed = perf_counter() - start
+        TIMED_CPU[0] = cpu_mark() - TIMED_CPU[0]
     return count, elapsed
+
+
+TIMED_CPU = [0.0]
+"""CPU seconds of the last timed section (see ``cpu_mark``)."""
 
 
 def measure_raw(path: Path) -> tuple[int, float]:
@@ -184,11 +193,13 @@ def measure_raw(path: Path) -> tuple[int, float]:
     count = 0
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
+        TIMED_CPU[0] = cpu_mark()
         start = perf_counter()
         for (data,) in conn.execute("SELECT data FROM events ORDER BY position"):
             decode(data)
             count += 1
         elapsed = perf_counter() - start
+        TIMED_CPU[0] = cpu_mark() - TIMED_CPU[0]
     finally:
         conn.close()
     return count, elapsed
@@ -204,8 +215,10 @@ def measure_only(path: Path, impl: str) -> dict[str, Any]:
         count, elapsed = measure_raw(path)
     else:
         count, elapsed = asyncio.run(measure_read_all(path))
+    cpu = TIMED_CPU[0]
     return {
         "bench": "rebuild-measure-only",
+        "cpu_seconds": round(cpu, 3),
         "impl": impl,
         "events": count,
         "seconds": round(elapsed, 3),
@@ -289,6 +302,7 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rss_at_start_mb": worst["rss_at_start_mb"],
         "samples": rates,
         "seconds_samples": [figures["seconds"] for figures in runs],
+        "cpu_seconds": min(figures["cpu_seconds"] for figures in runs),
         "peak_rss_mb_samples": [figures["peak_rss_mb"] for figures in runs],
     }
 
@@ -371,6 +385,12 @@ def run(plan: Plan, repeat: int, bar: float, raw_bar: float, workdir: Path) -> N
         f"  ratio rebuild/raw (best of {repeat}, interleaved): {to_raw:.3f} (bar {raw_bar:.2f}: "
         f"{'met' if to_raw >= raw_bar else 'NOT met'}); read_all/raw {read_to_raw:.3f}"
     )
+    cpu_ratio = raw["cpu_seconds"] / max(rebuild["cpu_seconds"], 1e-9)
+    print(
+        f"  CPU seconds (least of {repeat}, process + threads): raw {raw['cpu_seconds']:.3f}, "
+        f"read_all {read['cpu_seconds']:.3f}, rebuild {rebuild['cpu_seconds']:.3f}; "
+        f"CPU ratio raw/rebuild {cpu_ratio:.3f}"
+    )
     print(
         json.dumps(
             {
@@ -400,6 +420,10 @@ def run(plan: Plan, repeat: int, bar: float, raw_bar: float, workdir: Path) -> N
                 "raw_events_per_s_median": raw["events_per_s_median"],
                 "raw_samples": raw["samples"],
                 "ratio_to_raw": round(to_raw, 3),
+                "raw_cpu_s": raw["cpu_seconds"],
+                "read_all_cpu_s": read["cpu_seconds"],
+                "rebuild_cpu_s": rebuild["cpu_seconds"],
+                "cpu_ratio_to_raw": round(cpu_ratio, 3),
                 "read_all_ratio_to_raw": round(read_to_raw, 3),
                 "raw_bar": raw_bar,
                 "meets_raw_bar": to_raw >= raw_bar,
