@@ -8,14 +8,10 @@ moving or reordering any stored event breaks every hash after it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import operator
 import struct
-from collections.abc import Sequence
-from itertools import compress, count
 
-__all__ = ["GENESIS_HASH", "chain_batch", "chain_hash", "chain_mismatches"]
+__all__ = ["GENESIS_HASH", "chain_batch", "chain_hash"]
 
 GENESIS_HASH = bytes(32)
 """The 'previous hash' of the first event."""
@@ -66,31 +62,3 @@ def chain_batch(
         previous = link(previous, position, version, recorded_at_us, event_id, name, data)
         add(previous)
     return hashes
-
-
-_blake2b_256 = functools.partial(hashlib.blake2b, digest_size=32)
-_digest = operator.methodcaller("digest")
-
-
-def chain_mismatches(
-    previous: bytes,
-    positions: Sequence[int],
-    versions: Sequence[int],
-    recorded_at_us: Sequence[int],
-    event_ids: Sequence[bytes],
-    streams: Sequence[bytes],
-    datas: Sequence[bytes],
-    hashes: Sequence[bytes],
-) -> list[int]:
-    """The indexes of the stored ``hashes`` that are not ``chain_hash`` of their event
-    over the stored hash before them (``previous`` before the first); the columns are
-    consecutive events of the log, ``streams`` their UTF-8 stream names.
-
-    The same hash as ``chain_hash``, computed a page at a time by ``map`` so that
-    checking a long log costs no Python frame per event (audits read millions).
-    """
-    headers = map(_pack, positions, versions, recorded_at_us, map(len, streams))
-    before = [previous, *hashes[:-1]]
-    parts = zip(before, headers, event_ids, streams, datas, strict=True)
-    digests = map(_digest, map(_blake2b_256, map(_join, parts)))
-    return list(compress(count(), map(operator.ne, digests, hashes)))

@@ -18,14 +18,12 @@ checks merged; that is how an audit uses several processes on a long log.
 
 from __future__ import annotations
 
-import operator
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 import msgspec
 
-from ._chain import GENESIS_HASH, chain_hash, chain_mismatches
+from ._chain import GENESIS_HASH, chain_hash
 from ._codec import EventCodec, default_codec
 from ._errors import DecodeError, InvalidArgument, StoreError
 from ._protocol import EventStore
@@ -36,13 +34,6 @@ __all__ = ["LogCheck", "LogFault", "RangeCheck", "check_log", "check_range", "me
 FaultKind = Literal["missing", "hash", "version", "time", "decode", "unreadable"]
 
 _PAGE = 5000
-_position = operator.attrgetter("position")
-_recorded_at = operator.attrgetter("recorded_at_us")
-_stream = operator.attrgetter("stream")
-_version = operator.attrgetter("version")
-_event_id = operator.attrgetter("event_id_bytes")
-_data = operator.attrgetter("data")
-_hash = operator.attrgetter("hash")
 
 
 class LogFault(msgspec.Struct, frozen=True):
@@ -125,72 +116,6 @@ class _Walker:
             self.faults.append(LogFault(position, kind, detail))
 
     def feed(self, page: Sequence[StoredEvent]) -> None:
-        """Check ``page``, the events that follow those fed before."""
-        if page and not self.full and self._feed_sound(page):
-            return
-        self._feed_each(page)
-
-    def _feed_sound(self, page: Sequence[StoredEvent]) -> bool:
-        """Take ``page`` in whole-page steps if it breaks no rule; False, having changed
-        nothing, if it may break one (``_feed_each`` then finds which, event by event).
-
-        A sound page, the common case, costs no Python frame per event for its
-        positions, times, hashes and payloads: only the stream versions are walked.
-        """
-        try:
-            positions = list(map(_position, page))
-            first = positions[0]
-            if first != self.expected or positions[-1] != first + len(page) - 1:
-                return False  # a gap (positions are unique and increasing)
-            times = list(map(_recorded_at, page))
-            if not all(map(operator.le, [self.previous_time, *times[:-1]], times)):
-                return False
-            streams = list(map(_stream, page))
-            names = self.names
-            for stream in set(streams).difference(names):
-                names[stream] = stream.encode()
-            hashes = list(map(_hash, page))
-            versions = list(map(_version, page))
-            if self.previous_hash is None:
-                return False  # the first event's hash cannot be checked: walk the page
-            if chain_mismatches(
-                self.previous_hash,
-                positions,
-                versions,
-                times,
-                list(map(_event_id, page)),
-                list(map(names.__getitem__, streams)),
-                list(map(_data, page)),
-                hashes,
-            ):
-                return False
-            last_versions = dict(self.last_versions)
-            new_streams: dict[str, tuple[int, int]] = {}
-            get = last_versions.get
-            for stream, version, position in zip(streams, versions, positions, strict=True):
-                last = get(stream)
-                if last is None:
-                    new_streams[stream] = (version, position)
-                elif version != last + 1:
-                    return False
-                last_versions[stream] = version
-            if positions[-1] >= self.decode_from:
-                skip = max(0, self.decode_from - first)
-                decode = self.codec._decoder.decode
-                # Any payload the fast decoder refuses (an old schema, damage) sends the
-                # page to the event-by-event walk, which upcasts or reports it.
-                deque(map(decode, map(_data, page[skip:] if skip else page)), maxlen=0)
-        except Exception:
-            return False
-        self.first_versions.update(new_streams)
-        self.last_versions = last_versions
-        self.expected = positions[-1] + 1
-        self.previous_hash = hashes[-1]
-        self.previous_time = times[-1]
-        self.events += len(page)
-        return True
-
-    def _feed_each(self, page: Sequence[StoredEvent]) -> None:
         # State in locals: audits read millions of events, and a sound event takes no branch.
         decode = self.codec._decoder.decode
         last_versions = self.last_versions
