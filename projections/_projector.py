@@ -31,8 +31,9 @@ from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["ProjectionCheck", "Projector", "compare_snapshots", "open_projector"]
 
-_READ_BACK = 5000
-"""History points whose events one ``read_positions`` call reads."""
+_READ_BACK = 1000
+"""History points whose events one ``read_events_at`` call reads. Measured: 1,000 took
+about a quarter less CPU per point than 5,000 or 20,000 (less held at once)."""
 
 
 class ProjectionCheck(msgspec.Struct, frozen=True):
