@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from itertools import count
+from itertools import compress, count, pairwise, repeat
 from pathlib import Path
 from typing import Any
 
@@ -321,21 +322,24 @@ def _segments(
 ) -> tuple[list[tuple[int, int, set[int] | None]], list[int]]:
     """Sorted ``positions`` split into dense stretches to scan (first, last, the wanted
     positions or None for all of them) and the lone positions to look up one by one."""
+    count = len(positions)
+    if not count:
+        return [], []
+    if count > 3 and positions[-1] - positions[0] == count - 1:
+        return [(positions[0], positions[-1], None)], []  # one gap-free stretch
+    # Where a gap wider than _GAP starts a new stretch, found by map in C (a run's
+    # history reads back thousands of positions per call).
+    gaps = map(operator.sub, positions[1:], positions[:-1])
+    cuts = [0, *compress(range(1, count), map(operator.gt, gaps, repeat(_GAP))), count]
     ranges: list[tuple[int, int, set[int] | None]] = []
     single: list[int] = []
-    start = 0
-    count = len(positions)
-    while start < count:
-        end = start
-        while end + 1 < count and positions[end + 1] - positions[end] <= _GAP:
-            end += 1
-        if end - start < 3:
-            single.extend(positions[start : end + 1])
-        else:
-            low, high = positions[start], positions[end]
-            dense = high - low == end - start
-            ranges.append((low, high, None if dense else set(positions[start : end + 1])))
-        start = end + 1
+    for start, end in pairwise(cuts):
+        if end - start < 4:
+            single.extend(positions[start:end])
+            continue
+        low, high = positions[start], positions[end - 1]
+        dense = high - low == end - start - 1
+        ranges.append((low, high, None if dense else set(positions[start:end])))
     return ranges, single
 
 
