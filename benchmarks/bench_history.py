@@ -26,6 +26,17 @@ Baseline, measured in the same process on the same file
     no index to choose them. ``ratio`` = raw ms / store ms of the fastest call of each
     (a rate ratio, as in the other benchmarks: 1.0 would mean "as fast as raw").
 
+Full read-back, against raw sqlite3 reading the same rows
+    Then the history of the first ``--full-steps`` steps (default 100,000; all of them
+    if the run is shorter) is read back whole, ``projector.history(..., stop=S)``: every
+    point with its metrics, which reads the run's ``rm_history`` rows and then the
+    events at those positions from the log. The baseline, on a ``sqlite3`` connection of
+    the same process, reads the same rows in one statement and decodes each payload
+    with the store's msgspec decoder: ``SELECT e.data FROM rm_history h JOIN events e
+    ON e.position = h.position WHERE <the run> AND h.step < S ORDER BY h.step``. Both
+    must return S events (the script fails otherwise). ``full_ratio`` = store steps/s /
+    raw steps/s (best of ``--repeat`` each, interleaved); the issue's bar is 0.5.
+
 Repeats: interleaved
     After one untimed warm-up call of each, the raw read and the history call alternate
     ``--repeat N`` times (default 5): raw, store, raw, store, ... The script reports the
@@ -50,7 +61,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 
 from _shared import metrics
@@ -155,6 +166,37 @@ def check_raw(events: list[Any], positions: list[int]) -> None:
             raise SystemExit(f"raw read: position {position} holds {event!r}")
 
 
+def raw_full(conn: sqlite3.Connection, stop: int) -> tuple[float, int, float]:
+    """Read and decode the history rows of steps below ``stop``; seconds, rows, CPU s."""
+    decode = default_codec._decoder.decode
+    count = 0
+    cpu = process_time()
+    start = perf_counter()
+    for (data,) in conn.execute(
+        "SELECT e.data FROM rm_history h JOIN events e ON e.position = h.position "
+        "WHERE h.project = ? AND h.run_id = ? AND h.step < ? ORDER BY h.step",
+        (PROJECT, RUN_ID, stop),
+    ):
+        decode(data)
+        count += 1
+    return perf_counter() - start, count, process_time() - cpu
+
+
+async def store_full(projector: Projector, stop: int) -> tuple[float, int, float]:
+    """Time the read-back of every point of steps below ``stop``; seconds, points, CPU s
+    (of the process: the store's and the read model's threads included)."""
+    cpu = process_time()
+    start = perf_counter()
+    history = await projector.history(PROJECT, RUN_ID, stop=stop)
+    elapsed = perf_counter() - start
+    cpu = process_time() - cpu
+    if [point.step for point in history[:3]] != list(range(min(3, stop))) or (
+        history and history[-1].metrics != metrics(stop - 1)
+    ):
+        raise SystemExit(f"history(stop={stop}) is wrong: starts {history[:3]}")
+    return elapsed, len(history), cpu
+
+
 def spread(seconds: list[float]) -> dict[str, float]:
     values = [value * 1e3 for value in seconds]
     return {
@@ -164,7 +206,9 @@ def spread(seconds: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(path: Path, steps: int, points: int, repeat: int) -> dict[str, Any]:
+async def measure(
+    path: Path, steps: int, points: int, repeat: int, full_steps: int
+) -> dict[str, Any]:
     """Catch up once, then time raw reads and history calls, interleaved."""
     positions = spaced_positions(steps, points)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -200,6 +244,27 @@ async def measure(path: Path, steps: int, points: int, repeat: int) -> dict[str,
                     f"history {store_s[-1] * 1e3:.2f} ms ({len(history)} points, steps "
                     f"{history[0].step}..{history[-1].step})"
                 )
+            stop = min(steps, full_steps)
+            raw_full_s: list[float] = []
+            store_full_s: list[float] = []
+            raw_cpu: list[float] = []
+            store_cpu: list[float] = []
+            await store_full(projector, stop)  # warm-up
+            for round_number in range(1, repeat + 1):
+                seconds, count, cpu = raw_full(conn, stop)
+                if count != stop:
+                    raise SystemExit(f"the raw read-back found {count} rows, not {stop}")
+                raw_full_s.append(seconds)
+                raw_cpu.append(cpu)
+                seconds, count, cpu = await store_full(projector, stop)
+                if count != stop:
+                    raise SystemExit(f"history(stop={stop}) returned {count} points")
+                store_full_s.append(seconds)
+                store_cpu.append(cpu)
+                print(
+                    f"  full read-back round {round_number}/{repeat}: raw "
+                    f"{stop / raw_full_s[-1]:,.0f}, history {stop / store_full_s[-1]:,.0f} steps/s"
+                )
     finally:
         conn.close()
     return {
@@ -211,6 +276,11 @@ async def measure(path: Path, steps: int, points: int, repeat: int) -> dict[str,
         "noop_catch_up": spread(noop_s),
         "raw_samples": [round(s * 1e3, 3) for s in raw_s],
         "store_samples": [round(s * 1e3, 3) for s in store_s],
+        "full_steps": stop,
+        "full_raw_rates": [round(stop / s) for s in raw_full_s],
+        "full_store_rates": [round(stop / s) for s in store_full_s],
+        "full_raw_cpu_s": round(min(raw_cpu), 4),
+        "full_store_cpu_s": round(min(store_cpu), 4),
     }
 
 
@@ -228,6 +298,12 @@ def main() -> None:
         help="rounds of (raw read, history call), interleaved; min, median, max reported",
     )
     parser.add_argument(
+        "--full-steps",
+        type=int,
+        default=100_000,
+        help="steps whose whole history is read back (the full read-back figure)",
+    )
+    parser.add_argument(
         "--bar-ms", type=float, default=300.0, help="the history call time to stay under"
     )
     parser.add_argument(
@@ -239,12 +315,14 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep the database file")
     args = parser.parse_args()
-    if min(args.events, args.batch, args.points, args.repeat) < 1:
-        parser.error("--events, --batch, --points and --repeat must be positive")
+    if min(args.events, args.batch, args.points, args.repeat, args.full_steps) < 1:
+        parser.error("--events, --batch, --points, --repeat and --full-steps must be positive")
 
     workdir = Path(tempfile.mkdtemp(prefix="runlog-bench-history-", dir=args.dir))
     try:
-        run(args.events, args.batch, args.points, args.repeat, args.bar_ms, workdir)
+        run(
+            args.events, args.batch, args.points, args.repeat, args.bar_ms, args.full_steps, workdir
+        )
     finally:
         if args.keep:
             print(f"kept the database file in {workdir}", file=sys.stderr)
@@ -252,7 +330,15 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(steps: int, batch: int, points: int, repeat: int, bar_ms: float, workdir: Path) -> None:
+def run(
+    steps: int,
+    batch: int,
+    points: int,
+    repeat: int,
+    bar_ms: float,
+    full_steps: int,
+    workdir: Path,
+) -> None:
     path = workdir / "store.db"
     print(
         f"history: one run of {steps:,} steps (4 metrics each), written in batches of "
@@ -262,7 +348,7 @@ def run(steps: int, batch: int, points: int, repeat: int, bar_ms: float, workdir
     write_rate = asyncio.run(write_log(path, steps, batch))
     log_mb = path.stat().st_size / 1e6
     print(f"  wrote the log: {write_rate:,.0f} events/s (append only), file {log_mb:,.1f} MB")
-    figures = asyncio.run(measure(path, steps, points, repeat))
+    figures = asyncio.run(measure(path, steps, points, repeat, full_steps))
     full_mb = path.stat().st_size / 1e6
     store, raw, noop = figures["store"], figures["raw"], figures["noop_catch_up"]
     print(f"  file with the read model {full_mb:,.1f} MB")
@@ -281,6 +367,19 @@ def run(steps: int, batch: int, points: int, repeat: int, bar_ms: float, workdir
         f"  ratio raw/history (fastest of {repeat}): {ratio:.3f}; bar {bar_ms:g} ms: median "
         f"{'met' if store['median'] < bar_ms else 'NOT met'}, max "
         f"{'met' if store['max'] < bar_ms else 'NOT met'}"
+    )
+    full_raw, full_store = max(figures["full_raw_rates"]), max(figures["full_store_rates"])
+    full_ratio = full_store / full_raw
+    print(
+        f"  full read-back of {figures['full_steps']:,} steps (best of {repeat}, interleaved): "
+        f"raw sqlite3 rm_history JOIN events + decode {full_raw:,} steps/s, "
+        f"projector.history {full_store:,} steps/s, ratio {full_ratio:.3f} (bar 0.5: "
+        f"{'met' if full_ratio >= 0.5 else 'NOT met'})"
+    )
+    full_cpu_ratio = figures["full_raw_cpu_s"] / max(figures["full_store_cpu_s"], 1e-9)
+    print(
+        f"  its CPU seconds (least of {repeat}, all threads): raw {figures['full_raw_cpu_s']:.3f}, "
+        f"history {figures['full_store_cpu_s']:.3f}; CPU ratio {full_cpu_ratio:.3f}"
     )
     print(
         json.dumps(
@@ -307,6 +406,16 @@ def run(steps: int, batch: int, points: int, repeat: int, bar_ms: float, workdir
                 "bar_ms": bar_ms,
                 "meets_bar_median": store["median"] < bar_ms,
                 "meets_bar_max": store["max"] < bar_ms,
+                "full_steps": figures["full_steps"],
+                "full_raw_steps_per_s": full_raw,
+                "full_store_steps_per_s": full_store,
+                "full_ratio": round(full_ratio, 3),
+                "full_meets_bar": full_ratio >= 0.5,
+                "full_raw_cpu_s": figures["full_raw_cpu_s"],
+                "full_store_cpu_s": figures["full_store_cpu_s"],
+                "full_cpu_ratio": round(full_cpu_ratio, 3),
+                "full_raw_samples": figures["full_raw_rates"],
+                "full_store_samples": figures["full_store_rates"],
                 "store_ms_samples": figures["store_samples"],
                 "raw_ms_samples": figures["raw_samples"],
                 "sqlite": sqlite3.sqlite_version,

@@ -30,6 +30,12 @@ Baseline, measured in the same run over the same file, also in a fresh process
     through the store, which a rebuild must do anyway. Ratio = rebuild events/s /
     read_all events/s; the bar is ``--bar`` (default 0.30).
 
+The issue's baseline, also in the same run, in a fresh process
+    stdlib ``sqlite3``: ``SELECT data FROM events ORDER BY position`` and the store's
+    msgspec decoder on every payload, as in ``bench_replay.py``: the least that reading
+    and decoding the log costs. ``ratio_to_raw`` = rebuild events/s / raw events/s
+    (best of each); its bar is ``--raw-bar`` (default 0.5, issue 16).
+
 Before the measurements the database file is read once, untimed, so that they all find
 it in the OS page cache. Only ``rebuild()`` / the read loop is timed
 (``time.perf_counter``); imports and opening the store are not. After the rounds the
@@ -39,7 +45,7 @@ script fails if they differ.
 
 Repeats: best of N, interleaved
     The log is written once; then the two fresh-process measurements run ``--repeat N``
-    times (default 3), interleaved: read_all, rebuild, read_all, rebuild, ... For each
+    times (default 3), interleaved: raw, read_all, rebuild, raw, read_all, rebuild, ... For each
     side the script reports the best (highest events/s) and the median of its N runs;
     ``ratio`` is best/best, because on a noisy machine interference only ever slows a
     run down. Peak RSS is the maximum over each side's runs, reported with the RSS at the
@@ -70,6 +76,7 @@ from _shared import (
     PROJECT,
     Plan,
     catch_up,
+    cpu_mark,
     current_rss_mb,
     fresh_process,
     peak_rss_mb,
@@ -79,6 +86,7 @@ from _shared import (
 )
 
 from eventstore import (
+    default_codec,
     open_store,
 )
 from projections import Projector, open_projector
@@ -154,9 +162,11 @@ async def check_read_model(projector: Projector, plan: Plan) -> dict[str, Any]:
 async def measure_rebuild(path: Path) -> tuple[int, float]:
     """Rebuild the read model; return the position it reached and the seconds it took."""
     async with open_store(path, create=False) as store, open_projector(store) as projector:
+        TIMED_CPU[0] = cpu_mark()
         start = perf_counter()
         position = await projector.rebuild()
         elapsed = perf_counter() - start
+        TIMED_CPU[0] = cpu_mark() - TIMED_CPU[0]
     return position, elapsed
 
 
@@ -164,10 +174,34 @@ async def measure_read_all(path: Path) -> tuple[int, float]:
     """Count the events of ``read_all``; return the count and the seconds it took."""
     count = 0
     async with open_store(path, create=False) as store:
+        TIMED_CPU[0] = cpu_mark()
         start = perf_counter()
         async for _rec in store.read_all():
             count += 1
         elapsed = perf_counter() - start
+        TIMED_CPU[0] = cpu_mark() - TIMED_CPU[0]
+    return count, elapsed
+
+
+TIMED_CPU = [0.0]
+"""CPU seconds of the last timed section (see ``cpu_mark``)."""
+
+
+def measure_raw(path: Path) -> tuple[int, float]:
+    """Select and decode every payload with stdlib sqlite3; return count and seconds."""
+    decode = default_codec._decoder.decode
+    count = 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        TIMED_CPU[0] = cpu_mark()
+        start = perf_counter()
+        for (data,) in conn.execute("SELECT data FROM events ORDER BY position"):
+            decode(data)
+            count += 1
+        elapsed = perf_counter() - start
+        TIMED_CPU[0] = cpu_mark() - TIMED_CPU[0]
+    finally:
+        conn.close()
     return count, elapsed
 
 
@@ -177,10 +211,14 @@ def measure_only(path: Path, impl: str) -> dict[str, Any]:
     before = current_rss_mb()
     if impl == "rebuild":
         count, elapsed = asyncio.run(measure_rebuild(path))
+    elif impl == "raw":
+        count, elapsed = measure_raw(path)
     else:
         count, elapsed = asyncio.run(measure_read_all(path))
+    cpu = TIMED_CPU[0]
     return {
         "bench": "rebuild-measure-only",
+        "cpu_seconds": round(cpu, 3),
         "impl": impl,
         "events": count,
         "seconds": round(elapsed, 3),
@@ -206,7 +244,10 @@ def main() -> None:
         "--repeat",
         type=int,
         default=3,
-        help="rounds of (read_all, rebuild), interleaved; best and median reported",
+        help="rounds of (raw, read_all, rebuild), interleaved; best and median reported",
+    )
+    parser.add_argument(
+        "--raw-bar", type=float, default=0.5, help="the rebuild/raw ratio to reach (issue 16)"
     )
     parser.add_argument(
         "--bar", type=float, default=0.30, help="the rebuild/read_all ratio to reach"
@@ -227,7 +268,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--impl",
-        choices=("rebuild", "read_all"),
+        choices=("rebuild", "read_all", "raw"),
         default="rebuild",
         help="with --measure-only: rebuild the read model, or read the log with read_all",
     )
@@ -242,7 +283,7 @@ def main() -> None:
     plan = Plan(args.events, args.runs, args.sweeps, args.batch)
     workdir = Path(tempfile.mkdtemp(prefix="runlog-bench-rebuild-", dir=args.dir))
     try:
-        run(plan, args.repeat, args.bar, workdir)
+        run(plan, args.repeat, args.bar, args.raw_bar, workdir)
     finally:
         if args.keep:
             print(f"kept the database file in {workdir}", file=sys.stderr)
@@ -261,16 +302,17 @@ def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rss_at_start_mb": worst["rss_at_start_mb"],
         "samples": rates,
         "seconds_samples": [figures["seconds"] for figures in runs],
+        "cpu_seconds": min(figures["cpu_seconds"] for figures in runs),
         "peak_rss_mb_samples": [figures["peak_rss_mb"] for figures in runs],
     }
 
 
-def run(plan: Plan, repeat: int, bar: float, workdir: Path) -> None:
+def run(plan: Plan, repeat: int, bar: float, raw_bar: float, workdir: Path) -> None:
     path = workdir / "store.db"
     print(
         f"rebuild: {plan.events:,} events ({plan.runs:,} runs, {len(plan.sweeps)} sweeps), "
         f"written in batches of {plan.batch:,}, SQLite {sqlite3.sqlite_version}; best of "
-        f"{repeat}, interleaved (read_all, rebuild, ...), each in a fresh process"
+        f"{repeat}, interleaved (raw, read_all, rebuild, ...), each in a fresh process"
     )
     write_rate = asyncio.run(write_log(path, plan))
     log_mb = path.stat().st_size / 1e6
@@ -287,18 +329,21 @@ def run(plan: Plan, repeat: int, bar: float, workdir: Path) -> None:
     )
 
     warm_page_cache(path)
+    raw_runs: list[dict[str, Any]] = []
     read_runs: list[dict[str, Any]] = []
     rebuild_runs: list[dict[str, Any]] = []
     for round_number in range(1, repeat + 1):
+        raw_runs.append(measure_in_fresh_process(path, "raw"))
         read_runs.append(measure_in_fresh_process(path, "read_all"))
         rebuild_runs.append(measure_in_fresh_process(path, "rebuild"))
-        for figures in (read_runs[-1], rebuild_runs[-1]):
+        for figures in (raw_runs[-1], read_runs[-1], rebuild_runs[-1]):
             if figures["events"] != plan.events:
                 raise SystemExit(
                     f"{figures['impl']} reached {figures['events']} events, not {plan.events}"
                 )
         print(
-            f"  round {round_number}/{repeat}: read_all {read_runs[-1]['events_per_s']:,}, "
+            f"  round {round_number}/{repeat}: raw {raw_runs[-1]['events_per_s']:,}, "
+            f"read_all {read_runs[-1]['events_per_s']:,}, "
             f"rebuild {rebuild_runs[-1]['events_per_s']:,} events/s "
             f"({rebuild_runs[-1]['seconds']:.2f} s); peak RSS read_all "
             f"{read_runs[-1]['peak_rss_mb']:.1f}, rebuild {rebuild_runs[-1]['peak_rss_mb']:.1f} MB"
@@ -310,6 +355,7 @@ def run(plan: Plan, repeat: int, bar: float, workdir: Path) -> None:
         f"({preemptions:,} preemptions), {summary['history_rows']:,} history rows, "
         f"{summary['sweeps']} sweeps"
     )
+    raw = combine(raw_runs)
     read = combine(read_runs)
     rebuild = combine(rebuild_runs)
 
@@ -318,6 +364,7 @@ def run(plan: Plan, repeat: int, bar: float, workdir: Path) -> None:
         f"{'max peak MB':>13}{'at start MB':>13}"
     )
     for label, figures in (
+        ("raw sqlite3 SELECT data + decode", raw),
         ("store.read_all (read + decode)", read),
         ("projector.rebuild()", rebuild),
     ):
@@ -331,6 +378,18 @@ def run(plan: Plan, repeat: int, bar: float, workdir: Path) -> None:
         f"  ratio rebuild/read_all (best of {repeat}, interleaved): {ratio:.3f}"
         f"  (of the medians: {ratio_of_medians:.3f}); bar {bar:.2f}: "
         f"{'met' if ratio >= bar else 'NOT met'}"
+    )
+    to_raw = rebuild["events_per_s"] / raw["events_per_s"]
+    read_to_raw = read["events_per_s"] / raw["events_per_s"]
+    print(
+        f"  ratio rebuild/raw (best of {repeat}, interleaved): {to_raw:.3f} (bar {raw_bar:.2f}: "
+        f"{'met' if to_raw >= raw_bar else 'NOT met'}); read_all/raw {read_to_raw:.3f}"
+    )
+    cpu_ratio = raw["cpu_seconds"] / max(rebuild["cpu_seconds"], 1e-9)
+    print(
+        f"  CPU seconds (least of {repeat}, process + threads): raw {raw['cpu_seconds']:.3f}, "
+        f"read_all {read['cpu_seconds']:.3f}, rebuild {rebuild['cpu_seconds']:.3f}; "
+        f"CPU ratio raw/rebuild {cpu_ratio:.3f}"
     )
     print(
         json.dumps(
@@ -357,6 +416,17 @@ def run(plan: Plan, repeat: int, bar: float, workdir: Path) -> None:
                 "read_all_events_per_s_median": read["events_per_s_median"],
                 "read_all_peak_rss_mb": read["peak_rss_mb"],
                 "read_all_rss_at_start_mb": read["rss_at_start_mb"],
+                "raw_events_per_s": raw["events_per_s"],
+                "raw_events_per_s_median": raw["events_per_s_median"],
+                "raw_samples": raw["samples"],
+                "ratio_to_raw": round(to_raw, 3),
+                "raw_cpu_s": raw["cpu_seconds"],
+                "read_all_cpu_s": read["cpu_seconds"],
+                "rebuild_cpu_s": rebuild["cpu_seconds"],
+                "cpu_ratio_to_raw": round(cpu_ratio, 3),
+                "read_all_ratio_to_raw": round(read_to_raw, 3),
+                "raw_bar": raw_bar,
+                "meets_raw_bar": to_raw >= raw_bar,
                 "ratio": round(ratio, 3),
                 "ratio_of_medians": round(ratio_of_medians, 3),
                 "bar": bar,

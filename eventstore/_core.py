@@ -9,6 +9,7 @@ appends by other processes (``_listen``). SQLite and PostgreSQL differ in nothin
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from abc import abstractmethod
@@ -51,6 +52,12 @@ __all__ = ["PAGE", "Queries", "StoreCore", "StoreOptions"]
 _F = TypeVar("_F")
 PAGE = 1000
 """Events per page of ``read_stream``, ``read_all`` and ``read_stored`` by default."""
+
+
+def _forget(future: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a read-ahead nobody will use, so asyncio does not log it."""
+    if not future.cancelled():
+        future.exception()
 
 
 class StoreOptions:
@@ -402,6 +409,21 @@ class StoreCore(StoreBase):
         wanted = check_positions(positions)
         return cast(list[RecordedEvent], await self._query(self._queries.at_positions, wanted))
 
+    async def read_events_at(self, positions: Sequence[int]) -> tuple[list[int], list[Event]]:
+        """``recorded_at_us`` and the event at each of ``positions``, in the order given,
+        as two lists (columns).
+
+        Cheaper per event than ``read_positions``: a dense stretch of positions is one
+        range scan, and no object is built per event beyond the event itself.
+
+        Raises:
+            InvalidArgument: a position is below 1 or beyond the head.
+        """
+        wanted = check_positions(positions)
+        return cast(
+            tuple[list[int], list[Event]], await self._query(self._queries.events_at, wanted)
+        )
+
     async def position_at(self, recorded_at_us: int) -> int:
         """The last position recorded at or before ``recorded_at_us`` (0 if none was).
 
@@ -449,13 +471,23 @@ class StoreCore(StoreBase):
     ) -> AsyncIterator[list[Any]]:
         position, last = check_range(from_position, to_position)
         size = check_size(size)
-        while True:
-            page: list[Any] = await self._query(fn, position, size, last)
+        page: list[Any] = await self._query(fn, position, size, last)
+        ahead: asyncio.Future[list[Any]] | None = None
+        try:
+            while len(page) == size and (last is None or page[-1].position < last):
+                # Read ahead: the store's thread (or the server) fetches the next page
+                # while the consumer handles this one, so fetching and folding overlap.
+                ahead = asyncio.ensure_future(self._query(fn, page[-1].position + 1, size, last))
+                yield page
+                page = await ahead
+                ahead = None
             if page:
                 yield page
-            if len(page) < size:
-                return
-            position = page[-1].position + 1
+        finally:
+            if ahead is not None:  # the consumer stopped early: the page is not wanted
+                # Not awaited: this may run as the generator is garbage-collected.
+                ahead.cancel()
+                ahead.add_done_callback(_forget)
 
     def subscribe(
         self, from_position: int = 0, *, poll_interval: float | None = None

@@ -7,6 +7,7 @@ from pathlib import Path
 from ._batch import StoredIds
 from ._core import Queries
 from ._errors import CorruptStore, DecodeError, InvalidArgument
+from ._events import Event
 from ._inline import InlineProjection, StoredHead, StreamHead, fold_head
 from ._postgres_files import restore_file
 from ._postgres_schema import Connection
@@ -103,6 +104,25 @@ class PostgresReads(Queries):
                 f"no event at position {missing[0]}; the head is {await self.head(conn)}"
             )
         return [found[p] for p in wanted]
+
+    async def events_at(self, conn: Connection, wanted: list[int]) -> tuple[list[int], list[Event]]:
+        """``recorded_at`` and the event at each of ``wanted``, in that order, as two
+        lists; a missing one raises."""
+        rows = await conn.fetch(
+            "SELECT position, recorded_at, data FROM events WHERE position = ANY($1::bigint[])",
+            wanted,
+        )
+        decode = self._codec.decode
+        found = {
+            position: (recorded_at, decode(data, position)) for position, recorded_at, data in rows
+        }
+        missing = [p for p in wanted if p not in found]
+        if missing:
+            raise InvalidArgument(
+                f"no event at position {missing[0]}; the head is {await self.head(conn)}"
+            )
+        picked = [found[p] for p in wanted]
+        return [t for t, _ in picked], [e for _, e in picked]
 
     async def stored_page(
         self, conn: Connection, position: int, limit: int, last: int | None

@@ -110,6 +110,11 @@ class EventStore(Protocol):
         """The events at ``positions``, in the order given."""
         ...
 
+    async def read_events_at(self, positions: Sequence[int]) -> tuple[list[int], list[Event]]:
+        """``recorded_at_us`` and the event at each of ``positions``, in the order given,
+        as two lists."""
+        ...
+
     async def position_at(self, recorded_at_us: int) -> int:
         """The last position recorded at or before ``recorded_at_us`` (0 if none)."""
         ...

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
+from itertools import compress, count, pairwise, repeat
 from pathlib import Path
 from typing import Any
 
 from ._batch import StoredIds
 from ._core import Queries
 from ._errors import CorruptStore, DecodeError, InvalidArgument
+from ._events import Event
 from ._files import BLOB_PREFIX, new_digest
 from ._inline import InlineProjection, StoredHead, StreamHead, fold_head
 from ._types import RecordedEvent, StoredEvent, StreamInfo
@@ -65,18 +68,21 @@ class SQLiteReads(Queries):
         finally:
             db.execute("COMMIT")
         names = self._names
+        for stream_id in {row[0] for row in rows}.difference(names):
+            self._name(db, stream_id)
         fast = self._codec._decoder.decode
-        out: list[RecordedEvent] = []
-        append = out.append
-        for stream_id, version, recorded_at, data in rows:
-            name = names.get(stream_id) or self._name(db, stream_id)
-            try:
-                event = fast(data)
-            except Exception:
-                event = self._codec.decode(data, position)
-            append(RecordedEvent(position, name, version, recorded_at, event))
-            position += 1
-        return out
+        try:
+            # One comprehension, no branch per event: a replay reads millions.
+            return [
+                RecordedEvent(p, names[s], v, t, fast(d))
+                for p, (s, v, t, d) in zip(count(position), rows)
+            ]
+        except Exception:  # a payload needs the upcasters, or is damaged: one at a time
+            decode = self._codec.decode
+            return [
+                RecordedEvent(p, names[s], v, t, decode(d, p))
+                for p, (s, v, t, d) in zip(count(position), rows)
+            ]
 
     def stream_page(
         self, db: sqlite3.Connection, stream: str, from_version: int, limit: int
@@ -99,21 +105,107 @@ class SQLiteReads(Queries):
     def at_positions(self, db: sqlite3.Connection, wanted: list[int]) -> list[RecordedEvent]:
         """The events at ``wanted``, in that order; a missing one raises."""
         found: dict[int, RecordedEvent] = {}
+        names = self._names
+        fast = self._codec._decoder.decode
         decode = self._codec.decode
-        for position, stream_id, version, recorded_at, data in _rows_in(
-            db,
-            "SELECT position, stream_id, version, recorded_at, data FROM events "
-            "WHERE position IN ({})",
-            wanted,
-        ):
-            name = self._name(db, stream_id)
-            found[position] = RecordedEvent(
-                position, name, version, recorded_at, decode(data, position)
-            )
-        missing = [p for p in wanted if p not in found]
-        if missing:
-            raise InvalidArgument(f"no event at position {missing[0]}; the head is {self.head(db)}")
+        ranges, single = _segments(sorted(set(wanted)))
+        db.execute("BEGIN")  # one snapshot for all the segments
+        try:
+            for low, high, chosen in ranges:
+                # A dense stretch (a run's full history) is one range scan on the primary
+                # key; rows between the wanted ones are skipped without being decoded.
+                for position, stream_id, version, recorded_at, data in db.execute(
+                    "SELECT position, stream_id, version, recorded_at, data FROM events "
+                    "WHERE position >= ? AND position <= ?",
+                    (low, high),
+                ):
+                    if chosen is not None and position not in chosen:
+                        continue
+                    name = names.get(stream_id) or self._name(db, stream_id)
+                    try:
+                        event = fast(data)
+                    except Exception:
+                        event = decode(data, position)
+                    found[position] = RecordedEvent(position, name, version, recorded_at, event)
+            for position, stream_id, version, recorded_at, data in _rows_in(
+                db,
+                "SELECT position, stream_id, version, recorded_at, data FROM events "
+                "WHERE position IN ({})",
+                single,
+            ):
+                name = names.get(stream_id) or self._name(db, stream_id)
+                found[position] = RecordedEvent(
+                    position, name, version, recorded_at, decode(data, position)
+                )
+            missing = [p for p in wanted if p not in found]
+            if missing:
+                raise InvalidArgument(
+                    f"no event at position {missing[0]}; the head is {self.head(db)}"
+                )
+        finally:
+            db.execute("COMMIT")
         return [found[p] for p in wanted]
+
+    def events_at(self, db: sqlite3.Connection, wanted: list[int]) -> tuple[list[int], list[Event]]:
+        """``recorded_at`` and the event at each of ``wanted``, in that order, as two
+        lists; a missing one raises."""
+        ordered = sorted(set(wanted))
+        ranges, single = _segments(ordered)
+        fast = self._codec._decoder.decode
+        decode = self._codec.decode
+        found: dict[int, tuple[int, Event]] = {}
+        pieces: list[tuple[int, list[int], list[Event]]] = []
+        db.execute("BEGIN")  # one snapshot for all the segments
+        try:
+            for low, high, chosen in ranges:
+                if chosen is None:
+                    # Wanted whole: if the range holds high - low + 1 rows (positions are
+                    # unique), they are low..high in order, and only two columns are
+                    # read; transposed and decoded by map, with no Python frame per row.
+                    dense = db.execute(
+                        "SELECT recorded_at, data FROM events "
+                        "WHERE position >= ? AND position <= ? ORDER BY position",
+                        (low, high),
+                    ).fetchall()
+                    if len(dense) == high - low + 1:
+                        dense_times, datas = zip(*dense, strict=True)
+                        try:
+                            events = list(map(fast, datas))
+                        except Exception:  # one needs the upcasters, or is damaged
+                            events = list(map(decode, datas, range(low, high + 1)))
+                        pieces.append((low, list(dense_times), events))
+                        continue
+                rows = db.execute(
+                    "SELECT position, recorded_at, data FROM events "
+                    "WHERE position >= ? AND position <= ? ORDER BY position",
+                    (low, high),
+                ).fetchall()
+                for position, recorded_at, data in rows:
+                    if chosen is None or position in chosen:
+                        found[position] = (recorded_at, decode(data, position))
+            for position, recorded_at, data in _rows_in(
+                db, "SELECT position, recorded_at, data FROM events WHERE position IN ({})", single
+            ):
+                found[position] = (recorded_at, decode(data, position))
+            if len(found) + sum(len(piece[1]) for piece in pieces) < len(ordered):
+                missing = next(p for p in wanted if p not in found)
+                raise InvalidArgument(
+                    f"no event at position {missing}; the head is {self.head(db)}"
+                )
+        finally:
+            db.execute("COMMIT")
+        if len(pieces) == 1 and not found and wanted == ordered:
+            return pieces[0][1], pieces[0][2]  # one dense stretch, in order: no look-ups
+        for low, piece_times, piece_events in pieces:
+            found.update(
+                zip(
+                    range(low, low + len(piece_times)),
+                    zip(piece_times, piece_events, strict=True),
+                    strict=True,
+                )
+            )
+        picked = [found[p] for p in wanted]
+        return [t for t, _ in picked], [e for _, e in picked]
 
     def stored_page(
         self, db: sqlite3.Connection, position: int, limit: int, last: int | None
@@ -279,6 +371,36 @@ def stored_ids(db: sqlite3.Connection, ids: list[bytes]) -> StoredIds:
     ):
         found[event_id] = (position, version, name, data)
     return found
+
+
+_GAP = 32
+"""Wanted positions at most this far apart are read by one range scan, not looked up."""
+
+
+def _segments(
+    positions: list[int],
+) -> tuple[list[tuple[int, int, set[int] | None]], list[int]]:
+    """Sorted ``positions`` split into dense stretches to scan (first, last, the wanted
+    positions or None for all of them) and the lone positions to look up one by one."""
+    count = len(positions)
+    if not count:
+        return [], []
+    if count > 3 and positions[-1] - positions[0] == count - 1:
+        return [(positions[0], positions[-1], None)], []  # one gap-free stretch
+    # Where a gap wider than _GAP starts a new stretch, found by map in C (a run's
+    # history reads back thousands of positions per call).
+    gaps = map(operator.sub, positions[1:], positions[:-1])
+    cuts = [0, *compress(range(1, count), map(operator.gt, gaps, repeat(_GAP))), count]
+    ranges: list[tuple[int, int, set[int] | None]] = []
+    single: list[int] = []
+    for start, end in pairwise(cuts):
+        if end - start < 4:
+            single.extend(positions[start:end])
+            continue
+        low, high = positions[start], positions[end - 1]
+        dense = high - low == end - start - 1
+        ranges.append((low, high, None if dense else set(positions[start:end])))
+    return ranges, single
 
 
 def _rows_in(db: sqlite3.Connection, sql: str, values: Sequence[object]) -> Iterator[Any]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Self
 
 import anyio
 
+from ._events import Event
 from ._types import RecordedEvent, StoredEvent
 
 __all__ = ["StoreBase"]
@@ -41,6 +42,18 @@ class StoreBase(ABC):
         self, from_position: int = 0, *, to_position: int | None = None, size: int = 1000
     ) -> AsyncIterator[list[StoredEvent]]:
         """``read_stored`` in lists of up to ``size`` events."""
+
+    @abstractmethod
+    async def read_positions(self, positions: Sequence[int]) -> list[RecordedEvent]:
+        """The events at ``positions``, in the order given."""
+
+    async def read_events_at(self, positions: Sequence[int]) -> tuple[list[int], list[Event]]:
+        """``recorded_at_us`` and the event at each of ``positions``, in the order given,
+        as two lists (columns): what ``read_positions`` returns without the streams and
+        versions and without an object per event, for bulk consumers such as a run's
+        history read-back. A missing position raises as there."""
+        records = await self.read_positions(positions)
+        return [r.recorded_at_us for r in records], [r.event for r in records]
 
     async def read_all(
         self, from_position: int = 0, *, to_position: int | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import AsyncIterator, Callable, Sequence
+from operator import attrgetter
 from types import TracebackType
 from typing import Any, Self
 
@@ -11,6 +12,7 @@ import anyio
 import msgspec
 
 from eventstore import (
+    Event,
     EventStore,
     InvalidArgument,
     Opening,
@@ -28,6 +30,10 @@ from ._rewind import history_as_of
 from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["ProjectionCheck", "Projector", "compare_snapshots", "open_projector"]
+
+_READ_BACK = 1000
+"""History points whose events one ``read_events_at`` call reads. Measured: 1,000 took
+about a quarter less CPU per point than 5,000 or 20,000 (less held at once)."""
 
 
 class ProjectionCheck(msgspec.Struct, frozen=True):
@@ -248,20 +254,35 @@ class Projector:
                 self._store, project, run_id, keys=keys, start=start, stop=stop, points=points
             )
         rows = await self._model.history((project, run_id), start, stop, points)
-        wanted = set(keys) if keys is not None else None
+        return await self._points(rows, set(keys) if keys is not None else None)
+
+    async def _points(
+        self, rows: list[tuple[int, int]], wanted: set[str] | None
+    ) -> list[HistoryPoint]:
+        """The history points of (step, position) ``rows``: their events read from the log
+        a chunk at a time, the next chunk read while this one is turned into points."""
         out: list[HistoryPoint] = []
-        for begin in range(0, len(rows), 1000):
-            chunk = rows[begin : begin + 1000]
-            records = await self._store.read_positions([position for _, position in chunk])
-            for (step, position), record in zip(chunk, records, strict=True):
-                event = record.event
-                assert isinstance(event, StepLogged)
-                metrics = event.metrics
-                if wanted is not None:
-                    metrics = {k: v for k, v in metrics.items() if k in wanted}
-                    if not metrics:
-                        continue
-                out.append(HistoryPoint(step, position, record.recorded_at_us, metrics))
+        chunks = [rows[i : i + _READ_BACK] for i in range(0, len(rows), _READ_BACK)]
+        if not chunks:
+            return out
+        read = self._store.read_events_at
+        fetched: list[tuple[list[int], list[Event]]] = [([], []) for _ in chunks]
+        ready = [anyio.Event() for _ in chunks]
+
+        async def fetch(index: int) -> None:
+            fetched[index] = await read([position for _, position in chunks[index]])
+            ready[index].set()
+
+        async with anyio.create_task_group() as group:
+            # One chunk is read ahead of the one being turned into points; the task
+            # group owns that read and cancels it if this fails.
+            group.start_soon(fetch, 0)
+            for index, chunk in enumerate(chunks):
+                await ready[index].wait()
+                got, fetched[index] = fetched[index], ([], [])
+                if index + 1 < len(chunks):
+                    group.start_soon(fetch, index + 1)
+                out += _history_points(chunk, got, wanted)
         return out
 
     # --- time travel --------------------------------------------------------------------
@@ -344,6 +365,35 @@ async def _merge(sources: list[AsyncIterator[RecordedEvent]]) -> AsyncIterator[R
             heapq.heappop(heads)
         else:
             heapq.heapreplace(heads, (following.position, index, following))
+
+
+def _history_points(
+    rows: list[tuple[int, int]], got: tuple[list[int], list[Event]], wanted: set[str] | None
+) -> list[HistoryPoint]:
+    """The points of ``rows`` given the time and the event at each row's position."""
+    times, events = got
+    if not set(map(type, events)) <= {StepLogged}:
+        position = next(
+            p for (_, p), e in zip(rows, events, strict=True) if type(e) is not StepLogged
+        )
+        raise RunLogError(
+            f"the read model's history points at position {position}, which holds no "
+            "StepLogged; rebuild the read model (`runlog rebuild`)"
+        )
+    steps, positions = zip(*rows, strict=True) if rows else ((), ())
+    metrics: list[dict[str, Any]] = list(map(_metrics_of, events))
+    if wanted is None:
+        # Built by map in C: a full history read back is a point per step.
+        return list(map(HistoryPoint, steps, positions, times, metrics))
+    out: list[HistoryPoint] = []
+    for step, position, recorded_at, values in zip(steps, positions, times, metrics, strict=True):
+        kept = {k: v for k, v in values.items() if k in wanted}
+        if kept:
+            out.append(HistoryPoint(step, position, recorded_at, kept))
+    return out
+
+
+_metrics_of = attrgetter("metrics")
 
 
 def _run_key(state: RunState) -> RunKey:

@@ -16,6 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Protocol, TypeVar
 
+import anyio
 import msgspec
 
 from eventstore import EventStore, RecordedEvent
@@ -111,15 +112,47 @@ class ReadModel(Protocol):
 
 
 async def fold_log(read_model: ReadModel, store: EventStore, chunk: int) -> int:
-    """``catch_up`` of a read model that folds the log itself, a chunk per ``apply``."""
+    """``catch_up`` of a read model that folds the log itself, a chunk per ``apply``.
+
+    The next chunk is read while this one is applied (the read model's fold runs on
+    its own connection or in memory, the read on the store's), so a rebuild's reading
+    and folding overlap where the machine has a core to spare.
+    """
     head = await store.head()
     position = await read_model.checkpoint()
-    while position < head:
-        records = [
-            r async for r in store.read_all(position + 1, to_position=min(head, position + chunk))
-        ]
-        position = await read_model.apply(records)
-    return position
+    if position >= head:
+        return position
+    records = await _read_chunk(store, position + 1, min(head, position + chunk))
+    while True:
+        end = records[-1].position if records else position
+        if end >= head:
+            return await read_model.apply(records)
+        following: list[list[RecordedEvent]] = []
+        async with anyio.create_task_group() as group:
+            group.start_soon(_read_into, following, store, end + 1, min(head, end + chunk))
+            position = await read_model.apply(records)
+        if position == end:
+            records = following[0]
+        elif position < head:  # another process folded further: read from there
+            records = await _read_chunk(store, position + 1, min(head, position + chunk))
+        else:
+            return position
+
+
+async def _read_chunk(store: EventStore, first: int, last: int) -> list[RecordedEvent]:
+    """The events ``first..last``, read a page at a time."""
+    records: list[RecordedEvent] = []
+    async for page in store.read_all_pages(
+        first, to_position=last, size=min(5000, last - first + 1)
+    ):
+        records += page
+    return records
+
+
+async def _read_into(
+    out: list[list[RecordedEvent]], store: EventStore, first: int, last: int
+) -> None:
+    out.append(await _read_chunk(store, first, last))
 
 
 _EMPTY: array[int] = array("q")

@@ -96,8 +96,11 @@ class AgentInfo(msgspec.Struct, frozen=True):
     """The runs it said it was running at its last heartbeat."""
 
 
-class HistoryPoint(msgspec.Struct, frozen=True):
+class HistoryPoint(msgspec.Struct, frozen=True, gc=False):
     """One row of a run's metric history."""
+
+    # gc=False: a full history is a point per step, and plain data cannot form a cycle;
+    # tracked, the points made the collector's passes cost as much as reading them.
 
     step: int
     position: int
