@@ -2,7 +2,8 @@
 
 What it builds
     One store (a SQLite file, or a PostgreSQL database with ``--backend postgres``) is
-    generated through the store's own bulk path, ``import_events``, in batches of
+    generated through the store's own bulk path, ``import_events`` (on a store that keeps
+    run heads, as every store ``api`` opens does, so the import keeps them), in batches of
     ``--batch`` (50,000) events, each batch one transaction across many streams; the
     next batch is built while the store writes the last one. ``--runs`` runs (100,000)
     in streams ``run:scale/r{k}``: each opens with a real ``RunInitialized`` (config,
@@ -97,7 +98,7 @@ from eventstore import (
     event_id_bytes,
     open_store,
 )
-from projections import open_projector
+from projections import open_projector, run_heads
 
 PROJECT = "scale"
 LONG_RUN = "long"
@@ -288,7 +289,9 @@ class Generator:
         if count <= 0:
             return
         began = perf_counter()
-        async with open_store(self.target) as store:
+        # Through a store that keeps run heads, as every store ``api`` opens does: the
+        # bulk path keeps them current as appends do.
+        async with open_store(self.target, inline=run_heads()) as store:
             pending: asyncio.Task[Any] | None = None
             try:
                 done = 0
@@ -325,7 +328,7 @@ class Generator:
             events.append(run._count(step_event))
         run.next_step += steps
         events.append(run._count(RunExited(incarnation=run.incarnation, exit_code=EXIT_PREEMPTED)))
-        async with open_store(self.target) as store:
+        async with open_store(self.target, inline=run_heads()) as store:
             for start in range(0, len(events), 1000):
                 await store.append(run.stream, events[start : start + 1000], expected)
                 expected = "any"
