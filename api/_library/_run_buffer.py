@@ -119,7 +119,20 @@ class RunBuffer:
         with self._lock:
             self._check_open()
             current = self._step
-            if step is None:
+            if step is None and commit is None and self._pending is None:
+                # The training loop's usual call (one log per step): what _merge and
+                # _commit_pending would do, without their calls, as this runs per step.
+                if row_bytes > self._max_row_bytes:
+                    self._merge_check(row_bytes, current, fresh=True)
+                self._buffer.append(
+                    StepLogged(incarnation=self._incarnation, step=current, metrics=row)
+                )
+                if self._metric_defs:
+                    summarize(self._summary_values, self._metric_defs, row)
+                else:
+                    self._summary_values.update(row)
+                self._step = current + 1
+            elif step is None:
                 self._merge(row, row_bytes, current)
                 if commit is not False:
                     self._commit_pending()
@@ -246,7 +259,7 @@ def _checked_metrics(metrics: Mapping[str, Any], known: list[Any]) -> tuple[dict
     """A copy of ``metrics`` known to encode, and its approximate encoded size: a value
     the store cannot hold fails here, naming its key, not in a later batch. ``known``
     holds the last set of names found good and their size, ``[frozenset, int]``."""
-    if not isinstance(metrics, Mapping):
+    if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise InvalidArgument(
             f"log() takes a mapping of metric names to values, not {type(metrics).__name__}"
         )
