@@ -49,17 +49,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time, thread_time
 
 from _shared import RAW_EVENTS_INSERT, best_and_median, metrics, raw_events_connect, remove_db
 
-from eventstore import StepLogged, default_codec, open_store
+from eventstore import StepLogged, default_codec, event_id_bytes, open_store
+from eventstore._batch import AppendPlan, encode_batch
+from eventstore._chain import chain_batch
+from eventstore._sqlite_writes import _rows
 
 STREAM = "run:bench/r1"
 
@@ -94,14 +98,21 @@ def connect_raw(path: Path) -> sqlite3.Connection:
     return conn
 
 
+CPU_US: dict[str, list[float]] = {"raw": [], "store": []}
+"""CPU microseconds per event of the process (all threads) in the timed parts, per side."""
+
+
 async def store_rate(path: Path, events: int, batch: int) -> float:
     """Events/s of ``store.append`` in batches of ``batch``."""
     elapsed = 0.0
+    cpu = 0.0
     async with open_store(path) as store:
         for chunk in batches(events, batch):
-            start = perf_counter()
+            start, start_cpu = perf_counter(), process_time()
             await store.append(STREAM, chunk)
             elapsed += perf_counter() - start
+            cpu += process_time() - start_cpu
+    CPU_US["store"].append(cpu / events * 1e6)
     return events / elapsed
 
 
@@ -112,6 +123,7 @@ def raw_rate(path: Path, events: int, batch: int) -> tuple[float, float]:
     conn = raw_events_connect(path)
     try:
         elapsed = 0.0
+        cpu = 0.0
         total_bytes = 0
         version = 0
         for chunk in batches(events, batch):
@@ -120,13 +132,15 @@ def raw_rate(path: Path, events: int, batch: int) -> tuple[float, float]:
                 rows.append((STREAM, version, encode(event)))
                 version += 1
             total_bytes += sum(len(row[2]) for row in rows)
-            start = perf_counter()
+            start, start_cpu = perf_counter(), process_time()
             conn.execute("BEGIN")
             conn.executemany(RAW_EVENTS_INSERT, rows)
             conn.execute("COMMIT")
             elapsed += perf_counter() - start
+            cpu += process_time() - start_cpu
     finally:
         conn.close()
+    CPU_US["raw"].append(cpu / events * 1e6)
     return events / elapsed, total_bytes / events
 
 
@@ -154,6 +168,78 @@ def same_schema_rate(store_path: Path, path: Path, batch: int) -> tuple[float, i
     return count / elapsed, count
 
 
+LADDER = {
+    "event_id": "+ event id, UNIQUE, time-ordered (UUIDv7)",
+    "random_id": "+ event id, UNIQUE, random (UUIDv4)",
+    "chained": "+ recorded_at and a 32-byte hash",
+}
+"""The rungs from the raw baseline towards the store's row, each a guarantee's storage."""
+
+
+def ladder_rate(path: Path, events: int, batch: int, rung: str) -> float:
+    """Events/s of raw ``executemany`` into the baseline's table widened by ``rung``:
+    what the store's idempotency (a unique event id) and chain (a hash per row) cost
+    SQLite, without any of the store's Python work."""
+    encode = default_codec.encode
+    conn = raw_events_connect(path)
+    columns = "stream, version, data, event_id"
+    conn.execute("ALTER TABLE events ADD COLUMN event_id BLOB")
+    if rung == "chained":
+        conn.execute("ALTER TABLE events ADD COLUMN recorded_at INTEGER")
+        conn.execute("ALTER TABLE events ADD COLUMN hash BLOB")
+        columns += ", recorded_at, hash"
+    conn.execute("CREATE UNIQUE INDEX events_by_id ON events (event_id)")
+    marks = ", ".join("?" * len(columns.split(", ")))
+    insert = f"INSERT INTO events ({columns}) VALUES ({marks})"
+    try:
+        elapsed = 0.0
+        version = 0
+        for chunk in batches(events, batch):
+            if rung == "random_id":
+                ids = [os.urandom(16) for _ in chunk]
+            else:
+                ids = event_id_bytes(len(chunk))
+            rows: list[tuple[object, ...]] = []
+            for event, event_id in zip(chunk, ids, strict=True):
+                row: tuple[object, ...] = (STREAM, version, encode(event), event_id)
+                if rung == "chained":
+                    row += (1_700_000_000_000_000, os.urandom(32))
+                rows.append(row)
+                version += 1
+            start = perf_counter()
+            conn.execute("BEGIN")
+            conn.executemany(insert, rows)
+            conn.execute("COMMIT")
+            elapsed += perf_counter() - start
+    finally:
+        conn.close()
+    return events / elapsed
+
+
+def python_costs(events: int, batch: int) -> dict[str, float]:
+    """CPU nanoseconds per event of the store's own Python work on a batch: encoding
+    (with the type checks), ids, the hash chain, the INSERT parameters."""
+    chunk = next(batches(min(events, batch), batch))
+    ids, datas = encode_batch(default_codec, chunk, 1 << 30)
+    plan = AppendPlan(STREAM, "any", (1, 9, 10, 0, bytes(32)), ids, datas, lambda: 1.0)
+    work = {
+        "encode": lambda: encode_batch(default_codec, chunk, 1 << 30),
+        "ids": lambda: event_id_bytes(len(chunk)),
+        "chain": lambda: chain_batch(bytes(32), STREAM, 11, 10, 1, ids, datas),
+        "parameters": lambda: _rows(plan, 1, ids, datas),
+    }
+    costs: dict[str, float] = {}
+    for name, fn in work.items():
+        best = float("inf")
+        for _ in range(5):
+            began = thread_time()
+            for _ in range(20):
+                fn()
+            best = min(best, (thread_time() - began) / 20 / len(chunk) * 1e9)
+        costs[name] = best
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to append")
@@ -175,13 +261,26 @@ def main() -> None:
         "put it on the disk you care about, not on a tmpfs",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database files")
+    parser.add_argument(
+        "--no-ladder",
+        action="store_true",
+        help="skip the raw rungs between the baseline and the store's row",
+    )
     args = parser.parse_args()
     if min(args.events, args.batch, args.repeat) < 1:
         parser.error("--events, --batch and --repeat must be positive")
 
     workdir = Path(tempfile.mkdtemp(prefix="runlog-bench-append-", dir=args.dir))
     try:
-        run(args.events, args.batch, args.repeat, workdir, keep=args.keep, bar=args.bar)
+        run(
+            args.events,
+            args.batch,
+            args.repeat,
+            workdir,
+            keep=args.keep,
+            bar=args.bar,
+            ladder=not args.no_ladder,
+        )
     finally:
         if args.keep:
             print(f"kept the database files in {workdir}", file=sys.stderr)
@@ -189,7 +288,16 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(events: int, batch: int, repeat: int, workdir: Path, *, keep: bool, bar: float) -> None:
+def run(
+    events: int,
+    batch: int,
+    repeat: int,
+    workdir: Path,
+    *,
+    keep: bool,
+    bar: float,
+    ladder: bool,
+) -> None:
     print(
         f"append: {events:,} StepLogged events (4 metrics) in batches of {batch:,}, "
         f"one stream, SQLite {sqlite3.sqlite_version}, WAL, synchronous=NORMAL; "
@@ -198,6 +306,7 @@ def run(events: int, batch: int, repeat: int, workdir: Path, *, keep: bool, bar:
     raw_samples: list[float] = []
     store_samples: list[float] = []
     same_samples: list[float] = []
+    rung_samples: dict[str, list[float]] = {rung: [] for rung in LADDER} if ladder else {}
     event_bytes = 0.0
     for round_number in range(1, repeat + 1):
         raw_path = workdir / f"raw-{round_number}.db"
@@ -215,6 +324,10 @@ def run(events: int, batch: int, repeat: int, workdir: Path, *, keep: bool, bar:
             f"  round {round_number}/{repeat}: raw {raw:,.0f}, store {store:,.0f}, "
             f"same schema {same:,.0f} events/s"
         )
+        for rung, samples in rung_samples.items():
+            rung_path = workdir / f"{rung}-{round_number}.db"
+            samples.append(ladder_rate(rung_path, events, batch, rung))
+            remove_db(rung_path)
         if not keep:
             for path in (raw_path, store_path, same_path):
                 remove_db(path)
@@ -230,6 +343,21 @@ def run(events: int, batch: int, repeat: int, workdir: Path, *, keep: bool, bar:
     ):
         print(f"  {label:43}{best:>15,.0f}{median:>17,.0f}")
     print(f"  payload: {event_bytes:.1f} bytes per event on average (msgpack)")
+    rungs = {rung: best_and_median(samples)[0] for rung, samples in rung_samples.items()}
+    if rungs:
+        print("  what each guarantee costs SQLite (raw executemany, best; ratio to raw):")
+        for rung, rate in rungs.items():
+            print(f"    {LADDER[rung]:45}{rate:>12,.0f}  {rate / raw_best:.3f}")
+    cpu = {side: min(values) for side, values in CPU_US.items()}
+    print(
+        f"  CPU time (us/event, least of {repeat}): raw {cpu['raw']:.2f}, store "
+        f"{cpu['store']:.2f}; raw/store {cpu['raw'] / cpu['store']:.3f}"
+    )
+    costs = python_costs(events, batch)
+    print(
+        "  the store's Python work per event (CPU ns, best of 5): "
+        + ", ".join(f"{name} {ns:.0f}" for name, ns in costs.items())
+    )
     print(
         f"  ratio store/raw sqlite3 (best of {repeat}, interleaved):               {store_best / raw_best:.3f}"
     )
@@ -267,6 +395,9 @@ def run(events: int, batch: int, repeat: int, workdir: Path, *, keep: bool, bar:
                 "store_samples": [round(x) for x in store_samples],
                 "raw_samples": [round(x) for x in raw_samples],
                 "raw_same_schema_samples": [round(x) for x in same_samples],
+                "ladder_events_per_s": {rung: round(rate) for rung, rate in rungs.items()},
+                "cpu_us_per_event": {side: round(us, 3) for side, us in cpu.items()},
+                "python_ns_per_event": {name: round(ns) for name, ns in costs.items()},
                 "sqlite": sqlite3.sqlite_version,
                 "python": sys.version.split()[0],
             }
