@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+import uuid
 
 from eventstore import GENESIS_HASH, StepLogged, default_codec
 from eventstore._chain import chain_batch, chain_hash
@@ -48,3 +50,18 @@ def test_rows_beyond_one_statement_all_go_in_under_a_low_parameter_limit() -> No
     _insert(db, rows, count)
     positions = [p for (p,) in db.execute("SELECT position FROM events ORDER BY position")]
     assert positions == list(range(1, count + 1))
+
+
+def test_a_call_of_ids_is_strictly_increasing_uuid7() -> None:
+    ids = event_id_bytes(100_000)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    for event_id in (ids[0], ids[-1]):
+        assert uuid.UUID(bytes=event_id).version == 7
+        assert uuid.UUID(bytes=event_id).variant == uuid.RFC_4122
+
+
+def test_ids_of_later_calls_sort_after_earlier_ones_at_a_later_millisecond() -> None:
+    first = event_id_bytes(10)
+    time.sleep(0.002)
+    assert event_id_bytes(10)[0] > first[-1]
