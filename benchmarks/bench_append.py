@@ -22,6 +22,18 @@ Baselines, measured in the same run on fresh files in the same directory
         this and the store is the store's own Python overhead (encoding, ids, hashing,
         the head/stream look-ups and the ``streams`` update); the gap between this and
         "raw sqlite3" is the price of the wider rows and the indexes.
+    the ladder (``--no-ladder`` skips it)
+        the raw baseline's table widened one guarantee at a time, raw ``executemany``
+        again, once per round: + a 16-byte event id under a UNIQUE index, time-ordered
+        (the store's UUIDv7 ids); the same with random (UUIDv4) ids instead, which is
+        what time-ordering saves; + ``recorded_at`` and a 32-byte hash column. Printed
+        with each rung's ratio to the raw baseline.
+    CPU
+        the process's CPU time (all threads) over the same timed parts, per event, for
+        raw and store (least of the rounds), and the store's own Python work per event
+        on one batch (CPU ns, best of 5: ``encode_batch``, event ids, ``chain_batch``,
+        the ``INSERT`` parameters). On a loaded machine these move far less than the
+        wall-clock figures.
 
 In every case the event objects are built before timing, one batch at a time, so that
 building them is not measured and a million events are never in memory at once; only

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
 
-from eventstore import GENESIS_HASH, StepLogged, default_codec
+from eventstore import GENESIS_HASH, StepLogged, _codec, default_codec
 from eventstore._chain import chain_batch, chain_hash
 from eventstore._codec import event_id_bytes
 from eventstore._sqlite_writes import _chunk, _insert
@@ -65,3 +66,32 @@ def test_ids_of_later_calls_sort_after_earlier_ones_at_a_later_millisecond() -> 
     first = event_id_bytes(10)
     time.sleep(0.002)
     assert event_id_bytes(10)[0] > first[-1]
+
+
+def test_ids_of_calls_in_the_same_millisecond_still_increase() -> None:
+    calls = [event_id_bytes(3) for _ in range(200)]
+    ids = [event_id for call in calls for event_id in call]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_forked_child_does_not_continue_its_parents_ids() -> None:
+    # The parent's last id is set far in the future, so a child that kept it would
+    # hand out exactly the id the parent hands out next.
+    future = ((1 << 48) - 2) << 80 | 0x7 << 76 | 0b10 << 62
+    saved = _codec._last_id[0]
+    _codec._last_id[0] = future
+    try:
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report its first id and leave at once
+            os.write(writer, event_id_bytes(1)[0])
+            os._exit(0)
+        os.close(writer)
+        child = os.read(reader, 16)
+        os.waitpid(pid, 0)
+        os.close(reader)
+        assert event_id_bytes(1)[0] == (future + 1).to_bytes(16, "big")
+    finally:
+        _codec._last_id[0] = saved
+    assert int.from_bytes(child, "big") < future  # the child started from the clock
