@@ -278,3 +278,28 @@ def cpu_mark() -> float:
     On a shared machine the CPU a measurement needs is steadier than its wall time."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return process_time() + children.ru_utime + children.ru_stime
+
+
+# --- the raw baseline of issue 16's write bar -------------------------------------------
+
+RAW_EVENTS_SCHEMA = """CREATE TABLE events (
+    position INTEGER PRIMARY KEY,
+    stream   TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    data     BLOB NOT NULL,
+    UNIQUE (stream, version)
+)"""
+"""The raw baseline's table: a primary key and ``UNIQUE(stream, version)``, nothing else."""
+RAW_EVENTS_INSERT = "INSERT INTO events (stream, version, data) VALUES (?, ?, ?)"
+
+
+def raw_events_connect(path: Path) -> Any:
+    """A stdlib connection with the store's pragmas (WAL, ``synchronous=NORMAL``) and
+    the raw baseline's ``events`` table created."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(RAW_EVENTS_SCHEMA)
+    return conn

@@ -29,15 +29,18 @@ What it measures
 
 Baseline, measured in the same run on fresh files in the same directory
     raw sqlite3
-        stdlib ``sqlite3``, WAL, ``synchronous=NORMAL``, table
-        ``raw(id INTEGER PRIMARY KEY, data BLOB NOT NULL)``: one transaction per
-        ``--batch`` rows (default 1000), inserted with ``executemany``. The rows are the
+        (issue 16's baseline) stdlib ``sqlite3``, WAL, ``synchronous=NORMAL``, table
+        ``events(position INTEGER PRIMARY KEY, stream TEXT, version INTEGER, data BLOB,
+        UNIQUE(stream, version))``: one transaction per ``--batch`` rows (default 1000)
+        ``(stream, version, data)``, inserted with ``executemany``. The rows are the
         msgpack bytes of ``StepLogged(incarnation=1, step=i, metrics=pool[i % len(pool)])``
         (``default_codec.encode``), encoded *before* timing, one batch at a time. Timed:
         every ``BEGIN``/``executemany``/``COMMIT`` plus closing the connection (the final
         checkpoint), because ``finish()`` closes the store too. ``ratio_async`` and
         ``ratio_sync`` are runlog events/s / raw events/s; the bar is ``--bar`` (default
-        0.30) for each, and ``ratio`` is the lower of the two.
+        0.6) for each, and ``ratio`` is the lower of the two. The process's CPU time
+        (all threads) per event is printed for each side too: it moves far less than
+        wall-clock time on a loaded machine.
 
 Peers, optional, each in a fresh process
     mlflow
@@ -90,10 +93,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 
-from _shared import best_and_median, metrics, remove_db
+from _shared import RAW_EVENTS_INSERT, best_and_median, metrics, raw_events_connect, remove_db
 
 import api
 from api import sync
@@ -117,31 +120,32 @@ def raw_run(path: Path, events: int, batch: int, pool: list[dict[str, float]]) -
     """Raw ``executemany`` of pre-encoded rows, ``batch`` per transaction, then close."""
     encode = default_codec.encode
     size = len(pool)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("CREATE TABLE raw (id INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    conn = raw_events_connect(path)
     elapsed = 0.0
+    cpu = 0.0
     total_bytes = 0
     try:
         for start in range(0, events, batch):
             rows = [
-                (encode(StepLogged(incarnation=1, step=i, metrics=pool[i % size])),)
+                (STREAM, i, encode(StepLogged(incarnation=1, step=i, metrics=pool[i % size])))
                 for i in range(start, min(start + batch, events))
             ]
-            total_bytes += sum(len(row[0]) for row in rows)
-            began = perf_counter()
+            total_bytes += sum(len(row[2]) for row in rows)
+            began, began_cpu = perf_counter(), process_time()
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO raw (data) VALUES (?)", rows)
+            conn.executemany(RAW_EVENTS_INSERT, rows)
             conn.execute("COMMIT")
             elapsed += perf_counter() - began
+            cpu += process_time() - began_cpu
     finally:
-        began = perf_counter()
+        began, began_cpu = perf_counter(), process_time()
         conn.close()
         close_s = perf_counter() - began
+        cpu += process_time() - began_cpu
     elapsed += close_s
     return {
         "events_per_s": events / elapsed,
+        "cpu_us": cpu / events * 1e6,
         "close_s": close_s,
         "event_bytes": total_bytes / events,
     }
@@ -155,15 +159,16 @@ async def async_run(path: Path, events: int, pool: list[dict[str, float]]) -> di
     size = len(pool)
     began = perf_counter()
     async with api.init(project=PROJECT, id=RUN_ID, store=path) as run:
-        start = perf_counter()
+        start, start_cpu = perf_counter(), process_time()
         log = run.log
         for i in range(events):
             await log(pool[i % size])
         logged = perf_counter()
     done = perf_counter()
+    cpu = process_time() - start_cpu
     if run.step != events or not run.finished:
         raise SystemExit(f"async: the run ended at step {run.step}, not {events}")
-    return split(began, start, logged, done, events)
+    return {**split(began, start, logged, done, events), "cpu_us": cpu / events * 1e6}
 
 
 def sync_run(path: Path, events: int, pool: list[dict[str, float]]) -> dict[str, float]:
@@ -171,15 +176,16 @@ def sync_run(path: Path, events: int, pool: list[dict[str, float]]) -> dict[str,
     size = len(pool)
     began = perf_counter()
     with sync.init(project=PROJECT, id=RUN_ID, store=path) as run:
-        start = perf_counter()
+        start, start_cpu = perf_counter(), process_time()
         log = run.log
         for i in range(events):
             log(pool[i % size])
         logged = perf_counter()
     done = perf_counter()
+    cpu = process_time() - start_cpu
     if run.step != events or not run.finished:
         raise SystemExit(f"sync: the run ended at step {run.step}, not {events}")
-    return split(began, start, logged, done, events)
+    return {**split(began, start, logged, done, events), "cpu_us": cpu / events * 1e6}
 
 
 def split(began: float, start: float, logged: float, done: float, events: int) -> dict[str, float]:
@@ -331,7 +337,7 @@ def main() -> None:
         "--peer-timeout", type=float, default=900.0, help="seconds before a peer run is abandoned"
     )
     parser.add_argument(
-        "--bar", type=float, default=0.30, help="the runlog/raw ratio each API must reach"
+        "--bar", type=float, default=0.6, help="the runlog/raw ratio each API must reach"
     )
     parser.add_argument(
         "--dir",
@@ -397,6 +403,7 @@ def run(args: argparse.Namespace, peers: list[str], peer_events: int, workdir: P
         side: {"init_s": [], "log_s": [], "finish_s": []} for side in ("async", "sync")
     }
     raw_close: list[float] = []
+    cpu_us: dict[str, list[float]] = {"raw": [], "async": [], "sync": []}
     peer_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in runnable}
     peer_failed: dict[str, str] = {}
     event_bytes = 0.0
@@ -412,6 +419,9 @@ def run(args: argparse.Namespace, peers: list[str], peer_events: int, workdir: P
         figures["sync"] = sync_run(sync_path, events, pool)
         check_store(sync_path, events)
         samples["raw"].append(raw["events_per_s"])
+        cpu_us["raw"].append(raw["cpu_us"])
+        cpu_us["async"].append(figures["async"]["cpu_us"])
+        cpu_us["sync"].append(figures["sync"]["cpu_us"])
         for side in ("async", "sync"):
             samples[side].append(figures[side]["events_per_s"])
             for part in parts[side]:
@@ -454,7 +464,7 @@ def run(args: argparse.Namespace, peers: list[str], peer_events: int, workdir: P
 
     print(f"  {'':50}{'best events/s':>15}{'median events/s':>17}")
     rows = [
-        ("raw sqlite3 (raw(id, data), executemany + close)", "raw"),
+        ("raw sqlite3 (PK + UNIQUE(stream, version), + close)", "raw"),
         ("runlog async: await run.log ... finish()", "async"),
         ("runlog sync: run.log ... finish()", "sync"),
     ]
@@ -479,6 +489,13 @@ def run(args: argparse.Namespace, peers: list[str], peer_events: int, workdir: P
     print(
         f"  payload: {event_bytes:.1f} bytes per event on average (msgpack); raw close "
         f"{med(raw_close) * 1e3:.1f} ms (median)"
+    )
+    cpu = {side: min(values) for side, values in cpu_us.items()}
+    print(
+        f"  CPU time of the process, all threads (us/event, least of {repeat}): raw "
+        f"{cpu['raw']:.2f}, async {cpu['async']:.2f}, sync {cpu['sync']:.2f}; raw/runlog: async "
+        f"{cpu['raw'] / cpu['async']:.3f}, sync {cpu['raw'] / cpu['sync']:.3f} (the ratios a "
+        "machine with no core to spare would see; the writer thread overlaps otherwise)"
     )
     ratio_async = best["async"] / best["raw"]
     ratio_sync = best["sync"] / best["raw"]
@@ -537,6 +554,7 @@ def run(args: argparse.Namespace, peers: list[str], peer_events: int, workdir: P
                 "raw_events_per_s": round(best["raw"]),
                 "ratio": round(min(ratio_async, ratio_sync), 3),
                 "ratio_async": round(ratio_async, 3),
+                "raw_baseline": "events(position PK, stream, version, data, UNIQUE(stream, version))",
                 "ratio_sync": round(ratio_sync, 3),
                 "async_events_per_s_median": round(median["async"]),
                 "sync_events_per_s_median": round(median["sync"]),
@@ -544,6 +562,7 @@ def run(args: argparse.Namespace, peers: list[str], peer_events: int, workdir: P
                 "ratio_async_of_medians": round(median["async"] / median["raw"], 3),
                 "ratio_sync_of_medians": round(median["sync"] / median["raw"], 3),
                 "ratio_of_medians": round(min(median["async"], median["sync"]) / median["raw"], 3),
+                "cpu_us_per_event": {side: round(us, 3) for side, us in cpu.items()},
                 "bar": bar,
                 "meets_bar_async": ratio_async >= bar,
                 "meets_bar_sync": ratio_sync >= bar,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import Any, Union
 
 import msgspec
@@ -32,7 +34,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns a payload of schema version N (a plain dict) into version N + 1."""
 
 _TAG = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\.v(?P<version>[0-9]+))?$")
-_MASK62 = (1 << 62) - 1
+_MASK61 = (1 << 61) - 1
 
 
 def _tag_parts(tag: str) -> tuple[str, int] | None:
@@ -57,16 +59,39 @@ def _enc_hook(obj: Any) -> Any:
     raise TypeError(f"objects of type {type(obj).__name__} cannot be stored in an event")
 
 
-def event_id_bytes(count: int) -> list[bytes]:
-    """``count`` fresh UUIDv7 ids as bytes, time-ordered and increasing within the call.
+_last_id = [0]  # the last id this process generated, as an int
+_last_id_lock = threading.Lock()
 
-    Time-ordered ids keep the store's unique index appending at its right edge.
+
+def _forget_last_id() -> None:
+    # A forked child must not count on from its parent's last id, or both would hand
+    # out the same ids; it starts again from random bits.
+    global _last_id_lock
+    _last_id[0] = 0
+    _last_id_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_last_id)
+
+
+def event_id_bytes(count: int) -> list[bytes]:
+    """``count`` fresh UUIDv7 ids as bytes, each greater than every id this process
+    generated before (within a millisecond, and if the clock steps back, the count
+    goes on from the last id instead of starting at a random point).
+
+    Time-ordered ids keep the store's unique index appending at its right edge: at a
+    million events, random ids make SQLite's appends about 5x slower (issue 16,
+    ``benchmarks/bench_append.py``). A fresh millisecond's 62 random bits start below
+    2**61, so counting up never carries into the variant bits.
     """
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
-    high = (ms << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62)
-    low = rand & _MASK62
-    return [(high | ((low + i) & _MASK62)).to_bytes(16, "big") for i in range(count)]
+    first = (ms << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62)
+    first |= rand & _MASK61
+    with _last_id_lock:
+        first = max(first, _last_id[0] + 1)
+        _last_id[0] = first + count - 1
+    return list(map(int.to_bytes, range(first, first + count), repeat(16, count)))
 
 
 def new_event_id() -> uuid.UUID:

@@ -23,12 +23,17 @@ from ._types import AppendResult, ImportResult, RecordedEvent, StoredEvent
 
 __all__ = ["SQLiteQueries"]
 
-_CHUNK = 128  # rows per INSERT; remainders use power-of-two sizes so statements stay cached
+# Rows per INSERT: up to 1024, as many as the SQLite build's limit on bound parameters
+# allows (999 before SQLite 3.32, so 128 rows there). Remainders use power-of-two sizes
+# so statements stay cached. Big statements matter beyond SQLite's own per-statement
+# cost: the thread that runs them gives up Python's GIL for each one and, when a training
+# thread is busy, may wait a whole switch interval (5 ms) to get it back (issue 16).
+_CHUNK = 1024
 _COLUMNS = 7
 _INSERT = {
     size: "INSERT INTO events (position, stream_id, version, event_id, recorded_at, data, hash) VALUES "
     + ",".join(["(?,?,?,?,?,?,?)"] * size)
-    for size in (128, 64, 32, 16, 8, 4, 2, 1)
+    for size in (1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 }
 _STATE = (
     "SELECT s.stream_id, s.version, h.position, h.recorded_at, h.hash FROM (SELECT 1) "
@@ -262,10 +267,17 @@ def _rows(plan: AppendPlan, stream_id: int, ids: list[bytes], datas: list[bytes]
     )
 
 
+def _chunk(db: sqlite3.Connection) -> int:
+    """The most rows one INSERT of ``db`` may carry, a power of two up to ``_CHUNK``."""
+    rows = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _COLUMNS
+    return min(_CHUNK, 1 << (rows.bit_length() - 1))
+
+
 def _insert(db: sqlite3.Connection, rows: list[object], count: int) -> None:
+    chunk = _chunk(db)
     start = 0
     while count:
-        size = _CHUNK if count >= _CHUNK else 1 << (count.bit_length() - 1)
+        size = chunk if count >= chunk else 1 << (count.bit_length() - 1)
         end = start + size * _COLUMNS
         db.execute(_INSERT[size], rows[start:end])
         start = end

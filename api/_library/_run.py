@@ -252,9 +252,12 @@ class Run(RunEnd):
         if self._parked and not handling_preemption.get():
             await _forever()
         size = self._log_now(metrics, step, commit)
-        if size >= self._batch_size and not self._wake.is_set():
+        if size >= self._batch_size and (not self._wake.is_set() or size % self._batch_size == 0):
             # Hand the batch to the writer and let it start: a training loop that
             # awaits nothing else would otherwise starve it until the buffer is full.
+            # Yielding again every batch_size rows lets a writer whose append has
+            # finished meanwhile start the next one, so writing overlaps logging
+            # instead of waiting for the full buffer (issue 16).
             self._wake.set()
             await asyncio.sleep(0)
         if size >= self._max_buffer:

@@ -48,6 +48,7 @@ _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
 _SCALAR_BYTES = 9  # the most a msgpack number, bool or nil takes
 _ROW_OVERHEAD = 64  # the StepLogged envelope around the metrics
 _value_encoder = msgspec.msgpack.Encoder()
+_PLAIN_SCALARS = frozenset({float, bool, type(None)})
 
 
 class Preemption:
@@ -117,9 +118,23 @@ class RunBuffer:
             _exit.forget_exit()  # a sys.exit was caught: the program goes on
         dropped = None
         with self._lock:
-            self._check_open()
+            if self._error is not None or self._finished or self._closing:
+                self._check_open()  # raises
             current = self._step
-            if step is None:
+            if step is None and commit is None and self._pending is None:
+                # The training loop's usual call (one log per step): what _merge and
+                # _commit_pending would do, without their calls, as this runs per step.
+                if row_bytes > self._max_row_bytes:
+                    self._merge_check(row_bytes, current, fresh=True)
+                self._buffer.append(
+                    StepLogged(incarnation=self._incarnation, step=current, metrics=row)
+                )
+                if self._metric_defs:
+                    summarize(self._summary_values, self._metric_defs, row)
+                else:
+                    self._summary_values.update(row)
+                self._step = current + 1
+            elif step is None:
                 self._merge(row, row_bytes, current)
                 if commit is not False:
                     self._commit_pending()
@@ -246,7 +261,7 @@ def _checked_metrics(metrics: Mapping[str, Any], known: list[Any]) -> tuple[dict
     """A copy of ``metrics`` known to encode, and its approximate encoded size: a value
     the store cannot hold fails here, naming its key, not in a later batch. ``known``
     holds the last set of names found good and their size, ``[frozenset, int]``."""
-    if not isinstance(metrics, Mapping):
+    if type(metrics) is not dict and not isinstance(metrics, Mapping):
         raise InvalidArgument(
             f"log() takes a mapping of metric names to values, not {type(metrics).__name__}"
         )
@@ -265,6 +280,8 @@ def _checked_metrics(metrics: Mapping[str, Any], known: list[Any]) -> tuple[dict
                 _check_text(key, f"metric name {key!r}")
         size = len(names) + (2 + _SCALAR_BYTES) * len(row)
         known[:] = [frozenset(keys), size]
+    if _PLAIN_SCALARS.issuperset(map(type, row.values())):
+        return row, size  # floats, bools, None: nothing to check, in one C-level pass
     for key, value in row.items():
         kind = type(value)
         if kind is float or kind is bool or value is None:
