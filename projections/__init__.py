@@ -8,6 +8,10 @@ read model equals a replay from position 0.
 
 from ._fold import Fold as Fold
 from ._fold import RunKey as RunKey
+from ._lifeline import Band as Band
+from ._lifeline import Lifeline as Lifeline
+from ._lifeline import Mark as Mark
+from ._lifeline import RunLine as RunLine
 from ._projector import ProjectionCheck as ProjectionCheck
 from ._projector import Projector as Projector
 from ._projector import compare_snapshots as compare_snapshots
@@ -30,12 +34,16 @@ from ._summary import summarize as summarize
 
 __all__ = [
     "AgentInfo",
+    "Band",
     "FileRef",
     "Fold",
     "HistoryPoint",
+    "Lifeline",
+    "Mark",
     "ProjectionCheck",
     "Projector",
     "RunKey",
+    "RunLine",
     "RunState",
     "RunStatus",
     "Snapshot",

@@ -21,6 +21,7 @@ import msgspec
 from eventstore import EventStore, RecordedEvent
 
 from ._fold import Fold, HistoryRow, RunKey
+from ._lifeline import Lines, RunLine, line_digest
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = [
@@ -52,6 +53,8 @@ class Snapshot(msgspec.Struct, frozen=True):
     """(project, run id, rows, ``history_digest``) for each run with history, in order."""
     history_rows: int
     """All history rows, including any of runs the read model does not hold."""
+    lines: list[tuple[str, str, bytes]] = []
+    """(project, run id, ``line_digest``) of each run's line (``_lifeline.RunLine``), in order."""
 
 
 def history_digest(pairs: array[int]) -> bytes:
@@ -160,6 +163,7 @@ class MemoryReadModel:
 
     def __init__(self) -> None:
         self.model = Fold()
+        self.lines = Lines()
         # Machine integers, not lists of ints: a replay of a long log holds a row per
         # step, and an int in a list costs 36 bytes where 8 do.
         self._steps: dict[RunKey, array[int]] = {}
@@ -174,7 +178,13 @@ class MemoryReadModel:
         skip = 0
         while skip < len(records) and records[skip].position <= model.position:
             skip += 1
-        model.apply_all(records[skip:] if skip else records)
+        todo = records[skip:] if skip else records
+        model.apply_all(todo)
+        sweeps = model.sweeps
+        self.lines.apply_all(
+            todo, lambda sweep_id: sweeps[sweep_id].project if sweep_id in sweeps else None
+        )
+        self.lines.take_changes()  # kept in memory: nothing to write
         _, _, history = model.take_changes()
         # Rows come in stretches of one run; extending per stretch keeps this in C.
         for (project, run_id), rows in groupby(history, _run_of_row):
@@ -205,6 +215,11 @@ class MemoryReadModel:
     async def run(self, key: RunKey) -> RunState | None:
         state = self.model.runs.get(key)
         return _copy(state) if state is not None else None
+
+    async def run_line(self, key: RunKey) -> RunLine | None:
+        """The run's line: its incarnations, marks and explained events."""
+        line = self.lines.lines.get(key)
+        return msgspec.msgpack.decode(_encode(line), type=RunLine) if line is not None else None
 
     async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]:
         return sorted(
@@ -264,6 +279,7 @@ class MemoryReadModel:
             sweeps=[self.model.sweeps[sweep_id] for sweep_id in sorted(self.model.sweeps)],
             history=history,
             history_rows=sum(len(steps) for steps in self._steps.values()),
+            lines=[(k[0], k[1], line_digest(self.lines.lines[k])) for k in sorted(self.lines.lines)],
         )
 
     async def aclose(self) -> None:
