@@ -129,9 +129,7 @@ async def write_store(path: Path, steps: int) -> dict[str, int]:
                     middle = result.positions[-1]
                 batch = []
         batch += [
-            FileSaved(
-                incarnation=incarnation, name="model.bin", digest="0" * 64, size=1
-            ),
+            FileSaved(incarnation=incarnation, name="model.bin", digest="0" * 64, size=1),
             RunExited(incarnation=incarnation, exit_code=0),
         ]
         result = await store.append(stream, batch, expected_version=version)

@@ -282,9 +282,10 @@ def fold_run_event(run: RunLine, record: RecordedEvent) -> None:
         return
     if isinstance(event, Heartbeat):
         return
-    kind = _KINDS.get(type(event))
-    if kind is None:
+    found = _KINDS.get(type(event))
+    if found is None:
         return
+    kind = found
     _mark(run, kind, record, incarnation, _label(event), True)
     if band is None:
         return
@@ -366,13 +367,11 @@ class Lines:
                 self._stream, self._run = stream, run
                 fold_run_event(run, record)
             elif kind == "sweep":
-                run_id = getattr(record.event, "run_id", None)
-                if not isinstance(run_id, str):
+                named = getattr(record.event, "run_id", None)
+                owner = sweep_project(rest) if isinstance(named, str) else None
+                if owner is None or not isinstance(named, str):
                     continue
-                project = sweep_project(rest)
-                if project is None:
-                    continue
-                run = self.line((project, run_id))
+                run = self.line((owner, named))
                 if run.line.sweep_id is None:
                     run.line.sweep_id = rest
                 if run.line.sweep_id == rest:

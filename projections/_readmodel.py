@@ -279,7 +279,9 @@ class MemoryReadModel:
             sweeps=[self.model.sweeps[sweep_id] for sweep_id in sorted(self.model.sweeps)],
             history=history,
             history_rows=sum(len(steps) for steps in self._steps.values()),
-            lines=[(k[0], k[1], line_digest(self.lines.lines[k])) for k in sorted(self.lines.lines)],
+            lines=[
+                (k[0], k[1], line_digest(self.lines.lines[k])) for k in sorted(self.lines.lines)
+            ],
         )
 
     async def aclose(self) -> None:
