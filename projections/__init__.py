@@ -6,6 +6,7 @@ queues, metric histories, state as of a past position or time, and a check that 
 read model equals a replay from position 0.
 """
 
+from ._copies import RunCopy as RunCopy
 from ._fold import Fold as Fold
 from ._fold import RunKey as RunKey
 from ._lifeline import Band as Band
@@ -42,6 +43,7 @@ __all__ = [
     "Mark",
     "ProjectionCheck",
     "Projector",
+    "RunCopy",
     "RunKey",
     "RunLine",
     "RunState",

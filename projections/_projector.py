@@ -22,6 +22,7 @@ from eventstore import (
 )
 
 from ._fold import Fold, RunKey
+from ._copies import RunCopy
 from ._hosts import READ_MODELS
 from ._lifeline import RunLine, line_from_log
 from ._readmodel import MemoryReadModel, ReadModel, Snapshot
@@ -195,6 +196,17 @@ class Projector:
         if keeper is None:
             return await line_from_log(self._store, project, run_id)
         found: RunLine | None = await keeper((project, run_id))
+        return found
+
+    async def run_copy(self, project: str, run_id: str, position: int) -> RunCopy | None:
+        """The last copy the read model keeps of a run's state at or before ``position``
+        (None if there is none, or the read model keeps no copies): time travel folds
+        from there, not from the run's start."""
+        await self.catch_up()
+        keeper = getattr(self._model, "run_copy", None)
+        if keeper is None:
+            return None
+        found: RunCopy | None = await keeper((project, run_id), position)
         return found
 
     async def runs_of_sweep(self, sweep_id: str) -> list[RunState]:
@@ -387,6 +399,16 @@ def compare_snapshots(stored: Snapshot, replayed: Snapshot) -> ProjectionCheck:
         k for k in left_lines.keys() | right_lines.keys() if left_lines.get(k) != right_lines.get(k)
     ):
         differences.append(f"timeline of run {project}/{run_id} differs from the replay")
+    left_copies = {(p, r, at): d for p, r, at, d in stored.copies}
+    right_copies = {(p, r, at): d for p, r, at, d in replayed.copies}
+    for project, run_id, at in sorted(
+        k
+        for k in left_copies.keys() | right_copies.keys()
+        if left_copies.get(k) != right_copies.get(k)
+    ):
+        differences.append(
+            f"the copy of run {project}/{run_id} at position {at} differs from the replay"
+        )
     if stored.history_rows != replayed.history_rows and not differing:
         differences.append(
             f"the read model holds {stored.history_rows} history rows and the replay "

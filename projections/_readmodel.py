@@ -20,6 +20,7 @@ import msgspec
 
 from eventstore import EventStore, RecordedEvent
 
+from ._copies import RunCopy, apply_with_copies, copy_digest, decode_copy
 from ._fold import Fold, HistoryRow, RunKey
 from ._lifeline import Lines, RunLine, line_digest
 from ._state import RunState, RunStatus, SweepState, SweepStatus
@@ -55,6 +56,9 @@ class Snapshot(msgspec.Struct, frozen=True):
     """All history rows, including any of runs the read model does not hold."""
     lines: list[tuple[str, str, bytes]] = []
     """(project, run id, ``line_digest``) of each run's line (``_lifeline.RunLine``), in order."""
+    copies: list[tuple[str, str, int, bytes]] = []
+    """(project, run id, position, ``copy_digest``) of each copy of a run's state
+    (``_copies.RunCopy``), in that order."""
 
 
 def history_digest(pairs: array[int]) -> bytes:
@@ -164,6 +168,7 @@ class MemoryReadModel:
     def __init__(self) -> None:
         self.model = Fold()
         self.lines = Lines()
+        self.copies: dict[RunKey, list[tuple[int, bytes]]] = {}
         # Machine integers, not lists of ints: a replay of a long log holds a row per
         # step, and an int in a list costs 36 bytes where 8 do.
         self._steps: dict[RunKey, array[int]] = {}
@@ -179,7 +184,8 @@ class MemoryReadModel:
         while skip < len(records) and records[skip].position <= model.position:
             skip += 1
         todo = records[skip:] if skip else records
-        model.apply_all(todo)
+        for project, run_id, position, state in apply_with_copies(model, todo):
+            self.copies.setdefault((project, run_id), []).append((position, state))
         sweeps = model.sweeps
         self.lines.apply_all(
             todo, lambda sweep_id: sweeps[sweep_id].project if sweep_id in sweeps else None
@@ -220,6 +226,12 @@ class MemoryReadModel:
         """The run's line: its incarnations, marks and explained events."""
         line = self.lines.lines.get(key)
         return msgspec.msgpack.decode(_encode(line), type=RunLine) if line is not None else None
+
+    async def run_copy(self, key: RunKey, position: int) -> RunCopy | None:
+        """The last copy of a run's state taken at or before ``position``."""
+        copies = self.copies.get(key, [])
+        index = bisect.bisect_right(copies, position, key=itemgetter(0)) - 1
+        return decode_copy(copies[index][1]) if index >= 0 else None
 
     async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]:
         return sorted(
@@ -281,6 +293,11 @@ class MemoryReadModel:
             history_rows=sum(len(steps) for steps in self._steps.values()),
             lines=[
                 (k[0], k[1], line_digest(self.lines.lines[k])) for k in sorted(self.lines.lines)
+            ],
+            copies=[
+                (key[0], key[1], position, copy_digest(state))
+                for key in sorted(self.copies)
+                for position, state in self.copies[key]
             ],
         )
 

@@ -82,17 +82,26 @@ class SQLiteDialect(Dialect):
             state   BLOB NOT NULL,
             PRIMARY KEY (project, run_id)
         ) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS rm_copies (
+            project  TEXT NOT NULL,
+            run_id   TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            state    BLOB NOT NULL,
+            PRIMARY KEY (project, run_id, position)
+        ) WITHOUT ROWID""",
     )
     # BEGIN IMMEDIATE already holds the file's write lock.
     lock_checkpoint = "SELECT value FROM rm_meta WHERE key = 'checkpoint'"
     upsert_run = "INSERT OR REPLACE INTO rm_runs VALUES (?, ?, ?, ?, ?, ?)"
     upsert_sweep = "INSERT OR REPLACE INTO rm_sweeps VALUES (?, ?, ?, ?, ?)"
     upsert_line = "INSERT OR REPLACE INTO rm_lines VALUES (?, ?, ?)"
+    upsert_copy = "INSERT OR REPLACE INTO rm_copies VALUES (?, ?, ?, ?)"
     clear = (
         "DELETE FROM rm_runs",
         "DELETE FROM rm_sweeps",
         "DELETE FROM rm_history",
         "DELETE FROM rm_lines",
+        "DELETE FROM rm_copies",
     )
 
     def __init__(self, runner: SQLiteRunner, lock_timeout: float) -> None:

@@ -28,6 +28,7 @@ import msgspec
 
 from eventstore import EventStore, IncompatibleSchema, RecordedEvent
 
+from ._copies import RunCopy, apply_with_copies, copy_digest, decode_copy
 from ._fold import Fold, HistoryRow, RunKey
 from ._lifeline import Lines, RunLine, decode_line, encode_line, line_digest
 from ._readmodel import Snapshot, fold_log, sample_steps
@@ -36,7 +37,7 @@ from ._state import RunState, RunStatus, SweepState, SweepStatus
 __all__ = ["SCHEMA_VERSION", "Dialect", "Executor", "TableReadModel"]
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = 2  # 2: rm_lines (each run's incarnations, marks and explained events)
+SCHEMA_VERSION = 2  # 2: rm_lines (each run's line, see _lifeline) and rm_copies (_copies)
 _CACHE_LIMIT = 20_000  # run states kept between chunks; beyond it they are reloaded
 _PAGE = 5000
 _LOWEST, _HIGHEST = -(1 << 62), 1 << 62
@@ -77,6 +78,9 @@ class Dialect(ABC):
     """Stores a sweep's state: (sweep_id, project, status, created_us, state)."""
     upsert_line: str
     """Stores a run's line (``_lifeline.RunLine``): (project, run_id, state)."""
+    upsert_copy: str
+    """Stores a copy of a run's state (``_copies.RunCopy``): (project, run_id, position,
+    state)."""
     clear: tuple[str, ...]
     """Statements that empty the tables (after ``lock_checkpoint``)."""
     where: str
@@ -187,7 +191,7 @@ class TableReadModel:
         self._model, self._lines = None, None  # until this commits, they are uncommitted
         self._ex = ex  # the loaders of a cached model query the current chunk's
         try:
-            model.apply_all(todo)
+            copies = apply_with_copies(model, todo)
             # A sweep's project never changes, and every sweep an event of this chunk
             # belongs to was loaded by the fold above.
             lines.apply_all(todo, lambda sweep_id: _project_of(model, sweep_id))
@@ -207,6 +211,7 @@ class TableReadModel:
         )
         if history:
             self._db.insert_history(ex, history)
+        ex.executemany(self._db.upsert_copy, copies)
         ex.executemany(
             self._db.upsert_line,
             [(key[0], key[1], encode_line(line)) for key, line in lines.take_changes()],
@@ -249,6 +254,10 @@ class TableReadModel:
     async def run_line(self, key: RunKey) -> RunLine | None:
         """The stored line of a run: its incarnations, marks and explained events."""
         return await self._db.read(lambda ex: _load_line(ex, key))
+
+    async def run_copy(self, key: RunKey, position: int) -> RunCopy | None:
+        """The last copy of a run's state taken at or before ``position``."""
+        return await self._db.read(lambda ex: _load_copy(ex, key, position))
 
     async def runs(self, project: str | None, status: RunStatus | None) -> list[RunState]:
         """Runs, optionally of one project and in one status, oldest first."""
@@ -296,8 +305,17 @@ def _load_line(ex: Executor, key: RunKey) -> RunLine | None:
     return decode_line(rows[0][0]) if rows else None
 
 
+def _load_copy(ex: Executor, key: RunKey, position: int) -> RunCopy | None:
+    rows = ex.rows(
+        "SELECT state FROM rm_copies WHERE project = ? AND run_id = ? AND position <= ? "
+        "ORDER BY position DESC LIMIT 1",
+        (*key, position),
+    )
+    return decode_copy(rows[0][0]) if rows else None
+
+
 def _project_of(model: Fold, sweep_id: str) -> str | None:
-    sweep = model.sweeps.get(sweep_id)
+    sweep = model.sweep(sweep_id)
     return sweep.project if sweep is not None else None
 
 
@@ -385,4 +403,11 @@ def _snapshot(ex: Executor) -> Snapshot:
             "SELECT project, run_id, state FROM rm_lines ORDER BY project, run_id"
         )
     ]
-    return Snapshot(position, runs, sweeps, history, rows_in_all, lines)
+    copies = [
+        (project, run_id, at, copy_digest(state))
+        for project, run_id, at, state in ex.rows(
+            "SELECT project, run_id, position, state FROM rm_copies "
+            "ORDER BY project, run_id, position"
+        )
+    ]
+    return Snapshot(position, runs, sweeps, history, rows_in_all, lines, copies)

@@ -55,7 +55,7 @@ class Context:
         self.stopping = False
         self.run_index = RunIndex(store, projector)
         """The dashboard's runs table, loaded on its first request."""
-        self.time_travel = TimeTravel(store)
+        self.time_travel = TimeTravel(store, projector)
         self.facets_cache: dict[str | None, tuple[int, bytes]] = {}
         self.waiting: set[anyio.CancelScope] = set()
         """The waits of open event streams, cancelled when the server stops."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from eventstore import (
     ClaimLapsed,
     EventStore,
@@ -198,3 +200,25 @@ async def test_a_read_model_of_an_older_runlog_is_rebuilt_on_open(tmp_path: Path
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM rm_meta WHERE key = 'schema'").fetchone() == (2,)
     db.close()
+
+
+async def test_copies_of_run_states_are_the_same_folded_in_chunks_rebuilt_or_replayed(
+    factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from projections import _copies
+
+    monkeypatch.setattr(_copies, "COPY_EVERY", 4)
+    async with factory.open() as store, open_projector(store, chunk=3) as projector:
+        await write_life(store)
+        await projector.catch_up()
+        stored = (await projector.snapshot()).copies
+        assert len(stored) == 7  # run a: 27 events, so 6 copies; run b: 5, so 1
+        check = await projector.check()
+        assert check.ok, check.differences
+        await projector.rebuild()
+        assert (await projector.snapshot()).copies == stored
+        copy = await projector.run_copy("p", "a", stored[1][2])
+        assert copy is not None
+        assert (copy.position, copy.version) == (stored[1][2], 8)
+        assert copy.sweep is not None
+        assert copy.sweep.sweep_id == "s"
