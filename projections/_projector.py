@@ -21,8 +21,8 @@ from eventstore import (
     sweep_stream,
 )
 
-from ._fold import Fold, RunKey
 from ._copies import RunCopy
+from ._fold import Fold, RunKey
 from ._hosts import READ_MODELS
 from ._lifeline import RunLine, line_from_log
 from ._readmodel import MemoryReadModel, ReadModel, Snapshot
