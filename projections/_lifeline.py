@@ -14,7 +14,7 @@ chunk by chunk gives the same line.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -304,6 +304,55 @@ def fold_run_event(run: RunLine, record: RecordedEvent) -> None:
         band.end, band.end_position = None, None
 
 
+def _steps(run: RunLine, batch: Sequence[RecordedEvent], start: int, count: int) -> int:
+    """Fold the stretch of ``StepLogged`` from ``batch[start]`` that the live incarnation
+    wrote, all at once (as ``fold_run_event`` on each would); the index after it."""
+    first = batch[start]
+    event = first.event
+    assert isinstance(event, StepLogged)
+    line = run.line
+    live = line.bands[-1] if line.bands else None
+    if (
+        event.incarnation != run.current
+        or live is None
+        or live.incarnation != run.current
+        or live.end is not None
+    ):
+        fold_run_event(run, first)
+        return start + 1
+    stream, incarnation = first.stream, event.incarnation
+    end = start + 1
+    top = event.step
+    while end < count:
+        following = batch[end]
+        step_event = following.event
+        if (
+            following.stream != stream
+            or type(step_event) is not StepLogged
+            or step_event.incarnation != incarnation
+        ):
+            break
+        if step_event.step > top:
+            top = step_event.step
+        end += 1
+    last = batch[end - 1]
+    line.version = last.version
+    if last.position > line.position:
+        line.position = last.position
+    # recorded_at never decreases along positions: the stretch's last is its latest.
+    live.ended_us = last.recorded_at_us
+    line.first_us = line.first_us or first.recorded_at_us
+    if last.recorded_at_us > line.last_us:
+        line.last_us = last.recorded_at_us
+    if run.step is None or top > run.step:
+        run.step = top
+    live.steps += end - start
+    if live.first_step is None:
+        live.first_step = event.step
+    live.last_step = run.step
+    return end
+
+
 def fold_sweep_event(run: RunLine, record: RecordedEvent) -> None:
     """Fold one event of the run's sweep that names the run into its line."""
     event = record.event
@@ -353,10 +402,17 @@ class Lines:
     ) -> None:
         """Fold ``records``; ``sweep_project`` names a sweep's project (None: no such sweep),
         since a sweep event names its run by id only."""
-        for record in records:
+        batch = records if isinstance(records, Sequence) else list(records)
+        count, index = len(batch), 0
+        while index < count:
+            record = batch[index]
+            index += 1
             stream = record.stream
             if stream == self._stream and self._run is not None:
-                fold_run_event(self._run, record)
+                if type(record.event) is StepLogged:
+                    index = _steps(self._run, batch, index - 1, count)
+                else:
+                    fold_run_event(self._run, record)
                 continue
             kind, _, rest = stream.partition(":")
             if kind == "run":
