@@ -11,7 +11,8 @@ What it measures
     (its time is reported), as it is after any use of the store.
 
     Then each query runs in a *fresh* Python process (imports done, untimed), timed with
-    ``time.perf_counter`` from opening the store to the answer, ``--repeat`` times (5);
+    ``time.perf_counter`` from opening the store to the answer, ``--repeat`` times (5, or
+    2 for a smoke run below 100,000 steps);
     the median is the headline, min and max beside it:
 
     - ``show``: ``show_run("bench/long")`` (what ``runlog show`` prints:
@@ -233,13 +234,17 @@ def _spread(samples: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000, help="steps of the long run")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="rounds (5; 2 below 100,000 steps)"
+    )
     parser.add_argument("--keep", type=Path, help="write the store here and keep it")
     parser.add_argument("--store", type=Path, help="measure this store (written by this script)")
     parser.add_argument("--query-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--what", default="show", help=argparse.SUPPRESS)
     parser.add_argument("--middle", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat is None:
+        args.repeat = 5 if args.events >= 100_000 else 2  # a smoke run takes seconds
     if args.query_only is not None:
         if args.what == "raw":
             figures = query_raw(args.query_only)
@@ -287,6 +292,12 @@ def main() -> None:
                 f"max {spread['max_ms']:.2f}; {spread['median_ms'] / raw:,.1f}x the baseline)"
             )
         figures["raw"] = _spread(samples["raw"])
+        figures["bar_show_under_300_ms"] = figures["show"]["median_ms"] < 300
+        figures["bar_history_refusal_under_100_ms"] = figures["history_refusal"]["median_ms"] < 100
+        print(
+            f"bars: show under 300 ms: {figures['bar_show_under_300_ms']}; history refused "
+            f"under 100 ms: {figures['bar_history_refusal_under_100_ms']}"
+        )
         figures["answers"] = answers
     finally:
         shutil.rmtree(folder, ignore_errors=True)
