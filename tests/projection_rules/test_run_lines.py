@@ -222,3 +222,27 @@ async def test_copies_of_run_states_are_the_same_folded_in_chunks_rebuilt_or_rep
         assert (copy.position, copy.version) == (stored[1][2], 8)
         assert copy.sweep is not None
         assert copy.sweep.sweep_id == "s"
+
+
+async def test_a_version_1_read_model_in_postgresql_is_rebuilt_on_open(tmp_path: Path) -> None:
+    import asyncpg
+
+    from .._postgres import database_url
+
+    url = database_url(tmp_path)
+    async with open_store(url) as store, open_projector(store) as projector:
+        await write_life(store)
+        await projector.catch_up()
+    connection = await asyncpg.connect(url)
+    try:  # what runlog before read-model version 2 left
+        await connection.execute("DROP TABLE rm_lines")
+        await connection.execute("DROP TABLE rm_copies")
+        await connection.execute("UPDATE rm_meta SET value = 1 WHERE key = 'schema'")
+    finally:
+        await connection.close()
+    async with open_store(url) as store, open_projector(store) as projector:
+        assert await projector.stored_position() == 0
+        stored = await projector.run_line("p", "a")
+        assert stored is not None
+        assert [b.incarnation for b in stored.line.bands] == [1, 2]
+        assert (await projector.check()).ok
