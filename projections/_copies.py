@@ -21,7 +21,7 @@ from eventstore import RecordedEvent
 from ._fold import Fold
 from ._state import RunState, SweepState
 
-__all__ = ["COPY_EVERY", "RunCopy", "apply_with_copies", "copy_digest", "decode_copy"]
+__all__ = ["COPY_EVERY", "RunCopy", "copy_digest", "decode_copy", "fold_chunk"]
 
 COPY_EVERY = 20_000
 """Events of a run's stream between two copies: the most time travel folds."""
@@ -50,16 +50,35 @@ def copy_digest(state: bytes) -> bytes:
     return hashlib.blake2b(state, digest_size=16).digest()
 
 
-def apply_with_copies(model: Fold, records: Sequence[RecordedEvent]) -> list[CopyRow]:
-    """``model.apply_all(records)``, taking a copy of a run at each of its copy points."""
+def fold_chunk(
+    model: Fold, records: Sequence[RecordedEvent]
+) -> tuple[list[CopyRow], dict[int, str]]:
+    """``model.apply_all(records)``, taking a copy of a run at each of its copy points.
+
+    Also returns, for each sweep event that names a run, the sweep's project as the
+    event found it (by position; none when the sweep did not exist yet): a sweep event
+    names its run by id only, and whether the sweep existed then must not depend on
+    where the chunk ends.
+    """
     rows: list[CopyRow] = []
+    owners: dict[int, str] = {}
     start = 0
     for index, record in enumerate(records):
-        if (record.version + 1) % COPY_EVERY or not record.stream.startswith("run:"):
+        stream = record.stream
+        if stream.startswith("sweep:"):
+            if getattr(record.event, "run_id", None) is None:
+                continue
+            model.apply_all(records[start:index])
+            start = index
+            sweep = model.sweep(stream[6:])
+            if sweep is not None:
+                owners[record.position] = sweep.project
+            continue
+        if (record.version + 1) % COPY_EVERY or not stream.startswith("run:"):
             continue
         model.apply_all(records[start : index + 1])
         start = index + 1
-        project, _, run_id = record.stream[4:].rpartition("/")
+        project, _, run_id = stream[4:].rpartition("/")
         state = model.run((project, run_id))
         if state is None:
             continue  # not started: nothing to copy
@@ -67,4 +86,4 @@ def apply_with_copies(model: Fold, records: Sequence[RecordedEvent]) -> list[Cop
         copy = RunCopy(record.position, record.version + 1, state, sweep)
         rows.append((project, run_id, record.position, _encode(copy)))
     model.apply_all(records[start:] if start else records)
-    return rows
+    return rows, owners

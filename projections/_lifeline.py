@@ -398,10 +398,13 @@ class Lines:
         return found
 
     def apply_all(
-        self, records: Iterable[RecordedEvent], sweep_project: Callable[[str], str | None]
+        self,
+        records: Iterable[RecordedEvent],
+        sweep_project: Callable[[RecordedEvent], str | None],
     ) -> None:
-        """Fold ``records``; ``sweep_project`` names a sweep's project (None: no such sweep),
-        since a sweep event names its run by id only."""
+        """Fold ``records``; ``sweep_project`` names the project of a sweep event's sweep
+        as the event found it (None: no such sweep yet), since a sweep event names its
+        run by id only."""
         batch = records if isinstance(records, Sequence) else list(records)
         count, index = len(batch), 0
         while index < count:
@@ -424,7 +427,7 @@ class Lines:
                 fold_run_event(run, record)
             elif kind == "sweep":
                 named = getattr(record.event, "run_id", None)
-                owner = sweep_project(rest) if isinstance(named, str) else None
+                owner = sweep_project(record) if isinstance(named, str) else None
                 if owner is None or not isinstance(named, str):
                     continue
                 run = self.line((owner, named))

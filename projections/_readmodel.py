@@ -20,7 +20,7 @@ import msgspec
 
 from eventstore import EventStore, RecordedEvent
 
-from ._copies import RunCopy, apply_with_copies, copy_digest, decode_copy
+from ._copies import RunCopy, copy_digest, decode_copy, fold_chunk
 from ._fold import Fold, HistoryRow, RunKey
 from ._lifeline import Lines, RunLine, line_digest
 from ._state import RunState, RunStatus, SweepState, SweepStatus
@@ -184,12 +184,10 @@ class MemoryReadModel:
         while skip < len(records) and records[skip].position <= model.position:
             skip += 1
         todo = records[skip:] if skip else records
-        for project, run_id, position, state in apply_with_copies(model, todo):
+        copies, owners = fold_chunk(model, todo)
+        for project, run_id, position, state in copies:
             self.copies.setdefault((project, run_id), []).append((position, state))
-        sweeps = model.sweeps
-        self.lines.apply_all(
-            todo, lambda sweep_id: sweeps[sweep_id].project if sweep_id in sweeps else None
-        )
+        self.lines.apply_all(todo, lambda record: owners.get(record.position))
         self.lines.take_changes()  # kept in memory: nothing to write
         _, _, history = model.take_changes()
         # Rows come in stretches of one run; extending per stretch keeps this in C.

@@ -28,7 +28,7 @@ import msgspec
 
 from eventstore import EventStore, IncompatibleSchema, RecordedEvent
 
-from ._copies import RunCopy, apply_with_copies, copy_digest, decode_copy
+from ._copies import RunCopy, copy_digest, decode_copy, fold_chunk
 from ._fold import Fold, HistoryRow, RunKey
 from ._lifeline import Lines, RunLine, decode_line, encode_line, line_digest
 from ._readmodel import Snapshot, fold_log, sample_steps
@@ -191,10 +191,8 @@ class TableReadModel:
         self._model, self._lines = None, None  # until this commits, they are uncommitted
         self._ex = ex  # the loaders of a cached model query the current chunk's
         try:
-            copies = apply_with_copies(model, todo)
-            # A sweep's project never changes, and every sweep an event of this chunk
-            # belongs to was loaded by the fold above.
-            lines.apply_all(todo, lambda sweep_id: _project_of(model, sweep_id))
+            copies, owners = fold_chunk(model, todo)
+            lines.apply_all(todo, lambda record: owners.get(record.position))
         finally:
             self._ex = None
         runs, sweeps, history = model.take_changes()
@@ -312,11 +310,6 @@ def _load_copy(ex: Executor, key: RunKey, position: int) -> RunCopy | None:
         (*key, position),
     )
     return decode_copy(rows[0][0]) if rows else None
-
-
-def _project_of(model: Fold, sweep_id: str) -> str | None:
-    sweep = model.sweep(sweep_id)
-    return sweep.project if sweep is not None else None
 
 
 def _load_sweep(ex: Executor, sweep_id: str) -> SweepState | None:

@@ -246,3 +246,17 @@ async def test_a_version_1_read_model_in_postgresql_is_rebuilt_on_open(tmp_path:
         assert stored is not None
         assert [b.incarnation for b in stored.line.bands] == [1, 2]
         assert (await projector.check()).ok
+
+
+async def test_a_sweep_event_before_its_sweep_exists_marks_no_line_in_any_chunking(
+    store: EventStore,
+) -> None:
+    await store.append("sweep:s", [RunClaimed(run_id="a", agent_id="early")])
+    await store.append("sweep:s", [sweep_created("s")])
+    await store.append("sweep:s", [RunScheduled(run_id="a", params={"lr": 0.1})])
+    async with open_projector(store, chunk=1) as projector:
+        stored = await projector.run_line("p", "a")
+        assert stored is not None
+        assert [m.kind for m in stored.line.marks] == ["scheduled"]
+        check = await projector.check()  # the replay folds all three at once
+        assert check.ok, check.differences
