@@ -19,11 +19,12 @@ What it measures
     - run page (a long run): the run and its files at once, then its chart
       (``/history?points=1000``) and its state at the latest position; the page shows
       these without waiting for the timeline.
-    - timeline (``/lifeline`` of the long run): cold on the first opening (the run's
-      stream is read once), warm afterwards (only new events are read).
+    - timeline (``/lifeline`` of the long run): cold on the first opening, warm
+      afterwards (both one row of the read model: the run's line).
     - time travel: the long run's state at a position half way through its history (the
-      first answer folds the run up to there), then 1,000 positions further and 30,000
-      back (both from the copies the first left behind).
+      first answer folds from the read model's nearest copy of the run's state, at most
+      20,000 events back), then 1,000 positions further and 30,000 back (from the copies
+      the server keeps of its own folds, or the read model's).
     - sweep page: ``/api/dash/sweeps/{id}``.
     - audit page: ``/api/log?from=1&limit=100``; ``explain`` of the long run is reported
       apart (it is sent when asked for).

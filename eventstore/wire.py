@@ -61,7 +61,7 @@ FILES = "/api/store/files"
 """PUT raw bytes (token): ``[digest, size]``; GET ``FILES/{digest}``: the bytes."""
 READ_MODEL = "/api/store/rm"
 """The server's read model: ``READ_MODEL/position``, ``/catch_up``, ``/run``, ``/runs``,
-``/sweep``, ``/sweeps``, ``/history``, ``/snapshot``."""
+``/sweep``, ``/sweeps``, ``/history``, ``/snapshot``, ``/line``, ``/copy``."""
 
 
 class WireNew(msgspec.Struct, frozen=True, array_like=True):

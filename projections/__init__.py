@@ -6,12 +6,17 @@ queues, metric histories, state as of a past position or time, and a check that 
 read model equals a replay from position 0.
 """
 
+from ._copies import RunCopy as RunCopy
 from ._fold import Fold as Fold
 from ._fold import RunKey as RunKey
 from ._heads import HeadsCheck as HeadsCheck
 from ._heads import RunHeads as RunHeads
 from ._heads import check_heads as check_heads
 from ._heads import run_heads as run_heads
+from ._lifeline import Band as Band
+from ._lifeline import Lifeline as Lifeline
+from ._lifeline import Mark as Mark
+from ._lifeline import RunLine as RunLine
 from ._projector import ProjectionCheck as ProjectionCheck
 from ._projector import Projector as Projector
 from ._projector import compare_snapshots as compare_snapshots
@@ -34,14 +39,19 @@ from ._summary import summarize as summarize
 
 __all__ = [
     "AgentInfo",
+    "Band",
     "FileRef",
     "Fold",
     "HeadsCheck",
     "HistoryPoint",
+    "Lifeline",
+    "Mark",
     "ProjectionCheck",
     "Projector",
+    "RunCopy",
     "RunHeads",
     "RunKey",
+    "RunLine",
     "RunState",
     "RunStatus",
     "Snapshot",

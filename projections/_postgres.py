@@ -102,6 +102,19 @@ class PostgresDialect(Dialect):
             position bigint NOT NULL,
             PRIMARY KEY (project, run_id, step)
         )""",
+        """CREATE TABLE IF NOT EXISTS rm_lines (
+            project text COLLATE "C" NOT NULL,
+            run_id  text COLLATE "C" NOT NULL,
+            state   bytea NOT NULL,
+            PRIMARY KEY (project, run_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS rm_copies (
+            project  text COLLATE "C" NOT NULL,
+            run_id   text COLLATE "C" NOT NULL,
+            position bigint NOT NULL,
+            state    bytea NOT NULL,
+            PRIMARY KEY (project, run_id, position)
+        )""",
     )
     schema_lock = f"SELECT pg_advisory_xact_lock({_LOCK})"
     lock_checkpoint = "SELECT value FROM rm_meta WHERE key = 'checkpoint' FOR UPDATE"
@@ -115,7 +128,15 @@ class PostgresDialect(Dialect):
         "ON CONFLICT (sweep_id) DO UPDATE SET project = excluded.project, "
         "status = excluded.status, created_us = excluded.created_us, state = excluded.state"
     )
-    clear = ("TRUNCATE rm_runs, rm_sweeps, rm_history",)
+    upsert_line = (
+        "INSERT INTO rm_lines VALUES (?, ?, ?) "
+        "ON CONFLICT (project, run_id) DO UPDATE SET state = excluded.state"
+    )
+    upsert_copy = (
+        "INSERT INTO rm_copies VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (project, run_id, position) DO UPDATE SET state = excluded.state"
+    )
+    clear = ("TRUNCATE rm_runs, rm_sweeps, rm_history, rm_lines, rm_copies",)
 
     def __init__(self, runner: ConnectionRunner) -> None:
         self._runner = runner

@@ -23,8 +23,10 @@ from eventstore import (
     sweep_stream,
 )
 
+from ._copies import RunCopy
 from ._fold import Fold, RunKey
 from ._hosts import READ_MODELS
+from ._lifeline import RunLine, line_from_log
 from ._readmodel import MemoryReadModel, ReadModel, Snapshot
 from ._rewind import history_as_of
 from ._state import HistoryPoint, RunState, RunStatus, SweepState, SweepStatus
@@ -194,6 +196,31 @@ class Projector:
             raise InvalidArgument(f"limit must be a non-negative int or None, not {limit!r}")
         await self.catch_up()
         return await self._model.runs(project, _run_status(status), limit)
+
+    async def run_line(self, project: str, run_id: str) -> RunLine | None:
+        """A run's line: its incarnations, timeline marks and the positions of the events
+        ``explain`` describes (None if the log never mentions the run).
+
+        Read from one indexed row where the read model keeps lines; otherwise (a
+        server's read model, over HTTP) folded from the run's and its sweep's streams.
+        """
+        await self.catch_up()
+        keeper = getattr(self._model, "run_line", None)
+        if keeper is None:
+            return await line_from_log(self._store, project, run_id)
+        found: RunLine | None = await keeper((project, run_id))
+        return found
+
+    async def run_copy(self, project: str, run_id: str, position: int) -> RunCopy | None:
+        """The last copy the read model keeps of a run's state at or before ``position``
+        (None if there is none, or the read model keeps no copies): time travel folds
+        from there, not from the run's start."""
+        await self.catch_up()
+        keeper = getattr(self._model, "run_copy", None)
+        if keeper is None:
+            return None
+        found: RunCopy | None = await keeper((project, run_id), position)
+        return found
 
     async def runs_of_sweep(self, sweep_id: str) -> list[RunState]:
         """The runs of one sweep."""
@@ -423,6 +450,22 @@ def compare_snapshots(stored: Snapshot, replayed: Snapshot) -> ProjectionCheck:
     differing = sorted(k for k in left.keys() | right.keys() if left.get(k) != right.get(k))
     for project, run_id in differing:
         differences.append(f"history of run {project}/{run_id} differs from the replay")
+    left_lines = {(p, r): d for p, r, d in stored.lines}
+    right_lines = {(p, r): d for p, r, d in replayed.lines}
+    for project, run_id in sorted(
+        k for k in left_lines.keys() | right_lines.keys() if left_lines.get(k) != right_lines.get(k)
+    ):
+        differences.append(f"timeline of run {project}/{run_id} differs from the replay")
+    left_copies = {(p, r, at): d for p, r, at, d in stored.copies}
+    right_copies = {(p, r, at): d for p, r, at, d in replayed.copies}
+    for project, run_id, at in sorted(
+        k
+        for k in left_copies.keys() | right_copies.keys()
+        if left_copies.get(k) != right_copies.get(k)
+    ):
+        differences.append(
+            f"the copy of run {project}/{run_id} at position {at} differs from the replay"
+        )
     if stored.history_rows != replayed.history_rows and not differing:
         differences.append(
             f"the read model holds {stored.history_rows} history rows and the replay "

@@ -21,7 +21,9 @@ import msgspec
 
 from eventstore import EventStore, RecordedEvent
 
+from ._copies import RunCopy, copy_digest, decode_copy, fold_chunk
 from ._fold import Fold, HistoryRow, RunKey
+from ._lifeline import Lines, RunLine, line_digest
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = [
@@ -53,6 +55,11 @@ class Snapshot(msgspec.Struct, frozen=True):
     """(project, run id, rows, ``history_digest``) for each run with history, in order."""
     history_rows: int
     """All history rows, including any of runs the read model does not hold."""
+    lines: list[tuple[str, str, bytes]] = []
+    """(project, run id, ``line_digest``) of each run's line (``_lifeline.RunLine``), in order."""
+    copies: list[tuple[str, str, int, bytes]] = []
+    """(project, run id, position, ``copy_digest``) of each copy of a run's state
+    (``_copies.RunCopy``), in that order."""
 
 
 def history_digest(pairs: array[int]) -> bytes:
@@ -195,6 +202,8 @@ class MemoryReadModel:
 
     def __init__(self) -> None:
         self.model = Fold()
+        self.lines = Lines()
+        self.copies: dict[RunKey, list[tuple[int, bytes]]] = {}
         # Machine integers, not lists of ints: a replay of a long log holds a row per
         # step, and an int in a list costs 36 bytes where 8 do.
         self._steps: dict[RunKey, array[int]] = {}
@@ -209,7 +218,12 @@ class MemoryReadModel:
         skip = 0
         while skip < len(records) and records[skip].position <= model.position:
             skip += 1
-        model.apply_all(records[skip:] if skip else records)
+        todo = records[skip:] if skip else records
+        copies, owners = fold_chunk(model, todo)
+        for project, run_id, position, state in copies:
+            self.copies.setdefault((project, run_id), []).append((position, state))
+        self.lines.apply_all(todo, lambda record: owners.get(record.position))
+        self.lines.take_changes()  # kept in memory: nothing to write
         _, _, history = model.take_changes()
         # Rows come in stretches of one run; extending per stretch keeps this in C.
         for (project, run_id), rows in groupby(history, _run_of_row):
@@ -240,6 +254,17 @@ class MemoryReadModel:
     async def run(self, key: RunKey) -> RunState | None:
         state = self.model.runs.get(key)
         return _copy(state) if state is not None else None
+
+    async def run_line(self, key: RunKey) -> RunLine | None:
+        """The run's line: its incarnations, marks and explained events."""
+        line = self.lines.lines.get(key)
+        return msgspec.msgpack.decode(_encode(line), type=RunLine) if line is not None else None
+
+    async def run_copy(self, key: RunKey, position: int) -> RunCopy | None:
+        """The last copy of a run's state taken at or before ``position``."""
+        copies = self.copies.get(key, [])
+        index = bisect.bisect_right(copies, position, key=itemgetter(0)) - 1
+        return decode_copy(copies[index][1]) if index >= 0 else None
 
     async def runs(
         self, project: str | None, status: RunStatus | None, limit: int | None = None
@@ -301,6 +326,14 @@ class MemoryReadModel:
             sweeps=[self.model.sweeps[sweep_id] for sweep_id in sorted(self.model.sweeps)],
             history=history,
             history_rows=sum(len(steps) for steps in self._steps.values()),
+            lines=[
+                (k[0], k[1], line_digest(self.lines.lines[k])) for k in sorted(self.lines.lines)
+            ],
+            copies=[
+                (key[0], key[1], position, copy_digest(state))
+                for key in sorted(self.copies)
+                for position, state in self.copies[key]
+            ],
         )
 
     async def aclose(self) -> None:

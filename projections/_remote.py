@@ -16,7 +16,9 @@ import msgspec
 
 from eventstore import EventStore, HTTPStore, InvalidArgument, RecordedEvent, wire
 
+from ._copies import RunCopy
 from ._fold import RunKey
+from ._lifeline import RunLine
 from ._readmodel import Snapshot
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
@@ -29,6 +31,8 @@ _sweep = msgspec.msgpack.Decoder(SweepState | None)
 _sweeps = msgspec.msgpack.Decoder(list[SweepState])
 _rows = msgspec.msgpack.Decoder(list[tuple[int, int]])
 _snapshot = msgspec.msgpack.Decoder(Snapshot)
+_line = msgspec.msgpack.Decoder(RunLine | None)
+_copy = msgspec.msgpack.Decoder(RunCopy | None)
 
 
 class RemoteReadModel:
@@ -65,6 +69,18 @@ class RemoteReadModel:
     async def run(self, key: RunKey) -> RunState | None:
         state: RunState | None = await self._get("run", _run, project=key[0], run_id=key[1])
         return state
+
+    async def run_line(self, key: RunKey) -> RunLine | None:
+        """The run's line as the server's read model keeps it."""
+        line: RunLine | None = await self._get("line", _line, project=key[0], run_id=key[1])
+        return line
+
+    async def run_copy(self, key: RunKey, position: int) -> RunCopy | None:
+        """The server's last copy of the run's state at or before ``position``."""
+        copy: RunCopy | None = await self._get(
+            "copy", _copy, project=key[0], run_id=key[1], position=position
+        )
+        return copy
 
     async def runs(
         self, project: str | None, status: RunStatus | None, limit: int | None = None

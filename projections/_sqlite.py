@@ -80,12 +80,33 @@ class SQLiteDialect(Dialect):
             position INTEGER NOT NULL,
             PRIMARY KEY (project, run_id, step)
         ) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS rm_lines (
+            project TEXT NOT NULL,
+            run_id  TEXT NOT NULL,
+            state   BLOB NOT NULL,
+            PRIMARY KEY (project, run_id)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE IF NOT EXISTS rm_copies (
+            project  TEXT NOT NULL,
+            run_id   TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            state    BLOB NOT NULL,
+            PRIMARY KEY (project, run_id, position)
+        ) WITHOUT ROWID""",
     )
     # BEGIN IMMEDIATE already holds the file's write lock.
     lock_checkpoint = "SELECT value FROM rm_meta WHERE key = 'checkpoint'"
     upsert_run = "INSERT OR REPLACE INTO rm_runs VALUES (?, ?, ?, ?, ?, ?)"
     upsert_sweep = "INSERT OR REPLACE INTO rm_sweeps VALUES (?, ?, ?, ?, ?)"
-    clear = ("DELETE FROM rm_runs", "DELETE FROM rm_sweeps", "DELETE FROM rm_history")
+    upsert_line = "INSERT OR REPLACE INTO rm_lines VALUES (?, ?, ?)"
+    upsert_copy = "INSERT OR REPLACE INTO rm_copies VALUES (?, ?, ?, ?)"
+    clear = (
+        "DELETE FROM rm_runs",
+        "DELETE FROM rm_sweeps",
+        "DELETE FROM rm_history",
+        "DELETE FROM rm_lines",
+        "DELETE FROM rm_copies",
+    )
 
     def __init__(self, runner: SQLiteRunner, lock_timeout: float) -> None:
         self._runner = runner

@@ -28,14 +28,16 @@ import msgspec
 
 from eventstore import EventStore, IncompatibleSchema, RecordedEvent
 
+from ._copies import RunCopy, copy_digest, decode_copy, fold_chunk
 from ._fold import Fold, HistoryRow, RunKey
+from ._lifeline import Lines, RunLine, decode_line, encode_line, line_digest
 from ._readmodel import Snapshot, fold_log, sample_steps
 from ._state import RunState, RunStatus, SweepState, SweepStatus
 
 __all__ = ["SCHEMA_VERSION", "Dialect", "Executor", "TableReadModel"]
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: rm_lines (each run's line, see _lifeline) and rm_copies (_copies)
 _CACHE_LIMIT = 20_000  # run states kept between chunks; beyond it they are reloaded
 _PAGE = 5000
 _LOWEST, _HIGHEST = -(1 << 62), 1 << 62
@@ -74,6 +76,11 @@ class Dialect(ABC):
     """Stores a run's state: (project, run_id, status, sweep_id, created_us, state)."""
     upsert_sweep: str
     """Stores a sweep's state: (sweep_id, project, status, created_us, state)."""
+    upsert_line: str
+    """Stores a run's line (``_lifeline.RunLine``): (project, run_id, state)."""
+    upsert_copy: str
+    """Stores a copy of a run's state (``_copies.RunCopy``): (project, run_id, position,
+    state)."""
     clear: tuple[str, ...]
     """Statements that empty the tables (after ``lock_checkpoint``)."""
     where: str
@@ -106,6 +113,7 @@ class TableReadModel:
     def __init__(self, dialect: Dialect) -> None:
         self._db = dialect
         self._model: Fold | None = None  # states as of _model_position, kept between chunks
+        self._lines: Lines | None = None  # the runs' lines, as of the same position
         self._model_position = -1
         self._ex: Executor | None = None  # the executor of the chunk being folded
 
@@ -129,6 +137,14 @@ class TableReadModel:
             ex.execute(
                 "INSERT INTO rm_meta VALUES ('schema', ?), ('checkpoint', 0)", (SCHEMA_VERSION,)
             )
+        elif version < SCHEMA_VERSION:
+            # An older runlog's read model lacks tables this one answers from: it is
+            # emptied and folded again from position 0 on the next catch-up (the log
+            # itself is untouched), so every table reflects the same position.
+            for statement in self._db.clear:
+                ex.execute(statement)
+            ex.execute("UPDATE rm_meta SET value = 0 WHERE key = 'checkpoint'")
+            ex.execute("UPDATE rm_meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
         elif version > SCHEMA_VERSION:
             raise IncompatibleSchema(
                 f"{self._db.where} was written by a newer runlog (read model version "
@@ -153,23 +169,30 @@ class TableReadModel:
     async def apply(self, records: Sequence[RecordedEvent]) -> int:
         """Fold the records after the checkpoint in, in one transaction."""
         todo = list(records)
-        model, position = await self._db.write(lambda ex: self._fold(ex, todo))
-        if model is not None and len(model.runs) <= _CACHE_LIMIT:
-            self._model, self._model_position = model, position
+        folded, position = await self._db.write(lambda ex: self._fold(ex, todo))
+        if folded is not None and len(folded[0].runs) <= _CACHE_LIMIT:
+            self._model, self._model_position = folded[0], position
+            self._lines = folded[1] if len(folded[1].lines) <= _CACHE_LIMIT else None
         return position
 
-    def _fold(self, ex: Executor, records: list[RecordedEvent]) -> tuple[Fold | None, int]:
+    def _fold(
+        self, ex: Executor, records: list[RecordedEvent]
+    ) -> tuple[tuple[Fold, Lines] | None, int]:
         checkpoint = int(ex.rows(self._db.lock_checkpoint)[0][0])
         todo = [r for r in records if r.position > checkpoint]
         if not todo or todo[0].position != checkpoint + 1:
             return None, checkpoint  # another process folded these already
-        model = self._model
+        model, lines = self._model, self._lines
         if model is None or self._model_position != checkpoint:
             model = Fold(self._load_run, self._load_sweep)
-        self._model = None  # until this commits, the cache holds uncommitted states
+            lines = None
+        if lines is None:
+            lines = Lines(self._load_line)
+        self._model, self._lines = None, None  # until this commits, they are uncommitted
         self._ex = ex  # the loaders of a cached model query the current chunk's
         try:
-            model.apply_all(todo)
+            copies, owners = fold_chunk(model, todo)
+            lines.apply_all(todo, lambda record: owners.get(record.position))
         finally:
             self._ex = None
         runs, sweeps, history = model.take_changes()
@@ -186,9 +209,14 @@ class TableReadModel:
         )
         if history:
             self._db.insert_history(ex, history)
+        ex.executemany(self._db.upsert_copy, copies)
+        ex.executemany(
+            self._db.upsert_line,
+            [(key[0], key[1], encode_line(line)) for key, line in lines.take_changes()],
+        )
         position = todo[-1].position
         ex.execute("UPDATE rm_meta SET value = ? WHERE key = 'checkpoint'", (position,))
-        return model, position
+        return (model, lines), position
 
     def _load_run(self, key: RunKey) -> RunState | None:
         assert self._ex is not None
@@ -198,9 +226,13 @@ class TableReadModel:
         assert self._ex is not None
         return _load_sweep(self._ex, sweep_id)
 
+    def _load_line(self, key: RunKey) -> RunLine | None:
+        assert self._ex is not None
+        return _load_line(self._ex, key)
+
     async def reset(self) -> None:
         """Forget everything: checkpoint 0."""
-        self._model = None
+        self._model, self._lines = None, None
         await self._db.write(self._clear)
 
     def _clear(self, ex: Executor) -> None:
@@ -216,6 +248,14 @@ class TableReadModel:
     async def run(self, key: RunKey) -> RunState | None:
         """The stored state of a run."""
         return await self._db.read(lambda ex: _load_run(ex, key))
+
+    async def run_line(self, key: RunKey) -> RunLine | None:
+        """The stored line of a run: its incarnations, marks and explained events."""
+        return await self._db.read(lambda ex: _load_line(ex, key))
+
+    async def run_copy(self, key: RunKey, position: int) -> RunCopy | None:
+        """The last copy of a run's state taken at or before ``position``."""
+        return await self._db.read(lambda ex: _load_copy(ex, key, position))
 
     async def runs(
         self, project: str | None, status: RunStatus | None, limit: int | None = None
@@ -261,6 +301,20 @@ def _checkpoint(ex: Executor) -> int:
 def _load_run(ex: Executor, key: RunKey) -> RunState | None:
     rows = ex.rows("SELECT state FROM rm_runs WHERE project = ? AND run_id = ?", key)
     return _decode_run(rows[0][0]) if rows else None
+
+
+def _load_line(ex: Executor, key: RunKey) -> RunLine | None:
+    rows = ex.rows("SELECT state FROM rm_lines WHERE project = ? AND run_id = ?", key)
+    return decode_line(rows[0][0]) if rows else None
+
+
+def _load_copy(ex: Executor, key: RunKey, position: int) -> RunCopy | None:
+    rows = ex.rows(
+        "SELECT state FROM rm_copies WHERE project = ? AND run_id = ? AND position <= ? "
+        "ORDER BY position DESC LIMIT 1",
+        (*key, position),
+    )
+    return decode_copy(rows[0][0]) if rows else None
 
 
 def _load_sweep(ex: Executor, sweep_id: str) -> SweepState | None:
@@ -341,4 +395,17 @@ def _snapshot(ex: Executor) -> Snapshot:
         if count:
             history.append((state.project, state.run_id, count, hasher.digest()))
     rows_in_all = int(ex.rows("SELECT count(*) FROM rm_history")[0][0])
-    return Snapshot(position, runs, sweeps, history, rows_in_all)
+    lines = [
+        (project, run_id, line_digest(decode_line(state)))
+        for project, run_id, state in ex.rows(
+            "SELECT project, run_id, state FROM rm_lines ORDER BY project, run_id"
+        )
+    ]
+    copies = [
+        (project, run_id, at, copy_digest(state))
+        for project, run_id, at, state in ex.rows(
+            "SELECT project, run_id, position, state FROM rm_copies "
+            "ORDER BY project, run_id, position"
+        )
+    ]
+    return Snapshot(position, runs, sweeps, history, rows_in_all, lines, copies)

@@ -15,8 +15,6 @@ from eventstore import (
     RunKilled,
     RunRevived,
     RunStopRequested,
-    run_stream,
-    sweep_stream,
 )
 from projections import RunState, RunStatus, open_projector
 
@@ -38,14 +36,11 @@ async def explain(project: str, run_id: str, *, store: StoreArg = None) -> list[
             raise RunNotFound(
                 f"the log never mentions run {project}/{run_id}; check the project and id"
             )
-        records = [r async for r in opened.read_stream(run_stream(project, run_id))]
         sweep = await projector.sweep(state.sweep_id) if state.sweep_id else None
-        if state.sweep_id:
-            records += [
-                r
-                async for r in opened.read_stream(sweep_stream(state.sweep_id))
-                if getattr(r.event, "run_id", None) == run_id
-            ]
+        # The run's line holds the positions of just the events described below, so a
+        # run of millions of steps costs a few reads by position, not a stream scan.
+        line = await projector.run_line(project, run_id)
+        records = await opened.read_positions(line.events) if line is not None else []
     lines = [
         f"run {project}/{run_id}: {state.status}, incarnation {state.incarnation}, "
         f"last step {state.last_step}"

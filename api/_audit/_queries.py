@@ -15,15 +15,12 @@ from eventstore import (
     EventStore,
     InvalidArgument,
     RecordedEvent,
-    RunExited,
-    RunInitialized,
-    RunKilled,
     StepLogged,
     parse_stream,
     run_stream,
     sweep_stream,
 )
-from projections import Fold, Projector, RunState, SweepState, open_projector
+from projections import Fold, Projector, RunLine, RunState, SweepState, open_projector
 
 from .._errors import RunNotFound, SweepNotFound
 from .._library._stores import StoreArg, existing_store
@@ -35,6 +32,7 @@ __all__ = [
     "TimelineEntry",
     "existing_store",
     "find_run",
+    "incarnations_of",
     "list_runs",
     "list_sweeps",
     "replay",
@@ -59,8 +57,9 @@ class Incarnation(msgspec.Struct, frozen=True):
     host: str
     pid: int
     ended: str | None = None
-    """How it ended (``exit 0``, ``exit 143``, ``killed: ...``), None while it lives or if
-    a later incarnation took over without an exit being recorded."""
+    """How it ended (``exit 0``, ``exit 143``, ``killed: ...``, ``expired`` when the
+    watchdog gave up on it and nothing later was recorded), None while it lives or if a
+    later incarnation took over without an exit being recorded."""
     ended_position: int | None = None
 
 
@@ -165,39 +164,37 @@ async def show_sweep(sweep_id: str, *, store: StoreArg = None) -> SweepState:
 async def show_run(name: str, *, store: StoreArg = None) -> RunReport:
     """A run's state, last step, summary, notes, files and incarnations.
 
+    Everything comes from the read model's rows (the run's state and its line), never
+    from reading the run's stream, so a run of millions of steps answers as fast as a
+    short one.
+
     Raises:
         RunNotFound: the log has no such run.
     """
     async with existing_store(store) as opened, open_projector(opened) as projector:
         state = await find_run(projector, name)
-        incarnations: list[Incarnation] = []
-        stream = run_stream(state.project, state.run_id)
-        async for record in opened.read_stream(stream):
-            event = record.event
-            if isinstance(event, RunInitialized):
-                incarnations.append(
-                    Incarnation(
-                        number=event.incarnation,
-                        position=record.position,
-                        started_us=record.recorded_at_us,
-                        resumed=event.resumed,
-                        starting_step=event.starting_step,
-                        host=event.host,
-                        pid=event.pid,
-                    )
-                )
-            elif isinstance(event, (RunExited, RunKilled)) and incarnations:
-                ended = (
-                    f"exit {event.exit_code}"
-                    if isinstance(event, RunExited)
-                    else f"killed: {event.reason}"
-                )
-                current = incarnations[-1]
-                if current.ended is None and event.incarnation in (None, current.number):
-                    incarnations[-1] = msgspec.structs.replace(
-                        current, ended=ended, ended_position=record.position
-                    )
-        return RunReport(state, incarnations, projector.position)
+        line = await projector.run_line(state.project, state.run_id)
+        return RunReport(state, incarnations_of(line), projector.position)
+
+
+def incarnations_of(line: RunLine | None) -> list[Incarnation]:
+    """The incarnations of a run's line, as ``runlog show`` lists them."""
+    if line is None:
+        return []
+    return [
+        Incarnation(
+            number=band.incarnation,
+            position=band.position,
+            started_us=band.started_us,
+            resumed=band.resumed,
+            starting_step=band.starting_step,
+            host=band.host,
+            pid=band.pid,
+            ended=band.end,
+            ended_position=band.end_position,
+        )
+        for band in line.line.bands
+    ]
 
 
 async def timeline(

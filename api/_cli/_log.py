@@ -151,9 +151,18 @@ def export(streams: tuple[str, ...], no_files: bool, output: str | None, store: 
 
     if output is None:
         out = sys.stdout.buffer
-        summary = run_coroutine(
-            lambda: export_log(out, store=store, streams=streams or None, files=not no_files)
-        )
+        # `runlog export > log.jsonl`: the bar goes to stderr when that is a terminal
+        # and the events are not being printed on it.
+        with progress_bar("exporting", not sys.stdout.isatty()) as progress:
+            summary = run_coroutine(
+                lambda: export_log(
+                    out,
+                    store=store,
+                    streams=streams or None,
+                    files=not no_files,
+                    progress=progress,
+                )
+            )
     else:
         with progress_bar("exporting", True) as progress, open(output, "wb") as file:
             summary = run_coroutine(

@@ -112,6 +112,8 @@ def create_app(
         Route(wire.READ_MODEL + "/catch_up", _readmodel_api.catch_up, methods=["POST"]),
         Route(wire.READ_MODEL + "/run", _readmodel_api.run, methods=["GET"]),
         Route(wire.READ_MODEL + "/runs", _readmodel_api.runs, methods=["GET"]),
+        Route(wire.READ_MODEL + "/line", _readmodel_api.run_line, methods=["GET"]),
+        Route(wire.READ_MODEL + "/copy", _readmodel_api.run_copy, methods=["GET"]),
         Route(wire.READ_MODEL + "/sweep", _readmodel_api.sweep, methods=["GET"]),
         Route(wire.READ_MODEL + "/sweeps", _readmodel_api.sweeps, methods=["GET"]),
         Route(wire.READ_MODEL + "/history", _readmodel_api.history, methods=["GET"]),

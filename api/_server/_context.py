@@ -16,7 +16,6 @@ from projections import Projector
 
 from ._errors import Problem
 from ._fanout import Hub
-from ._lifeline import Lifelines
 from ._runindex import RunIndex
 from ._schemas import EventOut, json_encoder
 from ._timetravel import TimeTravel
@@ -56,8 +55,7 @@ class Context:
         self.stopping = False
         self.run_index = RunIndex(store, projector)
         """The dashboard's runs table, loaded on its first request."""
-        self.lifelines = Lifelines(store)
-        self.time_travel = TimeTravel(store)
+        self.time_travel = TimeTravel(store, projector)
         self.facets_cache: dict[str | None, tuple[int, bytes]] = {}
         self.waiting: set[anyio.CancelScope] = set()
         """The waits of open event streams, cancelled when the server stops."""

@@ -21,7 +21,7 @@ from .._audit._explain import explain
 from .._audit._verify import verify
 from ._context import MAX_PAGE, Context, context, int_param, json_response, path_param, text_param
 from ._errors import Problem
-from ._lifeline import Lifeline
+from ._lifeline import Lifeline, lifeline_of
 from ._runindex import SORTABLE, RunQuery, RunRow
 
 __all__ = [
@@ -294,7 +294,7 @@ async def lifeline(request: Request) -> Response:
     """GET /api/dash/runs/{project}/{run_id}/lifeline: incarnation bands and marks."""
     ctx = context(request)
     state = await _run_or_404(ctx, request)
-    line: Lifeline = await ctx.lifelines.get(state.project, state.run_id, state.sweep_id)
+    line: Lifeline = await lifeline_of(ctx.projector, state.project, state.run_id)
     return json_response(line)
 
 

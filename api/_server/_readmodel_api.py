@@ -13,13 +13,24 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from projections import RunState, SweepState
+from projections import RunCopy, RunLine, RunState, SweepState
 
 from ._context import context, int_param, text_param
 from ._errors import Problem
 from ._schemas import msgpack_encoder
 
-__all__ = ["catch_up", "history", "position", "run", "runs", "snapshot", "sweep", "sweeps"]
+__all__ = [
+    "catch_up",
+    "history",
+    "position",
+    "run",
+    "run_copy",
+    "run_line",
+    "runs",
+    "snapshot",
+    "sweep",
+    "sweeps",
+]
 
 
 def _reply(value: object) -> Response:
@@ -49,6 +60,25 @@ async def run(request: Request) -> Response:
     project, run_id = _required(request, "project", "run_id")
     state: RunState | None = await context(request).projector.run(project, run_id)
     return _reply(state)
+
+
+async def run_line(request: Request) -> Response:
+    """GET /api/store/rm/line?project=&run_id=: one run's line (incarnations, marks,
+    explained events), or nil."""
+    project, run_id = _required(request, "project", "run_id")
+    line: RunLine | None = await context(request).projector.run_line(project, run_id)
+    return _reply(line)
+
+
+async def run_copy(request: Request) -> Response:
+    """GET /api/store/rm/copy?project=&run_id=&position=: the last stored copy of a run's
+    state at or before the position, or nil."""
+    project, run_id = _required(request, "project", "run_id")
+    at = int_param(request, "position", None, minimum=0)
+    if at is None:
+        raise Problem(400, "query parameter position is required")
+    copy: RunCopy | None = await context(request).projector.run_copy(project, run_id, at)
+    return _reply(copy)
 
 
 async def runs(request: Request) -> Response:

@@ -7,6 +7,11 @@ later from a copy of its states: each fold here leaves copies behind (every
 ``_EVERY`` events, and where it stopped), and the next request starts from the nearest
 copy at or before its position. Moving the slider back and forth then folds only the
 events between two copies, however long the run.
+
+The read model keeps copies of its own (``projections._copies``: one every 20,000
+events of a run's stream, taken as it folds the log), so even the first answer about a
+run folds at most that many events: a fold starts from the later of the nearest
+in-memory copy and the nearest stored one.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import anyio
 import msgspec
 
 from eventstore import EventStore, RecordedEvent, run_stream, sweep_stream
-from projections import Fold, RunKey, RunState, SweepState
+from projections import Fold, Projector, RunCopy, RunKey, RunState, SweepState
 
 __all__ = ["TimeTravel"]
 
@@ -46,8 +51,9 @@ _decode = msgspec.msgpack.Decoder(_Copy).decode
 class TimeTravel:
     """Past states of runs, from copies of earlier folds."""
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, projector: Projector | None = None) -> None:
         self._store = store
+        self._projector = projector
         self._copies: OrderedDict[tuple[str, ...], list[tuple[int, bytes]]] = OrderedDict()
         self._locks: dict[tuple[str, ...], anyio.Lock] = {}
 
@@ -70,16 +76,29 @@ class TimeTravel:
         while len(self._copies) > _KEEP_RUNS:
             self._copies.popitem(last=False)
         start = bisect.bisect_right(copies, position, key=lambda item: item[0]) - 1
+        stored = (
+            await self._projector.run_copy(key[0], key[1], position)
+            if self._projector is not None
+            else None
+        )
         loader: _Loader | None = None
-        if start >= 0:
+        after = 0
+        if stored is not None and (start < 0 or copies[start][0] < stored.position):
+            loader = _Loader(_from_stored(stored, streams))
+            model = Fold(loader.run, loader.sweep)
+            model.position = after = stored.position
+            versions = dict(loader.copy.versions)
+        elif start >= 0:
             loader = _Loader(_decode(copies[start][1]))
             model = Fold(loader.run, loader.sweep)
-            model.position = loader.copy.position
+            # Skipping by position too: a copy made from a stored one read its sweep's
+            # stream from the start, so that stream's version may lag behind the copy.
+            model.position = after = loader.copy.position
             versions = dict(loader.copy.versions)
         else:
             model, versions = Fold(), dict.fromkeys(streams, 0)
         folded = 0
-        async for record in _merged(self._store, versions, position):
+        async for record in _merged(self._store, versions, position, after):
             model.apply(record)
             versions[record.stream] = record.version + 1
             folded += 1
@@ -93,6 +112,15 @@ class TimeTravel:
         if found is None and loader is not None:
             found = loader.run(key)  # untouched since the copy: the fold never loaded it
         return found
+
+
+def _from_stored(stored: RunCopy, streams: list[str]) -> _Copy:
+    # The stored copy knows where the run's stream goes on; its sweep's stream is read
+    # from its start, skipping what the copy already holds (by position).
+    versions = dict.fromkeys(streams, 0)
+    versions[streams[0]] = stored.version
+    sweeps = [stored.sweep] if stored.sweep is not None else []
+    return _Copy(stored.position, [stored.run], sweeps, versions)
 
 
 def _copy_of(model: Fold, loader: _Loader | None, position: int, versions: dict[str, int]) -> _Copy:
@@ -132,15 +160,17 @@ def _keep(copies: list[tuple[int, bytes]], copy: _Copy) -> None:
 
 
 async def _merged(
-    store: EventStore, versions: dict[str, int], until: int
+    store: EventStore, versions: dict[str, int], until: int, after: int = 0
 ) -> AsyncIterator[RecordedEvent]:
-    """The streams' events from their versions up to position ``until``, in log order."""
+    """The streams' events from their versions, after position ``after`` up to position
+    ``until``, in log order."""
 
     async def upto(stream: str) -> AsyncGenerator[RecordedEvent, None]:
         async for record in store.read_stream(stream, versions[stream]):
             if record.position > until:
                 return
-            yield record
+            if record.position > after:
+                yield record
 
     iterators = [upto(stream) for stream in versions]
     heads: list[tuple[int, int, RecordedEvent]] = []

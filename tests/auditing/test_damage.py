@@ -158,7 +158,8 @@ def test_a_row_whose_payload_column_is_not_a_blob_is_a_fault_not_a_crash(story: 
 def test_reading_commands_report_an_undecodable_event_in_one_line_naming_it(story: Story) -> None:
     position, data = step_position(story.path, 4)
     forge(story.path, position, not_utf8_payload(data))
-    for args in (["show", "p/alpha"], ["history", "p/alpha"], ["replay"]):
+    # (`show` reads no step event: it answers from the read model's rows.)
+    for args in (["history", "p/alpha"], ["replay"]):
         result = runlog(*args, "--store", story.path)
         assert result.returncode == 4, (args, result.stderr)  # the store is damaged
         [line] = result.stderr.splitlines()

@@ -194,3 +194,40 @@ def test_a_log_moves_from_sqlite_to_postgresql_and_back_unchanged(
     back = tmp_path / "back.db"
     assert cli_json("import", tmp_path / "from-postgres.jsonl", "--store", back)["skipped"] == 0
     assert events_of(export(back, tmp_path / "back.jsonl")) == events_of(original)
+
+
+def test_export_to_stdout_shows_a_progress_bar_when_stderr_is_a_terminal(
+    story: Story, tmp_path: Path
+) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    master, slave = pty.openpty()
+    target = tmp_path / "log.jsonl"
+    with target.open("wb") as out:  # `runlog export > log.jsonl` in a terminal
+        done = subprocess.run(
+            [sys.executable, "-m", "api", "export", "--store", os.fspath(story.path)],
+            stdout=out,
+            stderr=slave,
+            timeout=120,
+            cwd=REPO,
+            env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
+        )
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed: everything was read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert done.returncode == 0
+    assert b"exporting" in shown
+    assert b"exported" in shown
+    assert json.loads(target.read_text().splitlines()[-1])["kind"] == "end"

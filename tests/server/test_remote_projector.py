@@ -70,3 +70,22 @@ async def test_claims_through_the_server_see_appends_at_once(
     again = await api.claim(names["sweep"], "remote-agent", store=url)
     assert again is not None
     assert again.run_id != work.run_id  # the claim just made is already in the state
+
+
+async def test_a_remote_projector_gets_lines_and_copies_from_the_server(
+    url: str, populated: tuple[Path, dict[str, str]]
+) -> None:
+    path, _ = populated
+    async with (
+        open_store(path) as local,
+        open_projector(local) as here,
+        open_store(url) as remote,
+        open_projector(remote) as there,
+    ):
+        line = await there.run_line("a", "done")
+        assert line is not None
+        assert line == await here.run_line("a", "done")
+        assert [b.end for b in line.line.bands] == ["exit 0"]
+        assert await there.run_line("a", "nope") is None
+        head = await local.head()
+        assert await there.run_copy("a", "done", head) == await here.run_copy("a", "done", head)
