@@ -92,6 +92,9 @@ class RunRules(FoldState):
             if sweep is not None:
                 state.sweep_id = sweep_id
                 sweep.counts[state.status.value] = sweep.counts.get(state.status.value, 0) + 1
+                # Its counts changed: a read model must store it again, even when this is
+                # a resume (no first start below touches it).
+                self.dirty_sweeps.add(sweep_id)
             return sweep
         return self.sweep(state.sweep_id) if state.sweep_id is not None else None
 

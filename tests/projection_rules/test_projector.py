@@ -163,6 +163,21 @@ async def test_runs_filtered_by_project_and_status(store: EventStore) -> None:
             await projector.runs("p", "sleeping")
 
 
+async def test_a_run_resumed_into_a_sweep_is_counted_by_the_read_model(
+    store: EventStore,
+) -> None:
+    async with open_projector(store, chunk=1) as projector:
+        await store.append("run:p/a", [init("a")])
+        await projector.catch_up()
+        await store.append("sweep:s", [sweep_created("s")])
+        await projector.catch_up()
+        await store.append("run:p/a", [init("a", incarnation=2, sweep_id="s")])
+        sweep = await projector.sweep("s")
+        assert sweep is not None
+        assert sweep.counts == {"running": 1}
+        assert (await projector.check()).ok
+
+
 async def test_a_page_of_runs_is_the_oldest_first(store: EventStore) -> None:
     async with open_projector(store) as projector:
         for run_id in ("a", "b", "c"):
