@@ -7,6 +7,7 @@ the public face of this for read models kept in a store's file (``host_read_mode
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 import time
@@ -27,10 +28,27 @@ _T = TypeVar("_T")
 async def run_on_thread(
     conn: aiosqlite.Connection, where: str, fn: Callable[..., _T], *args: Any
 ) -> _T:
-    """Run ``fn(sqlite3_connection, *args)`` on ``conn``'s thread, translating errors."""
+    """Run ``fn(sqlite3_connection, *args)`` on ``conn``'s thread, translating errors.
+
+    A caller cancelled meanwhile still waits for the thread to finish the call (the
+    thread cannot be stopped): the thread hands its result to this event loop, and a
+    loop closed before that (``asyncio.run`` ending while a store call was in flight)
+    would make the thread die with a traceback instead.
+    """
     try:
         execute = cast(Callable[..., Awaitable[_T]], conn._execute)
-        return await execute(fn, conn._conn, *args)
+        call = asyncio.ensure_future(execute(fn, conn._conn, *args))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            while not call.done():
+                try:
+                    await asyncio.wait({call})
+                except asyncio.CancelledError:
+                    continue  # cancelled again (anyio re-delivers): keep waiting
+            if not call.cancelled():
+                call.exception()  # retrieved: the caller was cancelled, not failed
+            raise
     except sqlite3.Error as exc:
         raise translate_sqlite_error(exc, where) from exc
     except UnicodeDecodeError as exc:  # text SQLite itself keeps (its schema) was damaged
