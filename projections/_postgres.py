@@ -118,6 +118,13 @@ class PostgresDialect(Dialect):
     )
     schema_lock = f"SELECT pg_advisory_xact_lock({_LOCK})"
     lock_checkpoint = "SELECT value FROM rm_meta WHERE key = 'checkpoint' FOR UPDATE"
+    # A history sample's seeks in one statement: one round trip instead of one per point.
+    seek_steps = (
+        "SELECT h.step, h.position FROM unnest(?::bigint[]) WITH ORDINALITY AS t(target, n) "
+        "CROSS JOIN LATERAL (SELECT step, position FROM rm_history "
+        "WHERE project = ? AND run_id = ? AND step >= t.target AND step <= ? "
+        "ORDER BY step LIMIT 1) AS h ORDER BY t.n"
+    )
     upsert_run = (
         "INSERT INTO rm_runs VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (project, run_id) DO UPDATE SET status = excluded.status, "

@@ -83,6 +83,11 @@ class Dialect(ABC):
     state)."""
     clear: tuple[str, ...]
     """Statements that empty the tables (after ``lock_checkpoint``)."""
+    seek_steps: str | None = None
+    """One statement for a history sample's index seeks, if the database has one:
+    parameters (target steps as an array, project, run id, last step), rows (step,
+    position) in target order. Without it each seek is its own query (SQLite: a call
+    on the connection's thread; over a network a round trip each would add up)."""
     where: str
     """The read model as error messages name it."""
 
@@ -287,7 +292,8 @@ class TableReadModel:
         self, key: RunKey, start: int | None, stop: int | None, points: int | None
     ) -> list[tuple[int, int]]:
         """(step, position) rows of a run's history in ``[start, stop)``, or a sample."""
-        return await self._db.read(lambda ex: _history(ex, key, start, stop, points))
+        seek = self._db.seek_steps
+        return await self._db.read(lambda ex: _history(ex, key, start, stop, points, seek))
 
     async def snapshot(self) -> Snapshot:
         """Everything the read model holds, as of one position."""
@@ -340,7 +346,12 @@ def _filters(project: str | None, status: str | None) -> tuple[str, tuple[object
 
 
 def _history(
-    ex: Executor, key: RunKey, start: int | None, stop: int | None, points: int | None
+    ex: Executor,
+    key: RunKey,
+    start: int | None,
+    stop: int | None,
+    points: int | None,
+    seek_steps: str | None = None,
 ) -> list[tuple[int, int]]:
     low = start if start is not None else _LOWEST
     high = stop if stop is not None else _HIGHEST
@@ -360,15 +371,21 @@ def _history(
     last = ex.rows(f"SELECT max(step) FROM rm_history WHERE {where}", args)[0][0]
     # Seek to evenly spaced target steps on the (project, run_id, step) key: a few
     # hundred index look-ups, however long the history.
+    targets = [first + index for index in sample_steps(range(first, last + 1), points)]
+    if seek_steps is not None:
+        found_rows: list[Sequence[Any]] = list(ex.rows(seek_steps, (targets, *key, last)))
+    else:
+        found_rows = []
+        for target in targets:
+            found_rows += ex.rows(
+                "SELECT step, position FROM rm_history WHERE project = ? AND run_id = ? "
+                "AND step >= ? AND step <= ? ORDER BY step LIMIT 1",
+                (*key, target, last),
+            )
     out: list[tuple[int, int]] = []
-    for index in sample_steps(range(first, last + 1), points):
-        found = ex.rows(
-            "SELECT step, position FROM rm_history WHERE project = ? AND run_id = ? "
-            "AND step >= ? AND step <= ? ORDER BY step LIMIT 1",
-            (*key, first + index, last),
-        )
-        if found and (not out or found[0][0] > out[-1][0]):
-            out.append((found[0][0], found[0][1]))
+    for step, position in found_rows:
+        if not out or step > out[-1][0]:  # two targets can find the same logged step
+            out.append((step, position))
     return out
 
 
