@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -200,25 +201,31 @@ async def _start(
                     (interval, flush_interval, batch_size, max_buffer),
                 )
 
-            return await decide_branch(opened, project_name, run_id, branch, template, build)
-        return await _decide(
-            opened,
-            owns_store,
-            project_name,
-            run_id,
-            mode,
-            root,
-            sweep_id,
-            template,
-            interval,
-            flush_interval,
-            batch_size,
-            max_buffer,
-        )
+            run = await decide_branch(opened, project_name, run_id, branch, template, build)
+        else:
+            run = await _decide(
+                opened,
+                owns_store,
+                project_name,
+                run_id,
+                mode,
+                root,
+                sweep_id,
+                template,
+                interval,
+                flush_interval,
+                batch_size,
+                max_buffer,
+            )
     except BaseException:
         if owns_store:
             await opened.aclose()
         raise
+    # Let the run's writer task take its first step before the caller goes on: a task
+    # cancelled before it ever ran (the script leaves, asyncio.run cancels what is
+    # left) would never get to write what the run logged.
+    await asyncio.sleep(0)
+    return run
 
 
 def _sweep_params(sweep_id: str | None) -> dict[str, Any]:
