@@ -11,7 +11,7 @@ from ._checks import satisfies
 from ._codec import EventCodec, event_id_bytes
 from ._errors import EventIdConflict, EventTooLarge, InvalidArgument, WrongExpectedVersion
 from ._events import Event
-from ._types import AppendResult, NewEvent
+from ._types import AppendResult, NewEvent, RecordedEvent
 
 __all__ = ["AppendPlan", "StoredIds", "encode_batch", "retried_append"]
 
@@ -201,6 +201,14 @@ class AppendPlan:
     def version(self) -> int:
         """The stream's version after the append."""
         return self.current + len(self.hashes)
+
+    def records(self, events: list[Event]) -> list[RecordedEvent]:
+        """The batch's ``events`` as they will read back: positions, versions, time."""
+        stream, first, start, now = self.stream, self.first, self.current + 1, self.now
+        return [
+            RecordedEvent(first + i, stream, start + i, now, event)
+            for i, event in enumerate(events)
+        ]
 
     def result(self) -> AppendResult:
         """What the append returns once committed."""

@@ -137,25 +137,11 @@ class PostgresQueries(PostgresReads):
             )
         inline = self.inline
         if inline is not None and objects is not None:
-            await self._advance_head(conn, inline, stream_id, plan, objects)
+            await self._fold_into_head(
+                conn, inline, stream_id, plan.stream, plan.records(objects)
+            )
         # Sent when (and only if) the transaction commits.
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(plan.last))
-
-    async def _advance_head(
-        self,
-        conn: Connection,
-        inline: InlineProjection,
-        stream_id: int,
-        plan: AppendPlan,
-        objects: list[Event],
-    ) -> None:
-        """Fold the batch into the stream's head, in the append's transaction."""
-        stream, first, start, now = plan.stream, plan.first, plan.current + 1, plan.now
-        events = [
-            RecordedEvent(first + i, stream, start + i, now, event)
-            for i, event in enumerate(objects)
-        ]
-        await self._fold_into_head(conn, inline, stream_id, stream, events)
 
     async def _fold_into_head(
         self,

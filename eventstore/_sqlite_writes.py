@@ -89,7 +89,7 @@ class SQLiteQueries(SQLiteReads):
             _insert(db, _rows(plan, stream_id, ids, datas), plan.count)
             inline = self.inline
             if inline is not None and objects is not None:
-                self._advance_head(db, inline, stream_id, plan, objects)
+                self._fold_into_head(db, inline, stream_id, stream, plan.records(objects))
             db.execute("COMMIT")
         except sqlite3.IntegrityError:
             # Only a stored event id can collide here (positions and versions are
@@ -100,22 +100,6 @@ class SQLiteQueries(SQLiteReads):
             if db.in_transaction:
                 db.execute("ROLLBACK")
         return plan.result()
-
-    def _advance_head(
-        self,
-        db: sqlite3.Connection,
-        inline: InlineProjection,
-        stream_id: int,
-        plan: AppendPlan,
-        objects: list[Event],
-    ) -> None:
-        """Fold the batch into the stream's head, in the append's transaction."""
-        stream, first, start, now = plan.stream, plan.first, plan.current + 1, plan.now
-        events = [
-            RecordedEvent(first + i, stream, start + i, now, event)
-            for i, event in enumerate(objects)
-        ]
-        self._fold_into_head(db, inline, stream_id, stream, events)
 
     def _fold_into_head(
         self,
