@@ -71,6 +71,7 @@ from ._inline import StoredHead as StoredHead
 from ._inline import StreamHead as StreamHead
 from ._location import StoreLocation as StoreLocation
 from ._location import parse_location as parse_location
+from ._merged import read_streams as read_streams
 from ._open import Opening as Opening
 from ._open import open_store as open_store
 from ._protocol import EventStore as EventStore
@@ -200,6 +201,7 @@ __all__ = [
     "open_store",
     "parse_location",
     "parse_stream",
+    "read_streams",
     "run_stream",
     "sweep_stream",
     "wire",

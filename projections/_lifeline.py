@@ -14,7 +14,7 @@ chunk by chunk gives the same line.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -36,6 +36,7 @@ from eventstore import (
     RunScheduled,
     RunStopRequested,
     StepLogged,
+    read_streams,
     run_stream,
     sweep_stream,
 )
@@ -463,20 +464,6 @@ async def line_from_log(store: EventStore, project: str, run_id: str) -> RunLine
             break
     lines = Lines()
     streams = [stream] + ([sweep_stream(sweep_id)] if sweep_id else [])
-    async for record in _merged(store, streams):
+    async for record in read_streams(store, streams):
         lines.apply_all([record], lambda _: project)
     return lines.lines.get((project, run_id))
-
-
-async def _merged(store: EventStore, streams: list[str]) -> AsyncIterator[RecordedEvent]:
-    iterators = [store.read_stream(stream).__aiter__() for stream in streams]
-    heads: list[RecordedEvent | None] = [await anext(it, None) for it in iterators]
-    while True:
-        live = [(r.position, i) for i, r in enumerate(heads) if r is not None]
-        if not live:
-            return
-        _, index = min(live)
-        record = heads[index]
-        assert record is not None
-        yield record
-        heads[index] = await anext(iterators[index], None)

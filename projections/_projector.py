@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from types import TracebackType
 from typing import Any, Self
@@ -16,9 +15,9 @@ from eventstore import (
     EventStore,
     InvalidArgument,
     Opening,
-    RecordedEvent,
     RunLogError,
     StepLogged,
+    read_streams,
     run_stream,
     sweep_stream,
 )
@@ -354,15 +353,9 @@ class Projector:
 
     async def _fold_streams(self, streams: list[str], until: int) -> Fold:
         model = Fold()
-        async for record in _merge([self._read_until(stream, until) for stream in streams]):
+        async for record in read_streams(self._store, streams, until=until):
             model.apply(record)
         return model
-
-    async def _read_until(self, stream: str, until: int) -> AsyncIterator[RecordedEvent]:
-        async for record in self._store.read_stream(stream):
-            if record.position > until:
-                return
-            yield record
 
 
 def open_projector(store: EventStore, *, chunk: int = 10_000) -> Opening[Projector]:
@@ -374,24 +367,6 @@ def open_projector(store: EventStore, *, chunk: int = 10_000) -> Opening[Project
             the database's write lock).
     """
     return Opening(Projector(store, chunk=chunk)._open)
-
-
-async def _merge(sources: list[AsyncIterator[RecordedEvent]]) -> AsyncIterator[RecordedEvent]:
-    """Events of several streams in position order."""
-    heads: list[tuple[int, int, RecordedEvent]] = []
-    for index, source in enumerate(sources):
-        first = await anext(source, None)
-        if first is not None:
-            heads.append((first.position, index, first))
-    heapq.heapify(heads)
-    while heads:
-        _, index, record = heads[0]
-        yield record
-        following = await anext(sources[index], None)
-        if following is None:
-            heapq.heappop(heads)
-        else:
-            heapq.heapreplace(heads, (following.position, index, following))
 
 
 def _history_points(

@@ -17,6 +17,7 @@ from eventstore import (
     RecordedEvent,
     StepLogged,
     parse_stream,
+    read_streams,
     run_stream,
     sweep_stream,
 )
@@ -231,7 +232,7 @@ async def timeline(
         model = Fold()
         shown = 0
         read = 0
-        async for record in _merged(opened, streams):
+        async for record in read_streams(opened, streams):
             read += 1
             if progress is not None and read % 5000 == 0:
                 progress(read, total)
@@ -306,7 +307,7 @@ async def replay(
                     if progress is not None:
                         progress(done, position)
             else:
-                async for record in _merged(opened, streams, until=position):
+                async for record in read_streams(opened, streams, until=position):
                     model.apply(record)
                 if progress is not None:
                     progress(position, position)
@@ -343,25 +344,6 @@ async def _target_streams(store: EventStore, projector: Projector, target: str) 
 def _is_target_run(state: RunState, target: str) -> bool:
     project, run_id = split_run(target)
     return state.run_id == run_id and project in (None, state.project)
-
-
-async def _merged(
-    store: EventStore, streams: list[str], *, until: int | None = None
-) -> AsyncIterator[RecordedEvent]:
-    """The events of ``streams`` in position order (up to ``until``)."""
-    iterators = [store.read_stream(stream).__aiter__() for stream in streams]
-    heads: list[RecordedEvent | None] = [await anext(it, None) for it in iterators]
-    while True:
-        live = [(r.position, i) for i, r in enumerate(heads) if r is not None]
-        if not live:
-            return
-        _, index = min(live)
-        record = heads[index]
-        assert record is not None
-        if until is not None and record.position > until:
-            return
-        yield record
-        heads[index] = await anext(iterators[index], None)
 
 
 def _concerns(record: RecordedEvent, run_id: str) -> bool:

@@ -17,14 +17,12 @@ in-memory copy and the nearest stored one.
 from __future__ import annotations
 
 import bisect
-import heapq
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator
 
 import anyio
 import msgspec
 
-from eventstore import EventStore, RecordedEvent, run_stream, sweep_stream
+from eventstore import EventStore, read_streams, run_stream, sweep_stream
 from projections import Fold, Projector, RunCopy, RunKey, RunState, SweepState
 
 __all__ = ["TimeTravel"]
@@ -98,7 +96,7 @@ class TimeTravel:
         else:
             model, versions = Fold(), dict.fromkeys(streams, 0)
         folded = 0
-        async for record in _merged(self._store, versions, position, after):
+        async for record in read_streams(self._store, versions, after=after, until=position):
             model.apply(record)
             versions[record.stream] = record.version + 1
             folded += 1
@@ -157,35 +155,3 @@ def _keep(copies: list[tuple[int, bytes]], copy: _Copy) -> None:
     copies.insert(index, (copy.position, _encode(copy)))
     if len(copies) > _KEEP_COPIES:
         del copies[1]  # the first stays: it is where every backward move starts
-
-
-async def _merged(
-    store: EventStore, versions: dict[str, int], until: int, after: int = 0
-) -> AsyncIterator[RecordedEvent]:
-    """The streams' events from their versions, after position ``after`` up to position
-    ``until``, in log order."""
-
-    async def upto(stream: str) -> AsyncGenerator[RecordedEvent, None]:
-        async for record in store.read_stream(stream, versions[stream]):
-            if record.position > until:
-                return
-            if record.position > after:
-                yield record
-
-    iterators = [upto(stream) for stream in versions]
-    heads: list[tuple[int, int, RecordedEvent]] = []
-    for index, iterator in enumerate(iterators):
-        first = await anext(iterator, None)
-        if first is not None:
-            heads.append((first.position, index, first))
-    heapq.heapify(heads)
-    try:
-        while heads:
-            _, index, record = heapq.heappop(heads)
-            yield record
-            following = await anext(iterators[index], None)
-            if following is not None:
-                heapq.heappush(heads, (following.position, index, following))
-    finally:
-        for iterator in iterators:
-            await iterator.aclose()

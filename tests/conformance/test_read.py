@@ -14,6 +14,7 @@ from eventstore import (
     RunExited,
     RunInitialized,
     StoreClosed,
+    read_streams,
 )
 
 from .._backends import StoreFactory
@@ -226,3 +227,14 @@ async def test_check_log_finds_a_sound_log_and_names_its_head_hash(store: EventS
     )
     [last] = [s async for s in store.read_stored(10)]
     assert check.head_hash == last.hash.hex()
+
+
+async def test_several_streams_read_as_one_in_log_order(store: EventStore) -> None:
+    for stream in ("run:p/a", "run:p/b", "run:p/a", "sweep:s", "run:p/b", "run:p/a"):
+        await store.append(stream, steps(0, 1))
+    read = [(r.position, r.stream) async for r in read_streams(store, ["run:p/b", "run:p/a"])]
+    assert read == [(1, "run:p/a"), (2, "run:p/b"), (3, "run:p/a"), (5, "run:p/b"), (6, "run:p/a")]
+    window = read_streams(store, {"run:p/a": 2, "sweep:s": 0}, after=3, until=5)
+    assert [(r.position, r.stream) async for r in window] == [(4, "sweep:s")]
+    from_version = read_streams(store, {"run:p/a": 1})
+    assert [r.position async for r in from_version] == [3, 6]
