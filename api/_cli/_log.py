@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TypeVar
 
@@ -149,31 +150,21 @@ def export(streams: tuple[str, ...], no_files: bool, output: str | None, store: 
     """Write the log as JSON Lines (stdout): runlog export > log.jsonl"""
     from .._audit._transfer import export_log
 
-    if output is None:
-        out = sys.stdout.buffer
-        # `runlog export > log.jsonl`: the bar goes to stderr when that is a terminal
-        # and the events are not being printed on it.
-        with progress_bar("exporting", not sys.stdout.isatty()) as progress:
-            summary = run_coroutine(
-                lambda: export_log(
-                    out,
-                    store=store,
-                    streams=streams or None,
-                    files=not no_files,
-                    progress=progress,
-                )
+    # `runlog export > log.jsonl`: the bar goes to stderr when that is a terminal and
+    # the events are not being printed on it.
+    shown = output is not None or not sys.stdout.isatty()
+    with contextlib.ExitStack() as stack:
+        progress = stack.enter_context(progress_bar("exporting", shown))
+        out = stack.enter_context(open(output, "wb")) if output is not None else sys.stdout.buffer
+        summary = run_coroutine(
+            lambda: export_log(
+                out,
+                store=store,
+                streams=streams or None,
+                files=not no_files,
+                progress=progress,
             )
-    else:
-        with progress_bar("exporting", True) as progress, open(output, "wb") as file:
-            summary = run_coroutine(
-                lambda: export_log(
-                    file,
-                    store=store,
-                    streams=streams or None,
-                    files=not no_files,
-                    progress=progress,
-                )
-            )
+        )
     click.echo(f"exported {summary.events} events and {summary.files} files", err=True)
 
 
