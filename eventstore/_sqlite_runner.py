@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import aiosqlite
+import anyio
 
 from ._errors import CorruptStore
 from ._sqlite_errors import is_busy, translate_sqlite_error
@@ -41,11 +42,14 @@ async def run_on_thread(
         try:
             return await asyncio.shield(call)
         except asyncio.CancelledError:
-            while not call.done():
-                try:
-                    await asyncio.wait({call})
-                except asyncio.CancelledError:
-                    continue  # cancelled again (anyio re-delivers): keep waiting
+            # Shielded, so anyio does not deliver the cancellation again at every turn
+            # of the loop; a second plain task.cancel() still can, hence the loop.
+            with anyio.CancelScope(shield=True):
+                while not call.done():
+                    try:
+                        await asyncio.wait({call})
+                    except asyncio.CancelledError:
+                        continue
             if not call.cancelled():
                 call.exception()  # retrieved: the caller was cancelled, not failed
             raise
